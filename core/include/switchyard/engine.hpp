@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+//
+// The embedding API: load a configuration, start and stop its pipelines, read counters,
+// and add in-process sources, sinks and filters next to the ones loaded from .so files.
+//
+//   switchyard::Engine engine;
+//   engine.loadFile("bridge.yaml");       // throws switchyard::ConfigError with every problem
+//   engine.start();
+//   ...
+//   engine.stop();                          // stop inputs, drain, close outputs
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/plugin.hpp"
+#include "switchyard/sdk.hpp"
+
+namespace switchyard {
+
+/// One problem found in a configuration, with its place in the file.
+struct Diagnostic {
+  std::string file;
+  int line = 0;    ///< 1-based; 0 when unknown
+  int column = 0;  ///< 1-based; 0 when unknown
+  std::string path;     ///< key path: "pipelines.zmq-to-amqp.filters[1].ca_file"
+  std::string message;  ///< what is wrong and what was expected
+  /// "file:line:column: path: message"
+  [[nodiscard]] std::string str() const;
+};
+
+/// Every problem of a configuration at once.
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<Diagnostic> diagnostics);
+  [[nodiscard]] const std::vector<Diagnostic> &diagnostics() const noexcept { return diagnostics_; }
+
+ private:
+  std::vector<Diagnostic> diagnostics_;
+};
+
+/// A configuration key of an in-process plugin (the C++ twin of sy_config_key).
+struct KeySpec {
+  std::string name;
+  sy_config_type type = SY_CFG_STRING;
+  bool required = false;
+  std::optional<std::string> default_json;  ///< JSON text
+  std::string description;
+  bool secret = false;
+};
+
+/// A factory for an in-process plugin: called once per pipeline that uses it.
+template <typename T>
+using Factory = std::function<std::unique_ptr<T>(const sdk::Config &)>;
+
+struct CounterSample {
+  std::string pipeline;
+  std::string plugin;  ///< instance place, e.g. "outputs[0] (stdout)"; "" for pipeline totals
+  std::string name;    ///< "received", "delivered", "dropped", ...
+  std::string label;   ///< the reason for "dropped" and other labelled counters
+  std::int64_t value = 0;
+  bool gauge = false;
+};
+
+struct EngineOptions {
+  std::vector<std::string> plugin_paths;  ///< searched first (--plugin-path)
+  bool use_env_plugin_path = true;        ///< then SWITCHYARD_PLUGIN_PATH (colon-separated)
+  bool use_config_plugin_path = true;     ///< then the configuration's plugin_path
+  bool use_install_dir = true;            ///< then <libdir>/switchyard/plugins
+  Logger *logger = nullptr;               ///< null: the default stderr logger
+};
+
+class Engine {
+ public:
+  explicit Engine(EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine &) = delete;
+  Engine &operator=(const Engine &) = delete;
+
+  /// In-process plugins, usable in configurations under @p name like any loaded plugin.
+  void registerSource(std::string name, std::vector<KeySpec> schema, Factory<Source> factory,
+                      bool can_ack = false);
+  void registerSink(std::string name, std::vector<KeySpec> schema, Factory<Sink> factory,
+                    bool can_ack = false);
+  void registerFilter(std::string name, std::vector<KeySpec> schema, Factory<Filter> factory);
+
+  /// Parse and validate a configuration and create every plugin instance (no sockets are
+  /// opened until start()). Throws ConfigError listing every problem.
+  void loadFile(const std::string &path);
+  void loadString(std::string_view yaml, const std::string &name = "<string>");
+
+  /// Start every pipeline, each input on its own thread. Throws std::runtime_error when
+  /// a plugin fails to start (the others are stopped again).
+  void start();
+  /// Ask every pipeline to stop (thread-safe, returns at once).
+  void requestStop() noexcept;
+  /// Wait until every pipeline ended (inputs at end of stream, or stop requested) or the
+  /// timeout passed; returns whether they all ended.
+  bool wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// requestStop() + wait() + close outputs. Returns false when a pipeline failed.
+  bool stop();
+  /// True when some pipeline hit a fatal error.
+  [[nodiscard]] bool failed() const noexcept;
+
+  [[nodiscard]] std::vector<CounterSample> counters() const;
+  /// Sum of one counter over every plugin of a pipeline (all labels).
+  [[nodiscard]] std::int64_t counter(std::string_view pipeline, std::string_view name,
+                                     std::string_view label = {}) const;
+
+  /// The plugins that are known (loaded files and in-process ones).
+  [[nodiscard]] std::vector<std::string> pluginNames() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace switchyard

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+//
+// The C++ side of the plugin ABI. Objects declared here cross the .so boundary, which is
+// safe only because core and plugins are built with the same toolchain; the loader checks
+// the build fingerprint in the info record (abi.h) before it maps a plugin.
+//
+// Rules (docs/plugin-abi.md): every virtual is noexcept (no exception crosses a .so);
+// no RTTI on plugin objects (the core dispatches on the info record's kind); a plugin
+// never keeps a pointer into a Message after handing it on.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <poll.h>
+
+#include <fmt/format.h>
+
+#include "switchyard/abi.h"
+#include "switchyard/message.hpp"
+
+namespace switchyard {
+
+/// Result of a plugin call that can fail.
+class Status {
+ public:
+  enum class Code : std::uint8_t {
+    Ok,
+    EndOfStream,  ///< source: no more input will ever come (stdin at EOF)
+    Error,        ///< recoverable: logged and counted, the plugin keeps going
+    Fatal,        ///< unrecoverable: the pipeline stops and the process exits non-zero
+  };
+  Status() = default;
+  static Status ok() { return {}; }
+  static Status endOfStream() { return Status(Code::EndOfStream, {}, {}); }
+  static Status error(std::string message, std::string key = {}) {
+    return Status(Code::Error, std::move(message), std::move(key));
+  }
+  static Status fatal(std::string message, std::string key = {}) {
+    return Status(Code::Fatal, std::move(message), std::move(key));
+  }
+  [[nodiscard]] bool isOk() const { return code_ == Code::Ok; }
+  [[nodiscard]] Code code() const { return code_; }
+  [[nodiscard]] const std::string &message() const { return message_; }
+  /// The configuration key the error is about, if any ("ca_file"); lets the core point
+  /// at the key's file:line:column.
+  [[nodiscard]] const std::string &key() const { return key_; }
+
+ private:
+  Status(Code c, std::string m, std::string k) : code_(c), message_(std::move(m)), key_(std::move(k)) {}
+  Code code_ = Code::Ok;
+  std::string message_;
+  std::string key_;
+};
+
+/// How a message ended at one output, and (aggregated over all outputs) at the input.
+/// Ordered by severity: the input is told the most severe outcome of all its outputs.
+enum class Outcome : std::uint8_t {
+  Delivered = 0,  ///< the next hop has it (AMQP: publisher confirm received)
+  Dropped = 1,    ///< deliberately not delivered, counted with a reason; settles the input
+  Retry = 2,      ///< transient failure: the input should redeliver (AMQP: nack + requeue)
+  Reject = 3,     ///< permanent failure: the input must not redeliver (AMQP: nack, dead-letter)
+};
+inline const char *toString(Outcome o) noexcept {
+  switch (o) {
+    case Outcome::Delivered: return "delivered";
+    case Outcome::Dropped: return "dropped";
+    case Outcome::Retry: return "retry";
+    case Outcome::Reject: return "reject";
+  }
+  return "unknown";
+}
+
+/// A filter's decision about one message.
+struct Verdict {
+  enum class Kind : std::uint8_t { Pass, Drop, Error };
+  Kind kind = Kind::Pass;
+  std::string reason;  ///< counter label for Drop/Error: short, snake_case ("bad_signature")
+  bool retry = false;  ///< Error only: transient (Retry) rather than permanent (Reject)
+
+  static Verdict pass() { return {}; }
+  static Verdict drop(std::string reason) { return {Kind::Drop, std::move(reason), false}; }
+  static Verdict error(std::string reason, bool retry = false) {
+    return {Kind::Error, std::move(reason), retry};
+  }
+};
+
+enum class LogLevel : std::uint8_t { Trace, Debug, Info, Warn, Error, Critical };
+
+/// Log sink handed to plugins by the host. THREADING: thread-safe.
+class Logger {
+ public:
+  virtual ~Logger() = default;
+  virtual void log(LogLevel level, std::string_view message) noexcept = 0;
+  [[nodiscard]] virtual bool enabled(LogLevel level) const noexcept = 0;
+
+  template <typename... Args>
+  void logf(LogLevel level, fmt::format_string<Args...> f, Args &&...args) noexcept {
+    if (!enabled(level)) {
+      return;
+    }
+    try {
+      log(level, fmt::format(f, std::forward<Args>(args)...));
+    } catch (...) {  // formatting must never take a message path down
+      log(level, "(log formatting failed)");
+    }
+  }
+  template <typename... Args>
+  void debug(fmt::format_string<Args...> f, Args &&...args) noexcept {
+    logf(LogLevel::Debug, f, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void info(fmt::format_string<Args...> f, Args &&...args) noexcept {
+    logf(LogLevel::Info, f, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void warn(fmt::format_string<Args...> f, Args &&...args) noexcept {
+    logf(LogLevel::Warn, f, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void error(fmt::format_string<Args...> f, Args &&...args) noexcept {
+    logf(LogLevel::Error, f, std::forward<Args>(args)...);
+  }
+};
+
+/// A monotonically increasing counter owned by the core. References stay valid for the
+/// lifetime of the plugin instance. THREADING: thread-safe, lock-free.
+class Counter {
+ public:
+  void add(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+/// A value that goes up and down (queue depth, connection state). THREADING: thread-safe.
+class Gauge {
+ public:
+  void set(std::int64_t v) noexcept { value_.store(v, std::memory_order_relaxed); }
+  void add(std::int64_t d) noexcept { value_.fetch_add(d, std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> value_{0};
+};
+
+/// Host services common to every plugin instance.
+class PluginContext {
+ public:
+  virtual ~PluginContext() = default;
+  [[nodiscard]] virtual Logger &log() noexcept = 0;
+  /// A counter of this instance, reported as `NAME{pipeline, plugin}`; with a @p label,
+  /// as `NAME{pipeline, plugin, reason=LABEL}`. Cache the reference: lookup takes a lock.
+  [[nodiscard]] virtual Counter &counter(std::string_view name, std::string_view label = {}) noexcept = 0;
+  [[nodiscard]] virtual Gauge &gauge(std::string_view name) noexcept = 0;
+  /// Counts one message dropped by this plugin under @p reason ("dropped{reason}").
+  virtual void countDrop(std::string_view reason) noexcept = 0;
+  /// The pipeline's name, and this instance's place in it ("pipelines.p.outputs[0] (stdout)").
+  [[nodiscard]] virtual std::string_view pipeline() const noexcept = 0;
+  [[nodiscard]] virtual std::string_view instance() const noexcept = 0;
+  /// True once shutdown began.
+  [[nodiscard]] virtual bool stopping() const noexcept = 0;
+};
+
+using FilterContext = PluginContext;
+
+class SourceContext : public PluginContext {
+ public:
+  enum class SubmitResult : std::uint8_t {
+    Accepted,  ///< the pipeline owns it; Source::complete() will be called for @p tag
+    Stopping,  ///< shutdown is under way and the message was not taken: do not settle it
+               ///< as delivered (an AMQP source leaves it unacked so the broker redelivers)
+  };
+  /// Hands a message to the pipeline: runs the filters on the calling thread, then queues
+  /// it for every output. Blocks while an output queue is full (backpressure) until space
+  /// frees or shutdown begins. @p tag is the source's own handle, given back verbatim to
+  /// Source::complete(). THREADING: source thread only.
+  virtual SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept = 0;
+  /// A file descriptor that becomes readable when completions are waiting; a source that
+  /// blocks in poll(2) adds it to its set so that acks go out without delay.
+  [[nodiscard]] virtual int wakeFd() const noexcept = 0;
+  /// Number of messages submitted and not yet completed.
+  [[nodiscard]] virtual std::size_t inFlight() const noexcept = 0;
+};
+
+/// Identifies one message handed to a sink; pass it back to SinkContext::done().
+using DeliveryId = std::uint64_t;
+
+class SinkContext : public PluginContext {
+ public:
+  /// Reports how message @p id ended. Must be called exactly once per id, from the sink
+  /// thread. Outcome::Dropped and failures need a short snake_case @p reason.
+  virtual void done(DeliveryId id, Outcome outcome, std::string_view reason = {}) noexcept = 0;
+  /// Readable when messages are waiting in this output's queue.
+  [[nodiscard]] virtual int wakeFd() const noexcept = 0;
+  /// Messages handed to the sink and not yet reported done.
+  [[nodiscard]] virtual std::size_t pending() const noexcept = 0;
+};
+
+/// Base of every plugin instance. OWNERSHIP: the core owns instances; they never outlive
+/// the library that created them.
+class Plugin {
+ public:
+  Plugin() = default;
+  Plugin(const Plugin &) = delete;
+  Plugin &operator=(const Plugin &) = delete;
+  virtual ~Plugin() = default;
+};
+
+/// An input. THREADING: every method is called on the pipeline's own input thread.
+class Source : public Plugin {
+ public:
+  /// Prepare; may open connections. An error here is fatal for the pipeline. A source
+  /// that can reconnect should not fail when its peer is down: it retries in poll().
+  virtual Status start(SourceContext &ctx) noexcept = 0;
+  /// Wait up to @p timeout for input (and for ctx.wakeFd()), submit what arrived, return.
+  /// Status::endOfStream() ends the pipeline after it drained; Error is logged and counted.
+  virtual Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept = 0;
+  /// The pipeline finished with the message submitted under @p tag.
+  virtual void complete(std::uint64_t tag, Outcome outcome, std::string_view reason) noexcept {
+    (void)tag, (void)outcome, (void)reason;
+  }
+  /// Shutdown began: take no new input (AMQP: cancel the consumer). poll() and complete()
+  /// keep being called while in-flight messages drain.
+  virtual void stopIntake(SourceContext &ctx) noexcept { (void)ctx; }
+  /// Release everything; last call.
+  virtual void stop() noexcept {}
+};
+
+/// An output. THREADING: every method is called on the output's own thread.
+class Sink : public Plugin {
+ public:
+  virtual Status start(SinkContext &ctx) noexcept = 0;
+  /// Take one message. Call ctx.done(id, ...) now or later (e.g. on a publisher confirm).
+  /// May block to apply backpressure (confirm window full).
+  virtual void send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept = 0;
+  /// Service the connection (confirms, heartbeats): wait up to @p timeout for the peer or
+  /// for ctx.wakeFd(). The default only waits for ctx.wakeFd().
+  virtual Status poll(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept {
+    pollfd pfd{ctx.wakeFd(), POLLIN, 0};
+    (void)::poll(&pfd, 1, static_cast<int>(timeout.count()));
+    return Status::ok();
+  }
+  /// Shutdown: wait until every message handed over is done, or @p timeout passed.
+  virtual Status flush(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept {
+    (void)ctx, (void)timeout;
+    return Status::ok();
+  }
+  virtual void stop() noexcept {}
+};
+
+/// A filter. THREADING: called on the input thread of its pipeline, one message at a time.
+class Filter : public Plugin {
+ public:
+  virtual Status start(FilterContext &ctx) noexcept {
+    (void)ctx;
+    return Status::ok();
+  }
+  virtual Verdict process(FilterContext &ctx, Message &msg) noexcept = 0;
+  virtual void stop() noexcept {}
+};
+
+/// Arguments of switchyard_plugin_create().
+struct CreateArgs {
+  std::uint32_t struct_size = sizeof(CreateArgs);
+  std::string_view config_json;  ///< validated config with defaults applied (a JSON object)
+  std::string_view instance;     ///< "pipelines.p.filters[0] (verifier)", for messages
+  Logger *logger = nullptr;
+  Status *error = nullptr;  ///< set when create returns nullptr
+};
+
+}  // namespace switchyard
+
+extern "C" {
+/// Exported by every plugin; see SWITCHYARD_PLUGIN in sdk.hpp.
+using sy_plugin_schema_fn = const sy_config_key *() noexcept;
+using sy_plugin_create_fn = switchyard::Plugin *(const switchyard::CreateArgs *) noexcept;
+}

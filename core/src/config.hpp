@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+// Configuration parsing and validation (internal to libswitchyard).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/engine.hpp"
+
+namespace switchyard {
+
+class PluginRegistry;
+
+struct Mark {
+  int line = 0;    ///< 1-based
+  int column = 0;  ///< 1-based
+};
+
+/// One plugin entry of a pipeline after validation.
+struct PluginSpec {
+  std::string type;         ///< plugin name
+  std::string path;         ///< "pipelines.p.filters[1]"
+  std::string config_json;  ///< keys other than `type`, defaults applied, ${VAR} expanded
+  Mark mark;                ///< of the entry itself
+  std::map<std::string, Mark> key_marks;  ///< of each key given in the file
+};
+
+struct PipelineSpec {
+  std::string name;
+  Mark mark;
+  PluginSpec input;
+  std::vector<PluginSpec> filters;
+  std::vector<PluginSpec> outputs;
+};
+
+/// Engine-wide settings (top-level `settings:` mapping, all optional).
+struct Settings {
+  std::size_t queue_max_messages = 1000;       ///< per output queue
+  std::size_t queue_max_bytes = 64u << 20;      ///< per output queue
+  double drain_timeout_s = 10.0;                ///< how long shutdown waits for in-flight messages
+};
+
+struct ConfigModel {
+  std::string file;                       ///< as given ("<string>" for strings)
+  std::vector<std::string> plugin_paths;  ///< top-level plugin_path, made absolute against the file's dir
+  Settings settings;
+  std::vector<PipelineSpec> pipelines;    ///< in file order
+};
+
+/// Phase 1: YAML syntax, duplicate keys, ${VAR} interpolation, the document's shape
+/// (version, settings, plugin_path, pipelines, input/filters/outputs, `type` present).
+/// Phase 2 (validatePlugins) checks each entry against its plugin's schema. Both collect
+/// every problem before failing.
+class ConfigParser {
+ public:
+  /// Parses @p text. Diagnostics are appended to @p diags; the returned model holds what
+  /// could be understood (plugin entries not yet checked against schemas).
+  ConfigModel parse(std::string_view text, const std::string &file, std::vector<Diagnostic> &diags);
+
+  /// Checks every plugin entry against @p registry: unknown plugin (listing the known ones
+  /// of that kind), wrong kind for its place, unknown key (listing allowed keys), wrong
+  /// type, missing required key; fills config_json with defaults applied.
+  void validatePlugins(ConfigModel &model, PluginRegistry &registry, std::vector<Diagnostic> &diags);
+
+ private:
+  struct State;
+};
+
+/// Convenience used by Engine: reads the file (a read error is a diagnostic), runs phase 1.
+ConfigModel parseConfigFile(const std::string &path, std::vector<Diagnostic> &diags);
+
+}  // namespace switchyard

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+#include "switchyard/engine.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "config.hpp"
+#include "log.hpp"
+#include "registry.hpp"
+#include "runtime.hpp"
+
+namespace switchyard {
+
+std::string Diagnostic::str() const {
+  std::string where = file;
+  if (line > 0) {
+    where += fmt::format(":{}:{}", line, column);
+  }
+  if (path.empty()) {
+    return fmt::format("{}: {}", where, message);
+  }
+  return fmt::format("{}: {}: {}", where, path, message);
+}
+
+namespace {
+std::string joinDiagnostics(const std::vector<Diagnostic> &d) {
+  std::string out;
+  for (const auto &x : d) {
+    if (!out.empty()) {
+      out += '\n';
+    }
+    out += x.str();
+  }
+  return out;
+}
+}  // namespace
+
+ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
+    : std::runtime_error(joinDiagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+
+struct Engine::Impl {
+  EngineOptions options;
+  PluginRegistry registry;
+  CounterStore counters;
+  Settings settings;
+  std::vector<PipelinePlan> plans;
+  std::unique_ptr<Runtime> runtime;
+  bool loaded = false;
+  std::vector<std::unique_ptr<logging::ContextLogger>> loggers;
+
+  Logger &logger() { return options.logger != nullptr ? *options.logger : logging::root(); }
+
+  template <typename T>
+  void registerInProcess(std::string name, sy_plugin_kind kind, bool can_ack,
+                         std::vector<KeySpec> schema, Factory<T> factory) {
+    PluginDescriptor d;
+    d.kind = kind;
+    d.flags = can_ack ? SY_FLAG_CAN_ACK : 0;
+    d.abi_major = SWITCHYARD_ABI_MAJOR;
+    d.abi_minor = SWITCHYARD_ABI_MINOR;
+    d.name = std::move(name);
+    d.version = SWITCHYARD_VERSION;
+    d.description = "in-process plugin";
+    d.fingerprint = SWITCHYARD_BUILD_FINGERPRINT;
+    registry.addInProcess(std::move(d), std::move(schema),
+                          [f = std::move(factory)](const CreateArgs &a) -> Plugin * {
+                            try {
+                              sdk::Config c(a.config_json, a.logger, std::string(a.instance));
+                              return f(c).release();
+                            } catch (const sdk::ConfigError &e) {
+                              *a.error = Status::fatal(e.what(), e.key());
+                            } catch (const std::exception &e) {
+                              *a.error = Status::fatal(e.what());
+                            }
+                            return nullptr;
+                          });
+  }
+
+  void load(std::string_view text, const std::string &file);
+};
+
+void Engine::Impl::load(std::string_view text, const std::string &file) {
+  if (loaded) {
+    throw std::logic_error("Engine: a configuration is already loaded");
+  }
+  std::vector<Diagnostic> diags;
+  ConfigParser parser;
+  ConfigModel model = parser.parse(text, file, diags);
+  if (!diags.empty()) {
+    throw ConfigError(std::move(diags));
+  }
+  auto dirs = pluginSearchPath(options.plugin_paths, options.use_env_plugin_path,
+                               options.use_config_plugin_path ? model.plugin_paths
+                                                              : std::vector<std::string>{},
+                               options.use_install_dir);
+  try {
+    registry.scan(dirs);
+  } catch (const std::exception &e) {
+    throw ConfigError({Diagnostic{file, 0, 0, "", e.what()}});
+  }
+  parser.validatePlugins(model, registry, diags);
+  if (!diags.empty()) {
+    throw ConfigError(std::move(diags));
+  }
+
+  std::vector<PipelinePlan> built;
+  auto make = [&](PluginSpec &spec, const std::string &place) -> StageInstance {
+    StageInstance s;
+    s.type = spec.type;
+    s.place = place;
+    const PluginDescriptor *d = registry.find(spec.type);
+    s.can_ack = d != nullptr && d->canAck();
+    Status error;
+    std::string instance = fmt::format("{} ({})", spec.path, spec.type);
+    s.plugin = registry.create(spec.type, spec.config_json, instance, &logger(), error);
+    if (!s.plugin) {
+      Mark m = spec.mark;
+      std::string path = spec.path;
+      if (!error.key().empty()) {
+        if (auto it = spec.key_marks.find(error.key()); it != spec.key_marks.end()) {
+          m = it->second;
+        }
+        path += "." + error.key();
+      }
+      diags.push_back({file, m.line, m.column, path, error.message()});
+    }
+    return s;
+  };
+  for (auto &p : model.pipelines) {
+    PipelinePlan plan;
+    plan.name = p.name;
+    plan.input = make(p.input, "input");
+    for (std::size_t i = 0; i < p.filters.size(); ++i) {
+      plan.filters.push_back(make(p.filters[i], fmt::format("filters[{}]", i)));
+    }
+    for (std::size_t i = 0; i < p.outputs.size(); ++i) {
+      plan.outputs.push_back(make(p.outputs[i], fmt::format("outputs[{}]", i)));
+    }
+    built.push_back(std::move(plan));
+  }
+  if (!diags.empty()) {
+    throw ConfigError(std::move(diags));
+  }
+  settings = model.settings;
+  plans = std::move(built);
+  loaded = true;
+}
+
+Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
+
+Engine::~Engine() {
+  if (impl_->runtime) {
+    impl_->runtime->stop();
+  }
+}
+
+void Engine::registerSource(std::string name, std::vector<KeySpec> schema, Factory<Source> factory,
+                            bool can_ack) {
+  impl_->registerInProcess(std::move(name), SY_KIND_SOURCE, can_ack, std::move(schema),
+                           std::move(factory));
+}
+void Engine::registerSink(std::string name, std::vector<KeySpec> schema, Factory<Sink> factory,
+                          bool can_ack) {
+  impl_->registerInProcess(std::move(name), SY_KIND_SINK, can_ack, std::move(schema),
+                           std::move(factory));
+}
+void Engine::registerFilter(std::string name, std::vector<KeySpec> schema, Factory<Filter> factory) {
+  impl_->registerInProcess(std::move(name), SY_KIND_FILTER, false, std::move(schema),
+                           std::move(factory));
+}
+
+void Engine::loadFile(const std::string &path) {
+  std::vector<Diagnostic> diags;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError({Diagnostic{path, 0, 0, "", "cannot read the file"}});
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  impl_->load(ss.str(), path);
+}
+
+void Engine::loadString(std::string_view yaml, const std::string &name) { impl_->load(yaml, name); }
+
+void Engine::start() {
+  if (!impl_->loaded) {
+    throw std::logic_error("Engine::start: no configuration loaded");
+  }
+  if (impl_->runtime) {
+    throw std::logic_error("Engine::start: already started");
+  }
+  impl_->runtime = std::make_unique<Runtime>(impl_->counters, impl_->settings);
+  for (auto &p : impl_->plans) {
+    impl_->runtime->add(std::move(p));
+  }
+  impl_->plans.clear();
+  impl_->runtime->start();
+}
+
+void Engine::requestStop() noexcept {
+  if (impl_->runtime) {
+    impl_->runtime->requestStop();
+  }
+}
+
+bool Engine::wait(std::optional<std::chrono::milliseconds> timeout) {
+  if (!impl_->runtime) {
+    return true;
+  }
+  return impl_->runtime->wait(timeout);
+}
+
+bool Engine::stop() {
+  if (!impl_->runtime) {
+    return true;
+  }
+  return impl_->runtime->stop();
+}
+
+bool Engine::failed() const noexcept { return impl_->runtime && impl_->runtime->failed(); }
+
+std::vector<CounterSample> Engine::counters() const { return impl_->counters.snapshot(); }
+
+std::int64_t Engine::counter(std::string_view pipeline, std::string_view name,
+                             std::string_view label) const {
+  return impl_->counters.sum(pipeline, name, label);
+}
+
+std::vector<std::string> Engine::pluginNames() const {
+  std::vector<std::string> out;
+  for (const auto *d : impl_->registry.all()) {
+    out.push_back(d->name);
+  }
+  return out;
+}
+
+}  // namespace switchyard

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+// The `switchyard` command line.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "log.hpp"
+#include "registry.hpp"
+#include "switchyard/engine.hpp"
+
+namespace sy = switchyard;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+
+struct Common {
+  std::vector<std::string> plugin_paths;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+void addCommon(CLI::App *cmd, Common &c) {
+  cmd->add_option("--plugin-path", c.plugin_paths,
+                  "Directory searched for plugins before SWITCHYARD_PLUGIN_PATH, the "
+                  "configuration's plugin_path and the install directory (repeatable)");
+  cmd->add_option("--log-level", c.log_level, "trace, debug, info, warn, error or critical")
+      ->capture_default_str();
+  cmd->add_option("--log-format", c.log_format, "text or json (one JSON object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+}
+
+bool setupLogging(const Common &c) {
+  sy::LogLevel level;
+  if (!sy::logging::parseLevel(c.log_level, level)) {
+    std::fprintf(stderr, "switchyard: unknown log level '%s'\n", c.log_level.c_str());
+    return false;
+  }
+  sy::logging::setup(level, c.log_format == "json" ? sy::logging::Format::Json
+                                                    : sy::logging::Format::Text);
+  return true;
+}
+
+sy::EngineOptions engineOptions(const Common &c) {
+  sy::EngineOptions o;
+  o.plugin_paths = c.plugin_paths;
+  return o;
+}
+
+void printDiagnostics(const sy::ConfigError &e) {
+  for (const auto &d : e.diagnostics()) {
+    std::fprintf(stderr, "%s\n", d.str().c_str());
+  }
+  std::fprintf(stderr, "%zu error(s)\n", e.diagnostics().size());
+}
+
+void logStats(const sy::Engine &engine) {
+  auto log = sy::logging::core();
+  for (const auto &s : engine.counters()) {
+    if (s.label.empty()) {
+      log->info("stats: pipeline={} plugin=\"{}\" {}={}", s.pipeline, s.plugin, s.name, s.value);
+    } else {
+      log->info("stats: pipeline={} plugin=\"{}\" {}{{reason={}}}={}", s.pipeline, s.plugin,
+                s.name, s.label, s.value);
+    }
+  }
+}
+
+int cmdCheck(const std::string &file, const Common &c) {
+  sy::Engine engine(engineOptions(c));
+  try {
+    engine.loadFile(file);
+  } catch (const sy::ConfigError &e) {
+    printDiagnostics(e);
+    return kExitConfig;
+  }
+  std::printf("%s: OK\n", file.c_str());
+  return kExitOk;
+}
+
+int cmdRun(const std::string &file, const Common &c, double stats_interval) {
+  // Signals are taken synchronously by this thread only: block them before any thread
+  // starts so that every pipeline thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sy::Engine engine(engineOptions(c));
+  try {
+    engine.loadFile(file);
+  } catch (const sy::ConfigError &e) {
+    printDiagnostics(e);
+    return kExitConfig;
+  }
+  auto log = sy::logging::core();
+  try {
+    engine.start();
+  } catch (const std::exception &e) {
+    log->critical("start failed: {}", e.what());
+    return kExitFailure;
+  }
+  log->info("running {}", file);
+  using Clock = std::chrono::steady_clock;
+  auto next_stats = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(stats_interval));
+  bool stopping = false;
+  while (!engine.wait(std::chrono::milliseconds(0))) {
+    timespec ts{0, 200 * 1000 * 1000};
+    int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+      if (stopping) {
+        log->warn("second signal: exiting without draining");
+        std::_Exit(kExitFailure);
+      }
+      log->info("received {}, stopping: draining in-flight messages",
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+      stopping = true;
+      engine.requestStop();
+    }
+    if (stats_interval > 0 && Clock::now() >= next_stats) {
+      logStats(engine);
+      next_stats += std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(stats_interval));
+    }
+  }
+  bool ok = engine.stop();
+  if (stats_interval > 0) {
+    logStats(engine);
+  }
+  log->info("stopped");
+  return ok ? kExitOk : kExitFailure;
+}
+
+const char *typeName(std::uint32_t t) {
+  switch (t) {
+    case SY_CFG_STRING: return "string";
+    case SY_CFG_INT: return "integer";
+    case SY_CFG_FLOAT: return "number";
+    case SY_CFG_BOOL: return "boolean";
+    case SY_CFG_STRING_LIST: return "list of strings";
+    case SY_CFG_MAP: return "mapping";
+    case SY_CFG_LIST: return "list";
+    case SY_CFG_ANY: return "any";
+  }
+  return "?";
+}
+
+int cmdPlugins(const std::string &name, const Common &c) {
+  sy::PluginRegistry registry;
+  try {
+    registry.scan(sy::pluginSearchPath(c.plugin_paths, true, {}, true));
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "switchyard: %s\n", e.what());
+    return kExitConfig;
+  }
+  for (const auto &r : registry.refusals()) {
+    std::fprintf(stderr, "refused %s: %s\n", r.path.c_str(), r.reason.c_str());
+  }
+  if (name.empty()) {
+    std::printf("%-7s %-16s %-9s %-5s %s\n", "KIND", "NAME", "VERSION", "ABI", "FILE");
+    for (const auto *d : registry.all()) {
+      std::printf("%-7s %-16s %-9s %u.%-3u %s\n", sy::kindName(d->kind), d->name.c_str(),
+                  d->version.c_str(), d->abi_major, d->abi_minor, d->path.c_str());
+    }
+    return kExitOk;
+  }
+  const auto *d = registry.find(name);
+  if (d == nullptr) {
+    std::fprintf(stderr, "switchyard: no plugin named '%s'\n", name.c_str());
+    return kExitConfig;
+  }
+  try {
+    const auto &schema = registry.schema(name);
+    std::printf("%s %s (%s, ABI %u.%u)%s\n  %s\n  file: %s\n\nconfiguration keys:\n",
+                d->name.c_str(), d->version.c_str(), sy::kindName(d->kind), d->abi_major,
+                d->abi_minor, d->canAck() ? ", acknowledges" : "", d->description.c_str(),
+                d->path.c_str());
+    if (schema.empty()) {
+      std::printf("  (none besides type)\n");
+    }
+    for (const auto &k : schema) {
+      std::string req = k.required ? "required"
+                                   : (k.default_json ? "default " + *k.default_json : "optional");
+      std::printf("  %s (%s, %s)%s\n      %s\n", k.name.c_str(), typeName(k.type), req.c_str(),
+                  k.secret ? " [secret]" : "", k.description.c_str());
+    }
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "switchyard: %s\n", e.what());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"Switchyard: a plugin-based message router (fedmsg/ZeroMQ <-> AMQP)", "switchyard"};
+  app.set_version_flag("--version", std::string("switchyard ") + SWITCHYARD_VERSION);
+  app.require_subcommand(1);
+  Common common;
+
+  std::string file;
+  double stats_interval = 0;
+  auto *run = app.add_subcommand("run", "Run the pipelines of a configuration file");
+  run->add_option("file", file, "Configuration file (YAML)")->required();
+  run->add_option("--stats-interval", stats_interval,
+                  "Log every counter every N seconds (0: only at exit if set)");
+  addCommon(run, common);
+
+  auto *check = app.add_subcommand(
+      "check", "Validate a configuration and load its plugins without opening a socket");
+  check->add_option("file", file, "Configuration file (YAML)")->required();
+  addCommon(check, common);
+
+  std::string plugin_name;
+  auto *plugins = app.add_subcommand("plugins", "List plugins, or show one plugin's configuration keys");
+  plugins->add_option("name", plugin_name, "Plugin to describe");
+  addCommon(plugins, common);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e) == 0 ? kExitOk : kExitConfig;
+  }
+  if (!setupLogging(common)) {
+    return kExitConfig;
+  }
+  try {
+    if (*run) {
+      return cmdRun(file, common, stats_interval);
+    }
+    if (*check) {
+      return cmdCheck(file, common);
+    }
+    if (*plugins) {
+      return cmdPlugins(plugin_name, common);
+    }
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "switchyard: %s\n", e.what());
+    return kExitFailure;
+  }
+  return kExitFailure;
+}

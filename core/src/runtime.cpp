@@ -1,0 +1,841 @@
+// SPDX-License-Identifier: MIT
+//
+// Threads: one per input (the source, then the filters, run there) and one per output.
+// Between the input and each output sits a bounded queue (messages and bytes). Every
+// submitted message gets a Tracker that counts the outputs still owing an outcome; when
+// the last one reports, the aggregated outcome goes back to the input thread through a
+// completion queue and the source settles its delivery (docs/architecture.md).
+#include "runtime.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "log.hpp"
+
+namespace switchyard {
+
+// ---------------------------------------------------------------------------------------
+// CounterStore
+
+Counter &CounterStore::counter(std::string_view pipeline, std::string_view plugin,
+                               std::string_view name, std::string_view label) {
+  std::lock_guard lock(mutex_);
+  auto &slot = counters_[Key{std::string(pipeline), std::string(plugin), std::string(name),
+                             std::string(label)}];
+  if (!slot) {
+    slot = std::make_unique<Counter>();
+  }
+  return *slot;
+}
+
+Gauge &CounterStore::gauge(std::string_view pipeline, std::string_view plugin,
+                           std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto &slot = gauges_[Key{std::string(pipeline), std::string(plugin), std::string(name), {}}];
+  if (!slot) {
+    slot = std::make_unique<Gauge>();
+  }
+  return *slot;
+}
+
+std::vector<CounterSample> CounterStore::snapshot() const {
+  std::lock_guard lock(mutex_);
+  std::vector<CounterSample> out;
+  out.reserve(counters_.size() + gauges_.size());
+  for (const auto &[k, c] : counters_) {
+    out.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k),
+                   static_cast<std::int64_t>(c->value()), false});
+  }
+  for (const auto &[k, g] : gauges_) {
+    out.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), g->value(), true});
+  }
+  return out;
+}
+
+std::int64_t CounterStore::sum(std::string_view pipeline, std::string_view name,
+                               std::string_view label) const {
+  std::lock_guard lock(mutex_);
+  std::int64_t total = 0;
+  for (const auto &[k, c] : counters_) {
+    if (std::get<0>(k) == pipeline && std::get<2>(k) == name &&
+        (label.empty() || std::get<3>(k) == label)) {
+      total += static_cast<std::int64_t>(c->value());
+    }
+  }
+  for (const auto &[k, g] : gauges_) {
+    if (std::get<0>(k) == pipeline && std::get<2>(k) == name) {
+      total += g->value();
+    }
+  }
+  return total;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kIdlePoll{100};
+constexpr std::size_t kSinkBatch = 128;
+
+class EventFd {
+ public:
+  EventFd() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) {
+      throw std::system_error(errno, std::generic_category(), "eventfd");
+    }
+  }
+  ~EventFd() { ::close(fd_); }
+  EventFd(const EventFd &) = delete;
+  EventFd &operator=(const EventFd &) = delete;
+  void signal() noexcept {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+  }
+  void clear() noexcept {
+    std::uint64_t v;
+    [[maybe_unused]] auto n = ::read(fd_, &v, sizeof v);
+  }
+  bool wait(std::chrono::milliseconds timeout) const noexcept {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+  }
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+struct Completion {
+  std::uint64_t tag;
+  Outcome outcome;
+  std::string reason;
+};
+
+class CompletionQueue {
+ public:
+  void push(Completion c) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(c));
+    }
+    ready_.signal();
+  }
+  void take(std::vector<Completion> &out) {
+    std::lock_guard lock(mutex_);
+    ready_.clear();
+    out.swap(items_);
+  }
+  [[nodiscard]] int fd() const noexcept { return ready_.fd(); }
+  bool wait(std::chrono::milliseconds t) const noexcept { return ready_.wait(t); }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Completion> items_;
+  EventFd ready_;
+};
+
+/// Shared by every output of one message.
+struct Tracker {
+  Tracker(std::uint64_t t, int n, CompletionQueue &q) : tag(t), remaining(n), completions(q) {}
+  std::uint64_t tag;
+  std::atomic<int> remaining;
+  CompletionQueue &completions;
+  std::mutex mutex;
+  Outcome worst = Outcome::Delivered;
+  std::string reason;
+
+  /// One output is done; the last one deletes the tracker.
+  void settle(Outcome o, std::string_view why) {
+    {
+      std::lock_guard lock(mutex);
+      if (static_cast<int>(o) > static_cast<int>(worst)) {
+        worst = o;
+        reason.assign(why);
+      }
+    }
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      completions.push({tag, worst, std::move(reason)});
+      delete this;
+    }
+  }
+};
+
+struct Item {
+  Message msg;
+  Tracker *tracker;
+};
+
+class OutputQueue {
+ public:
+  OutputQueue(std::size_t max_messages, std::size_t max_bytes, Gauge &depth, Gauge &bytes)
+      : max_messages_(std::max<std::size_t>(1, max_messages)),
+        max_bytes_(max_bytes),
+        depth_(depth),
+        bytes_gauge_(bytes) {}
+
+  /// Blocks while full. Returns false (item not queued) when @p give_up says so.
+  template <typename GiveUp>
+  bool push(Item &&item, GiveUp &&give_up) {
+    std::size_t size = item.msg.byteSize();
+    std::unique_lock lock(mutex_);
+    while (!items_.empty() && (items_.size() >= max_messages_ || bytes_ + size > max_bytes_)) {
+      if (give_up()) {
+        return false;
+      }
+      not_full_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    bytes_ += size;
+    item_sizes_.push_back(size);
+    items_.push_back(std::move(item));
+    depth_.set(static_cast<std::int64_t>(items_.size()));
+    bytes_gauge_.set(static_cast<std::int64_t>(bytes_));
+    lock.unlock();
+    ready_.signal();
+    return true;
+  }
+
+  void popBatch(std::vector<Item> &out, std::size_t max) {
+    {
+      std::lock_guard lock(mutex_);
+      while (!items_.empty() && out.size() < max) {
+        out.push_back(std::move(items_.front()));
+        items_.pop_front();
+        bytes_ -= item_sizes_.front();
+        item_sizes_.pop_front();
+      }
+      if (items_.empty()) {
+        ready_.clear();
+      }
+      depth_.set(static_cast<std::int64_t>(items_.size()));
+      bytes_gauge_.set(static_cast<std::int64_t>(bytes_));
+    }
+    not_full_.notify_all();
+  }
+
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    ready_.signal();
+    not_full_.notify_all();
+  }
+  bool closedAndEmpty() {
+    std::lock_guard lock(mutex_);
+    return closed_ && items_.empty();
+  }
+  bool empty() {
+    std::lock_guard lock(mutex_);
+    return items_.empty();
+  }
+  void wake() { not_full_.notify_all(); }
+  [[nodiscard]] int fd() const noexcept { return ready_.fd(); }
+
+ private:
+  std::size_t max_messages_;
+  std::size_t max_bytes_;
+  Gauge &depth_;
+  Gauge &bytes_gauge_;
+  std::mutex mutex_;
+  std::condition_variable not_full_;
+  std::deque<Item> items_;
+  std::deque<std::size_t> item_sizes_;
+  std::size_t bytes_ = 0;
+  bool closed_ = false;
+  EventFd ready_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Pipeline
+
+class Pipeline {
+ public:
+  Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &settings);
+  ~Pipeline();
+  void start();
+  void requestStop() noexcept;
+  bool done() const noexcept { return done_.load(); }
+  bool waitDone(std::optional<Clock::time_point> deadline);
+  void join();
+  bool failed() const noexcept { return failed_.load(); }
+  const std::string &name() const { return name_; }
+
+ private:
+  /// What every context shares.
+  template <typename Iface>
+  class Ctx : public Iface {
+   public:
+    Ctx(Pipeline &p, std::string place, std::string type)
+        : p_(p),
+          label_(fmt::format("{} ({})", place, type)),
+          instance_(fmt::format("pipelines.{}.{} ({})", p.name_, place, type)),
+          logger_(instance_) {}
+    Logger &log() noexcept override { return logger_; }
+    Counter &counter(std::string_view name, std::string_view label) noexcept override {
+      return p_.counters_.counter(p_.name_, label_, name, label);
+    }
+    Gauge &gauge(std::string_view name) noexcept override {
+      return p_.counters_.gauge(p_.name_, label_, name);
+    }
+    void countDrop(std::string_view reason) noexcept override {
+      counter("dropped", reason).add();
+      logger_.debug("dropped a message: {}", reason);
+    }
+    std::string_view pipeline() const noexcept override { return p_.name_; }
+    std::string_view instance() const noexcept override { return instance_; }
+    bool stopping() const noexcept override { return p_.stop_requested_.load(); }
+
+   protected:
+    Pipeline &p_;
+    std::string label_;
+    std::string instance_;
+    logging::ContextLogger logger_;
+  };
+
+  class SourceCtx final : public Ctx<SourceContext> {
+   public:
+    using Ctx::Ctx;
+    SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept override {
+      return p_.submit(std::move(msg), tag);
+    }
+    int wakeFd() const noexcept override { return p_.completions_.fd(); }
+    std::size_t inFlight() const noexcept override { return p_.in_flight_.load(); }
+  };
+
+  using FilterCtx = Ctx<PluginContext>;
+
+  struct Output;
+  class SinkCtx final : public Ctx<SinkContext> {
+   public:
+    SinkCtx(Pipeline &p, Output &o, std::string place, std::string type)
+        : Ctx(p, std::move(place), std::move(type)), out_(o) {}
+    void done(DeliveryId id, Outcome outcome, std::string_view reason) noexcept override;
+    int wakeFd() const noexcept override;
+    std::size_t pending() const noexcept override;
+
+   private:
+    Output &out_;
+  };
+
+  struct Output {
+    StageInstance stage;
+    Sink *sink = nullptr;
+    std::unique_ptr<SinkCtx> ctx;
+    std::unique_ptr<OutputQueue> queue;
+    std::mutex pending_mutex;
+    std::unordered_map<DeliveryId, Tracker *> pending;
+    DeliveryId next_id = 0;
+    Counter *sent = nullptr;
+    std::thread thread;
+    bool sink_failed = false;
+  };
+
+  SourceContext::SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept;
+  void settleNow(std::uint64_t tag, Outcome o, std::string_view reason);
+  void inputMain(std::promise<Status> started);
+  void outputMain(Output &o, std::promise<Status> started);
+  void failPipeline(std::string_view what, const Status &st);
+  bool giveUp() const noexcept;
+  void processCompletions(Source &src);
+  void closeOutputs();
+
+  std::string name_;
+  CounterStore &counters_;
+  Settings settings_;
+  StageInstance input_;
+  Source *source_ = nullptr;
+  std::unique_ptr<SourceCtx> source_ctx_;
+  struct FilterStage {
+    StageInstance stage;
+    Filter *filter = nullptr;
+    std::unique_ptr<FilterCtx> ctx;
+    Counter *errors = nullptr;
+  };
+  std::vector<FilterStage> filters_;
+  std::vector<std::unique_ptr<Output>> outputs_;
+  CompletionQueue completions_;
+  std::vector<Completion> completion_buf_;
+
+  std::atomic<std::size_t> in_flight_{0};
+  Gauge &in_flight_gauge_;
+  Counter *received_ = nullptr;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> intake_stopped_{false};
+  std::atomic<std::int64_t> drain_deadline_ns_{0};
+  std::atomic<bool> abort_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> done_{false};
+  std::mutex done_mutex_;
+  std::condition_variable done_cv_;
+  std::thread input_thread_;
+  bool started_ = false;
+};
+
+Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &settings)
+    : name_(std::move(plan.name)),
+      counters_(counters),
+      settings_(settings),
+      input_(std::move(plan.input)),
+      in_flight_gauge_(counters.gauge(name_, "", "in_flight")) {
+  source_ = static_cast<Source *>(input_.plugin.get());
+  source_ctx_ = std::make_unique<SourceCtx>(*this, input_.place, input_.type);
+  received_ = &source_ctx_->counter("received", {});
+  for (auto &f : plan.filters) {
+    FilterStage fs;
+    fs.filter = static_cast<Filter *>(f.plugin.get());
+    fs.ctx = std::make_unique<FilterCtx>(*this, f.place, f.type);
+    fs.errors = nullptr;
+    fs.stage = std::move(f);
+    filters_.push_back(std::move(fs));
+  }
+  for (auto &s : plan.outputs) {
+    auto o = std::make_unique<Output>();
+    o->sink = static_cast<Sink *>(s.plugin.get());
+    o->ctx = std::make_unique<SinkCtx>(*this, *o, s.place, s.type);
+    o->queue = std::make_unique<OutputQueue>(settings.queue_max_messages, settings.queue_max_bytes,
+                                             o->ctx->gauge("queue_depth"),
+                                             o->ctx->gauge("queue_bytes"));
+    o->sent = &o->ctx->counter("sent", {});
+    o->stage = std::move(s);
+    outputs_.push_back(std::move(o));
+  }
+}
+
+Pipeline::~Pipeline() { join(); }
+
+void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view reason) noexcept {
+  Tracker *t = nullptr;
+  {
+    std::lock_guard lock(out_.pending_mutex);
+    auto it = out_.pending.find(id);
+    if (it == out_.pending.end()) {
+      logger_.error("done() called for unknown or already settled delivery {}", id);
+      return;
+    }
+    t = it->second;
+    out_.pending.erase(it);
+  }
+  switch (outcome) {
+    case Outcome::Delivered: out_.sent->add(); break;
+    case Outcome::Dropped: countDrop(reason.empty() ? "unspecified" : reason); break;
+    case Outcome::Retry:
+    case Outcome::Reject: counter("failed", reason.empty() ? "unspecified" : reason).add(); break;
+  }
+  try {
+    t->settle(outcome, reason);
+  } catch (...) {
+    logger_.error("out of memory while settling delivery {}", id);
+  }
+}
+
+int Pipeline::SinkCtx::wakeFd() const noexcept { return out_.queue->fd(); }
+
+std::size_t Pipeline::SinkCtx::pending() const noexcept {
+  std::lock_guard lock(out_.pending_mutex);
+  return out_.pending.size();
+}
+
+bool Pipeline::giveUp() const noexcept {
+  if (abort_.load()) {
+    return true;
+  }
+  if (!stop_requested_.load()) {
+    return false;
+  }
+  auto now = Clock::now().time_since_epoch().count();
+  return now > drain_deadline_ns_.load();
+}
+
+void Pipeline::settleNow(std::uint64_t tag, Outcome o, std::string_view reason) {
+  completions_.push({tag, o, std::string(reason)});
+}
+
+SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) noexcept {
+  if (intake_stopped_.load() || abort_.load()) {
+    return SourceContext::SubmitResult::Stopping;
+  }
+  try {
+    received_->add();
+    in_flight_.fetch_add(1);
+    in_flight_gauge_.add(1);
+    for (auto &f : filters_) {
+      Verdict v = f.filter->process(*f.ctx, msg);
+      if (v.kind == Verdict::Kind::Pass) {
+        continue;
+      }
+      std::string reason = v.reason.empty() ? "unspecified" : v.reason;
+      if (v.kind == Verdict::Kind::Drop) {
+        f.ctx->countDrop(reason);
+        settleNow(tag, Outcome::Dropped, reason);
+      } else {
+        f.ctx->counter("errors", reason).add();
+        f.ctx->log().debug("message failed: {}", reason);
+        settleNow(tag, v.retry ? Outcome::Retry : Outcome::Reject, reason);
+      }
+      return SourceContext::SubmitResult::Accepted;
+    }
+    auto *tracker = new Tracker(tag, static_cast<int>(outputs_.size()), completions_);
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      auto &o = *outputs_[i];
+      Item item{i + 1 == outputs_.size() ? std::move(msg) : msg, tracker};
+      if (!o.queue->push(std::move(item), [this] { return giveUp(); })) {
+        o.ctx->counter("failed", "shutdown").add();
+        tracker->settle(Outcome::Retry, "shutdown");
+      }
+    }
+  } catch (const std::exception &e) {
+    source_ctx_->log().error("internal error while submitting: {}", e.what());
+    settleNow(tag, Outcome::Retry, "internal_error");
+  }
+  return SourceContext::SubmitResult::Accepted;
+}
+
+void Pipeline::processCompletions(Source &src) {
+  completions_.take(completion_buf_);
+  for (auto &c : completion_buf_) {
+    source_ctx_->counter("completed", toString(c.outcome)).add();
+    src.complete(c.tag, c.outcome, c.reason);
+    in_flight_.fetch_sub(1);
+    in_flight_gauge_.add(-1);
+  }
+  completion_buf_.clear();
+}
+
+void Pipeline::failPipeline(std::string_view what, const Status &st) {
+  logging::core()->error("pipeline '{}': {}: {}", name_, what, st.message());
+  failed_.store(true);
+  requestStop();
+}
+
+void Pipeline::requestStop() noexcept {
+  if (stop_requested_.exchange(true)) {
+    return;
+  }
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(settings_.drain_timeout_s));
+  drain_deadline_ns_.store(deadline.time_since_epoch().count());
+  for (auto &o : outputs_) {
+    o->queue->wake();
+  }
+}
+
+void Pipeline::closeOutputs() {
+  for (auto &o : outputs_) {
+    o->queue->close();
+  }
+}
+
+void Pipeline::inputMain(std::promise<Status> started) {
+  Source &src = *source_;
+  Status st = src.start(*source_ctx_);
+  for (std::size_t i = 0; st.isOk() && i < filters_.size(); ++i) {
+    st = filters_[i].filter->start(*filters_[i].ctx);
+    if (!st.isOk()) {
+      st = Status::fatal(fmt::format("{}: {}", filters_[i].ctx->instance(), st.message()), st.key());
+    }
+  }
+  if (!st.isOk()) {
+    src.stop();
+    started.set_value(st);
+    return;
+  }
+  started.set_value(Status::ok());
+
+  bool eos = false;
+  auto &errors = source_ctx_->counter("errors", {});
+  while (true) {
+    processCompletions(src);
+    if (stop_requested_.load() && !intake_stopped_.exchange(true)) {
+      src.stopIntake(*source_ctx_);
+    }
+    if (eos || intake_stopped_.load()) {
+      if (in_flight_.load() == 0) {
+        break;
+      }
+      if (giveUp()) {
+        logging::core()->warn(
+            "pipeline '{}': {} message(s) still in flight when the drain timeout passed; "
+            "they were not acknowledged",
+            name_, in_flight_.load());
+        abort_.store(true);
+        break;
+      }
+    }
+    if (eos) {
+      completions_.wait(kIdlePoll);
+      continue;
+    }
+    st = src.poll(*source_ctx_, kIdlePoll);
+    switch (st.code()) {
+      case Status::Code::Ok: break;
+      case Status::Code::EndOfStream:
+        eos = true;
+        intake_stopped_.store(true);
+        logging::core()->info("pipeline '{}': input ended; draining {} message(s)", name_,
+                              in_flight_.load());
+        break;
+      case Status::Code::Error:
+        errors.add();
+        source_ctx_->log().warn("{}", st.message());
+        break;
+      case Status::Code::Fatal:
+        failPipeline(source_ctx_->instance(), st);
+        break;
+    }
+  }
+  abort_.store(abort_.load() || failed_.load());
+  closeOutputs();
+  for (auto &o : outputs_) {
+    if (o->thread.joinable()) {
+      o->thread.join();
+    }
+  }
+  processCompletions(src);
+  for (auto &f : filters_) {
+    f.filter->stop();
+  }
+  src.stop();
+  {
+    std::lock_guard lock(done_mutex_);
+    done_.store(true);
+  }
+  done_cv_.notify_all();
+}
+
+void Pipeline::outputMain(Output &o, std::promise<Status> started) {
+  Sink &sink = *o.sink;
+  SinkCtx &ctx = *o.ctx;
+  Status st = sink.start(ctx);
+  started.set_value(st);
+  if (!st.isOk()) {
+    return;
+  }
+  auto &errors = ctx.counter("errors", {});
+  std::vector<Item> batch;
+  batch.reserve(kSinkBatch);
+  while (true) {
+    o.queue->popBatch(batch, kSinkBatch);
+    for (auto &it : batch) {
+      if (o.sink_failed || abort_.load()) {
+        const char *why = o.sink_failed ? "output_failed" : "shutdown";
+        ctx.counter("failed", why).add();
+        it.tracker->settle(Outcome::Retry, why);
+        continue;
+      }
+      DeliveryId id = ++o.next_id;
+      {
+        std::lock_guard lock(o.pending_mutex);
+        o.pending.emplace(id, it.tracker);
+      }
+      sink.send(ctx, std::move(it.msg), id);
+    }
+    batch.clear();
+    if (o.queue->closedAndEmpty()) {
+      break;
+    }
+    if (o.sink_failed) {
+      pollfd p{o.queue->fd(), POLLIN, 0};
+      (void)::poll(&p, 1, static_cast<int>(kIdlePoll.count()));
+      continue;
+    }
+    st = sink.poll(ctx, o.queue->empty() ? kIdlePoll : std::chrono::milliseconds(0));
+    if (st.code() == Status::Code::Error) {
+      errors.add();
+      ctx.log().warn("{}", st.message());
+    } else if (st.code() == Status::Code::Fatal) {
+      o.sink_failed = true;
+      failPipeline(ctx.instance(), st);
+    }
+  }
+  if (!o.sink_failed) {
+    auto left = std::chrono::nanoseconds(drain_deadline_ns_.load() - Clock::now().time_since_epoch().count());
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::max(left, std::chrono::nanoseconds(0)));
+    if (!stop_requested_.load()) {  // end of input: no deadline was set
+      timeout = std::chrono::milliseconds(static_cast<std::int64_t>(settings_.drain_timeout_s * 1000));
+    }
+    st = sink.flush(ctx, timeout);
+    if (!st.isOk()) {
+      ctx.log().warn("flush: {}", st.message());
+    }
+  }
+  // Whatever the sink still owes is not known to be delivered: the input must redeliver.
+  std::unordered_map<DeliveryId, Tracker *> left;
+  {
+    std::lock_guard lock(o.pending_mutex);
+    left.swap(o.pending);
+  }
+  if (!left.empty()) {
+    ctx.log().warn("{} message(s) not confirmed at shutdown", left.size());
+  }
+  for (auto &[id, t] : left) {
+    ctx.counter("failed", "shutdown").add();
+    t->settle(Outcome::Retry, "shutdown");
+  }
+  sink.stop();
+}
+
+void Pipeline::start() {
+  std::vector<std::future<Status>> starts;
+  for (auto &o : outputs_) {
+    std::promise<Status> p;
+    starts.push_back(p.get_future());
+    o->thread = std::thread([this, out = o.get(), pr = std::move(p)]() mutable {
+      outputMain(*out, std::move(pr));
+    });
+  }
+  std::string failure;
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    Status st = starts[i].get();
+    if (!st.isOk()) {
+      failure = fmt::format("{}: {}", outputs_[i]->ctx->instance(), st.message());
+    }
+  }
+  if (failure.empty()) {
+    std::promise<Status> p;
+    auto f = p.get_future();
+    input_thread_ = std::thread([this, pr = std::move(p)]() mutable { inputMain(std::move(pr)); });
+    Status st = f.get();
+    if (!st.isOk()) {
+      failure = fmt::format("{}: {}", source_ctx_->instance(), st.message());
+      input_thread_.join();
+    }
+  }
+  if (!failure.empty()) {
+    failed_.store(true);
+    stop_requested_.store(true);
+    abort_.store(true);
+    closeOutputs();
+    for (auto &o : outputs_) {
+      if (o->thread.joinable()) {
+        o->thread.join();
+      }
+    }
+    done_.store(true);
+    throw std::runtime_error(failure);
+  }
+  started_ = true;
+}
+
+bool Pipeline::waitDone(std::optional<Clock::time_point> deadline) {
+  std::unique_lock lock(done_mutex_);
+  if (deadline) {
+    return done_cv_.wait_until(lock, *deadline, [this] { return done_.load(); });
+  }
+  done_cv_.wait(lock, [this] { return done_.load(); });
+  return true;
+}
+
+void Pipeline::join() {
+  if (input_thread_.joinable()) {
+    input_thread_.join();
+  }
+  for (auto &o : outputs_) {
+    if (o->thread.joinable()) {
+      o->queue->close();
+      o->thread.join();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Runtime
+
+Runtime::Runtime(CounterStore &counters, Settings settings)
+    : counters_(counters), settings_(settings) {}
+
+Runtime::~Runtime() {
+  requestStop();
+  for (auto &p : pipelines_) {
+    p->join();
+  }
+}
+
+void Runtime::add(PipelinePlan plan) {
+  pipelines_.push_back(std::make_unique<Pipeline>(std::move(plan), counters_, settings_));
+}
+
+void Runtime::start() {
+  for (std::size_t i = 0; i < pipelines_.size(); ++i) {
+    try {
+      pipelines_[i]->start();
+    } catch (...) {
+      for (std::size_t j = 0; j < i; ++j) {
+        pipelines_[j]->requestStop();
+      }
+      for (std::size_t j = 0; j < i; ++j) {
+        pipelines_[j]->join();
+      }
+      throw;
+    }
+  }
+  started_ = true;
+}
+
+void Runtime::requestStop() noexcept {
+  for (auto &p : pipelines_) {
+    p->requestStop();
+  }
+}
+
+bool Runtime::wait(std::optional<std::chrono::milliseconds> timeout) {
+  std::optional<Clock::time_point> deadline;
+  if (timeout) {
+    deadline = Clock::now() + *timeout;
+  }
+  // One failed pipeline stops them all: a bridge that lost a direction must exit non-zero
+  // so its supervisor restarts it.
+  while (true) {
+    bool all_done = true;
+    for (auto &p : pipelines_) {
+      if (p->failed()) {
+        requestStop();
+      }
+      all_done = all_done && p->done();
+    }
+    if (all_done) {
+      return true;
+    }
+    auto step = Clock::now() + std::chrono::milliseconds(100);
+    if (deadline && *deadline < step) {
+      step = *deadline;
+    }
+    for (auto &p : pipelines_) {
+      if (!p->done()) {
+        p->waitDone(step);
+        break;
+      }
+    }
+    if (deadline && Clock::now() >= *deadline) {
+      return std::all_of(pipelines_.begin(), pipelines_.end(), [](const auto &p) { return p->done(); });
+    }
+  }
+}
+
+bool Runtime::stop() {
+  requestStop();
+  for (auto &p : pipelines_) {
+    p->join();
+  }
+  return !failed();
+}
+
+bool Runtime::failed() const noexcept {
+  return std::any_of(pipelines_.begin(), pipelines_.end(), [](const auto &p) { return p->failed(); });
+}
+
+}  // namespace switchyard

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// The pipeline runtime: threads, bounded queues, acknowledgement flow (internal).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "config.hpp"
+#include "registry.hpp"
+#include "switchyard/engine.hpp"
+
+namespace switchyard {
+
+/// Every counter and gauge of an engine, keyed by (pipeline, plugin, name, label).
+/// THREADING: thread-safe; returned references stay valid for the store's lifetime.
+class CounterStore {
+ public:
+  Counter &counter(std::string_view pipeline, std::string_view plugin, std::string_view name,
+                   std::string_view label = {});
+  Gauge &gauge(std::string_view pipeline, std::string_view plugin, std::string_view name);
+  [[nodiscard]] std::vector<CounterSample> snapshot() const;
+  [[nodiscard]] std::int64_t sum(std::string_view pipeline, std::string_view name,
+                                 std::string_view label) const;
+
+ private:
+  using Key = std::tuple<std::string, std::string, std::string, std::string>;
+  mutable std::mutex mutex_;
+  std::map<Key, std::unique_ptr<Counter>> counters_;
+  std::map<Key, std::unique_ptr<Gauge>> gauges_;
+};
+
+/// One created plugin instance and where it sits.
+struct StageInstance {
+  PluginPtr plugin{nullptr, PluginDeleter{}};
+  std::string type;   ///< plugin name
+  std::string place;  ///< "input", "filters[0]", "outputs[1]"
+  bool can_ack = false;
+};
+
+struct PipelinePlan {
+  std::string name;
+  StageInstance input;
+  std::vector<StageInstance> filters;
+  std::vector<StageInstance> outputs;
+};
+
+class Pipeline;
+
+/// Runs pipelines. THREADING: start/requestStop/wait/stop may be called from any one
+/// thread; requestStop() from any thread.
+class Runtime {
+ public:
+  Runtime(CounterStore &counters, Settings settings);
+  ~Runtime();
+  void add(PipelinePlan plan);
+  /// Starts every pipeline; throws std::runtime_error (after stopping the started ones)
+  /// when a plugin's start() fails.
+  void start();
+  void requestStop() noexcept;
+  bool wait(std::optional<std::chrono::milliseconds> timeout);
+  /// requestStop() and join every thread. Returns false if any pipeline failed.
+  bool stop();
+  [[nodiscard]] bool failed() const noexcept;
+
+ private:
+  CounterStore &counters_;
+  Settings settings_;
+  std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  bool started_ = false;
+};
+
+}  // namespace switchyard
