@@ -2,7 +2,9 @@
 // Configuration parsing and validation (internal to libswitchyard).
 #pragma once
 
+#include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +14,16 @@
 namespace switchyard {
 
 class PluginRegistry;
+
+/// A node of the parsed YAML document (defined in config.cpp). Kept between phase 1 and
+/// phase 2 so that phase 2 can type each value per schema and point at its position.
+struct ConfigNode;
+
+/// Hard limits against hostile files (reliability.md R19).
+inline constexpr std::size_t kMaxConfigBytes = 4u << 20;  ///< larger files are refused
+inline constexpr std::size_t kMaxConfigNodes = 200000;    ///< YAML nodes in the document
+inline constexpr std::size_t kMaxExpandedNodes = 200000;  ///< values produced, aliases expanded
+inline constexpr int kMaxConfigDepth = 200;               ///< nesting levels
 
 struct Mark {
   int line = 0;    ///< 1-based
@@ -24,7 +36,8 @@ struct PluginSpec {
   std::string path;         ///< "pipelines.p.filters[1]"
   std::string config_json;  ///< keys other than `type`, defaults applied, ${VAR} expanded
   Mark mark;                ///< of the entry itself
-  std::map<std::string, Mark> key_marks;  ///< of each key given in the file
+  std::map<std::string, Mark> key_marks;  ///< of each key's value given in the file
+  std::shared_ptr<const ConfigNode> node;  ///< the entry's mapping (phase 1 -> phase 2)
 };
 
 struct PipelineSpec {
@@ -47,6 +60,10 @@ struct ConfigModel {
   std::vector<std::string> plugin_paths;  ///< top-level plugin_path, made absolute against the file's dir
   Settings settings;
   std::vector<PipelineSpec> pipelines;    ///< in file order
+  /// False when phase 1 failed so badly (syntax error, no document, bad plugin_path) that
+  /// checking plugin entries would only add noise. When true, phase 2 may run even though
+  /// phase 1 reported problems (e.g. a duplicate key), so that every problem is reported.
+  bool checkable = false;
 };
 
 /// Phase 1: YAML syntax, duplicate keys, ${VAR} interpolation, the document's shape
@@ -65,8 +82,15 @@ class ConfigParser {
   void validatePlugins(ConfigModel &model, PluginRegistry &registry, std::vector<Diagnostic> &diags);
 
  private:
-  struct State;
+  // Shared by both phases: values produced so far (aliases expanded) against
+  // kMaxExpandedNodes, and whether running out was reported.
+  std::size_t budget_used_ = 0;
+  bool budget_reported_ = false;
 };
+
+/// Reads a configuration file, refusing one over kMaxConfigBytes without reading it all.
+/// Returns false (with a diagnostic) when it cannot be read.
+bool readConfigText(const std::string &path, std::string &text, std::vector<Diagnostic> &diags);
 
 /// Convenience used by Engine: reads the file (a read error is a diagnostic), runs phase 1.
 ConfigModel parseConfigFile(const std::string &path, std::vector<Diagnostic> &diags);
