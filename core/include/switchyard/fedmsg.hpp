@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+//
+// The fedmsg envelope codec (interop-spec sections 1.2, 1.3, 1.5, 1.6 and 4.3), shared by
+// every plugin that speaks fedmsg: zmq-sub, zmq-pub, signer, verifier.
+//
+// Parsing turns the two ZeroMQ frames [topic, json] into a Message:
+//   topic        = envelope `topic` (must equal frame 0 byte for byte)
+//   body         = the raw bytes of envelope `msg`, exactly as received (never re-serialised)
+//   headers      = the raw bytes of envelope `headers`, or "{}" when absent or null
+//   id           = envelope `msg_id`
+//   timestamp_ms = envelope `timestamp` (integer or float seconds) * 1000; 0 when absent
+//   meta         = "fedmsg.envelope" (meta::kFedmsgEnvelope): the WHOLE frame 1, byte-exact
+//                  "fedmsg.username" (meta::kFedmsgUsername): envelope `username`, if a string
+//                  "fedmsg.i"        (meta::kFedmsgSeq): the decimal text of `i`, if it is a
+//                                    non-negative integer
+//
+// The JSON is read with RapidJSON's SAX reader in iterative mode (no recursion, so deep
+// nesting cannot overflow the stack) with UTF-8 validation, a size limit and a nesting
+// limit. Numbers are never converted: integers of any size and floats keep their text,
+// because a signature is computed over Python's rendering of them (interop-spec 2.2).
+// Duplicate keys are refused at every depth: Python keeps the last occurrence, another
+// parser may keep the first, so a signature could cover a different topic than the one
+// a router routes on (reliability.md 7.1).
+//
+// CONVENTION FOR EVERY STAGE: "fedmsg.envelope" is only meaningful while it describes the
+// message. A stage that changes topic, body, headers or id MUST erase it
+// (msg.eraseMeta(meta::kFedmsgEnvelope)); a stage that produces a new envelope for the
+// same message (the signer) replaces it with the new bytes. zmq-pub sends a message whose
+// envelope still matches it (envelopeMatches()) byte-exact, so its signature stays valid,
+// and builds a fresh envelope (EnvelopeBuilder) for anything else.
+//
+// Refusal reasons (snake_case, used as drop-counter labels):
+//   wrong_frame_count  not exactly two frames
+//   oversize           a frame is larger than Limits::max_bytes
+//   invalid_utf8       frame 0 or frame 1 is not valid UTF-8
+//   invalid_json       frame 1 is not JSON (also: NUL bytes, NaN/Infinity literals)
+//   not_an_object      the top-level JSON value is not an object
+//   too_deep           nesting deeper than Limits::max_depth
+//   duplicate_keys     an object (at any depth) has the same key twice
+//   missing_topic      no `topic`, or an empty one
+//   bad_topic          `topic` is not a string
+//   topic_mismatch     frame 0 differs from the envelope `topic`
+//   missing_msg_id     no `msg_id` (or null)
+//   bad_msg_id         `msg_id` is not a non-empty string
+//   missing_msg        no `msg`
+//   bad_headers        `headers` is neither an object nor null
+//   bad_timestamp      `timestamp` is neither a number nor null
+// Building can also refuse with: bad_body (body is not a JSON value), bad_headers,
+// missing_topic, invalid_utf8 (topic, id or username not UTF-8).
+//
+// THREADING: the free functions are thread-safe; an EnvelopeBuilder is used by one thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "switchyard/message.hpp"
+
+namespace switchyard::meta {
+inline constexpr std::string_view kFedmsgUsername = "fedmsg.username";
+inline constexpr std::string_view kFedmsgSeq = "fedmsg.i";
+}  // namespace switchyard::meta
+
+namespace switchyard::fedmsg {
+
+/// Limits applied before and while parsing.
+struct Limits {
+  std::size_t max_bytes = 16u * 1024u * 1024u;  ///< per frame
+  std::size_t max_depth = 64;                   ///< nesting of objects and arrays; root = 1
+};
+
+/// Outcome of a parse or build: ok() or a refusal reason plus a human-readable detail.
+struct Result {
+  std::string reason;  ///< empty on success, else one of the reasons listed above
+  std::string detail;  ///< for log lines
+  [[nodiscard]] bool ok() const noexcept { return reason.empty(); }
+  static Result fail(std::string r, std::string d) { return {std::move(r), std::move(d)}; }
+};
+
+/// A parsed envelope. The string_views point into the parsed text and are valid only
+/// while that text lives.
+struct Envelope {
+  std::string topic;           ///< decoded
+  std::string msg_id;          ///< decoded
+  std::string_view msg;        ///< raw JSON text of `msg`
+  std::string_view headers;    ///< raw JSON text of `headers`; empty when absent or null
+  std::string username;        ///< decoded; empty when absent or not a string
+  bool has_username = false;
+  std::string_view i;          ///< raw text of `i` when it is a non-negative integer, else empty
+  std::string_view timestamp;  ///< raw number text of `timestamp`; empty when absent/null
+  std::int64_t timestamp_ms = 0;
+};
+
+/// Parses and checks an envelope (frame 1). Does not compare with frame 0.
+Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits = {});
+
+/// Decodes one fedmsg message (frame 0 = topic, frame 1 = envelope) into @p out (which
+/// is overwritten only on success).
+Result decode(std::string_view frame_topic, std::string_view frame_json, Message &out,
+              const Limits &limits = {});
+
+/// As decode(), for a multipart message of any frame count (wrong_frame_count unless 2).
+Result decodeFrames(std::span<const std::string_view> frames, Message &out, const Limits &limits = {});
+
+/// Checks that @p text is exactly one JSON value under the same rules as an envelope
+/// (UTF-8, depth, no duplicate keys, no NaN); with @p require_object, that it is an object.
+Result validateJson(std::string_view text, const Limits &limits = {}, bool require_object = false);
+
+/// True when @p msg carries "fedmsg.envelope" and that envelope still describes it: its
+/// topic, msg_id, raw msg and raw headers equal the message's. Such a message can be sent
+/// byte-exact.
+bool envelopeMatches(const Message &msg, const Limits &limits = {});
+
+/// Whether @p s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
+bool isValidUtf8(std::string_view s) noexcept;
+
+/// Appends @p utf8 as a JSON string the way Python's json.dumps(ensure_ascii=True) writes
+/// it: printable ASCII as is, short escapes for \" \\ \b \f \n \r \t, everything else as
+/// lowercase \uXXXX (astral code points as surrogate pairs). @p utf8 must be valid UTF-8.
+void appendAsciiJsonString(std::string &out, std::string_view utf8);
+
+/// The msg_id rule of the AMQP->ZMQ bridge (interop-spec 4.3): an id that already starts
+/// with four digits and '-' is kept; any other non-empty id gets "<utc_year>-" prepended;
+/// an empty id becomes a fresh "<utc_year>-<uuid4>".
+std::string normalizeMsgId(std::string_view id, int utc_year);
+/// "<current UTC year>-<random uuid4>".
+std::string newMsgId();
+/// A random RFC 4122 version 4 UUID, lowercase.
+std::string uuid4();
+int currentUtcYear() noexcept;
+
+/// Builds envelopes for messages that did not arrive as fedmsg (interop-spec 4.3): keys
+/// `headers` (only when the message has non-empty headers), `i`, `msg` (the raw body
+/// bytes), `msg_id` (normalizeMsgId), `timestamp` (integer seconds: the message's own
+/// timestamp when known, else now), `topic`, `username`; sorted keys and compact
+/// separators like fedmsg's canonical encoder (the raw body is embedded unchanged).
+/// One builder per publishing socket: `i` counts from 1 per builder.
+class EnvelopeBuilder {
+ public:
+  explicit EnvelopeBuilder(std::string username, Limits limits = {});
+  /// Writes the envelope to @p envelope. Increments `i` only on success.
+  Result build(const Message &msg, std::string &envelope);
+  /// The `i` of the last envelope built (0 before the first).
+  [[nodiscard]] std::uint64_t lastSeq() const noexcept { return seq_; }
+  [[nodiscard]] const std::string &username() const noexcept { return username_; }
+
+ private:
+  std::string username_;
+  Limits limits_;
+  std::uint64_t seq_ = 0;
+};
+
+}  // namespace switchyard::fedmsg

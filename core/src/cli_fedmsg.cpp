@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+// `switchyard tail` and `switchyard logger`: each builds a one-pipeline configuration and
+// runs it, exactly as `switchyard run` would (same plugins, same counters, same drain).
+#include "cli_fedmsg.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "log.hpp"
+#include "switchyard/fedmsg.hpp"
+
+namespace switchyard::cli {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+constexpr const char *kLoggerInput = "logger-input";
+
+/// A YAML double-quoted scalar (JSON-like escapes; YAML reads \xXX).
+std::string yamlQuote(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7F) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string yamlList(const std::vector<std::string> &items) {
+  std::string out = "[";
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (k > 0) {
+      out += ", ";
+    }
+    out += yamlQuote(items[k]);
+  }
+  out += ']';
+  return out;
+}
+
+/// Turns input lines into fedmsg payloads the way fedmsg-logger does: {"log": LINE}, or
+/// the line itself when it is JSON (--json-input). One message for --message.
+class LoggerSource final : public Source {
+ public:
+  explicit LoggerSource(LoggerOptions opts) : opts_(std::move(opts)) {}
+
+  Status start(SourceContext &) noexcept override { return Status::ok(); }
+
+  Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept override {
+    if (done_) {
+      return Status::endOfStream();
+    }
+    if (opts_.has_message) {
+      handleLine(ctx, opts_.message);
+      done_ = true;
+      return Status::endOfStream();
+    }
+    pollfd p{0, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (n <= 0) {
+      return Status::ok();
+    }
+    char chunk[65536];
+    ssize_t got = ::read(0, chunk, sizeof chunk);
+    if (got < 0) {
+      return errno == EINTR || errno == EAGAIN ? Status::ok()
+                                               : Status::fatal(fmt::format("read: {}", std::strerror(errno)));
+    }
+    if (got == 0) {
+      if (!buf_.empty()) {
+        handleLine(ctx, buf_);
+      }
+      done_ = true;
+      return Status::endOfStream();
+    }
+    buf_.append(chunk, static_cast<std::size_t>(got));
+    std::size_t start = 0;
+    for (auto nl = buf_.find('\n'); nl != std::string::npos; nl = buf_.find('\n', start)) {
+      handleLine(ctx, std::string_view(buf_).substr(start, nl - start));
+      start = nl + 1;
+    }
+    buf_.erase(0, start);
+    return Status::ok();
+  }
+
+  void stopIntake(SourceContext &) noexcept override { done_ = true; }
+
+ private:
+  void handleLine(SourceContext &ctx, std::string_view line) noexcept {
+    try {
+      if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+      }
+      if (line.empty() && !opts_.has_message) {
+        return;
+      }
+      Message m;
+      m.topic = opts_.topic;
+      if (opts_.json_input) {
+        auto r = fedmsg::validateJson(line);
+        if (!r.ok()) {
+          ctx.countDrop(r.reason);
+          ctx.log().warn("input line {}: {}; skipped", line_no_ + 1, r.detail);
+          ++line_no_;
+          return;
+        }
+        m.body = std::string(line);
+      } else {
+        if (!fedmsg::isValidUtf8(line)) {
+          ctx.countDrop("invalid_utf8");
+          ctx.log().warn("input line {}: not valid UTF-8; skipped", line_no_ + 1);
+          ++line_no_;
+          return;
+        }
+        m.body = "{\"log\":";
+        fedmsg::appendAsciiJsonString(m.body, line);
+        m.body += '}';
+      }
+      ++line_no_;
+      (void)ctx.submit(std::move(m), line_no_);
+    } catch (const std::exception &e) {
+      ctx.countDrop("internal_error");
+      ctx.log().error("{}", e.what());
+    }
+  }
+
+  LoggerOptions opts_;
+  bool done_ = false;
+  std::string buf_;
+  std::uint64_t line_no_ = 0;
+};
+
+/// Runs a loaded engine until its pipelines end or a signal asks for a stop (the same
+/// loop as `switchyard run`).
+int runEngine(Engine &engine, const sigset_t &signals) {
+  auto log = logging::core();
+  try {
+    engine.start();
+  } catch (const std::exception &e) {
+    log->critical("start failed: {}", e.what());
+    return kExitFailure;
+  }
+  bool stopping = false;
+  while (!engine.wait(std::chrono::milliseconds(0))) {
+    timespec ts{0, 200 * 1000 * 1000};
+    int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+      if (stopping) {
+        log->warn("second signal: exiting without draining");
+        std::_Exit(kExitFailure);
+      }
+      stopping = true;
+      engine.requestStop();
+    }
+  }
+  return engine.stop() ? kExitOk : kExitFailure;
+}
+
+sigset_t blockSignals() {
+  // Taken synchronously by the main thread only: block before any pipeline thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+int loadOrReport(Engine &engine, const std::string &yaml, const char *name) {
+  try {
+    engine.loadString(yaml, name);
+  } catch (const ConfigError &e) {
+    for (const auto &d : e.diagnostics()) {
+      std::fprintf(stderr, "%s\n", d.str().c_str());
+    }
+    return kExitConfig;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+CLI::App *addTailCommand(CLI::App &app, TailOptions &opts) {
+  auto *cmd = app.add_subcommand(
+      "tail", "Print fedmsg messages from ZeroMQ endpoints as JSON lines (like fedmsg-tail)");
+  cmd->add_option("endpoints", opts.endpoints, "ZeroMQ addresses, e.g. tcp://hub.fedoraproject.org:9940")
+      ->required();
+  cmd->add_option("--topic", opts.topics, "Topic prefix to subscribe to (repeatable; default: all)");
+  cmd->add_flag("--bind", opts.bind, "Bind the endpoints instead of connecting (publishers connect to us)");
+  return cmd;
+}
+
+CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts) {
+  auto *cmd = app.add_subcommand(
+      "logger", "Publish standard input lines (or --message) as fedmsg messages (like fedmsg-logger)");
+  cmd->add_option("--endpoint", opts.endpoint, "ZeroMQ address; connected to unless --bind")->required();
+  cmd->add_option("--topic", opts.topic, "Fully qualified topic of every message")->required();
+  cmd->add_option("--message", opts.message, "Publish this one message instead of reading stdin")
+      ->each([&opts](const std::string &) { opts.has_message = true; });
+  cmd->add_flag("--json-input", opts.json_input, "Input is JSON: publish it as msg instead of {\"log\": line}");
+  cmd->add_flag("--bind", opts.bind, "Bind the endpoint instead of connecting (subscribers connect to us)");
+  cmd->add_option("--username", opts.username, "Envelope username (default: the process user)");
+  cmd->add_option("--wait", opts.wait_for_subscriber,
+                  "Seconds to wait for a subscriber before the first message")
+      ->capture_default_str();
+  cmd->add_option("--linger", opts.linger_ms, "Milliseconds queued messages may take to leave at exit")
+      ->capture_default_str();
+  return cmd;
+}
+
+std::string tailConfig(const TailOptions &opts) {
+  std::string cfg = "version: 1\npipelines:\n  tail:\n    input:\n      type: zmq-sub\n";
+  cfg += "      endpoints: " + yamlList(opts.endpoints) + "\n";
+  cfg += fmt::format("      bind: {}\n", opts.bind ? "true" : "false");
+  if (!opts.topics.empty()) {
+    cfg += "      topics: " + yamlList(opts.topics) + "\n";
+  }
+  cfg += "    outputs:\n      - type: stdout\n";
+  return cfg;
+}
+
+std::string loggerConfig(const LoggerOptions &opts) {
+  std::string cfg = fmt::format("version: 1\npipelines:\n  logger:\n    input:\n      type: {}\n", kLoggerInput);
+  cfg += "    outputs:\n      - type: zmq-pub\n";
+  cfg += "        endpoints: " + yamlList({opts.endpoint}) + "\n";
+  cfg += fmt::format("        bind: {}\n", opts.bind ? "true" : "false");
+  // A short-lived publisher must not lose its lines: wait for a subscriber, block
+  // instead of dropping at the high-water mark, and give queued messages time to leave.
+  cfg += "        no_drop: true\n";
+  cfg += fmt::format("        wait_for_subscriber: {}\n", opts.wait_for_subscriber);
+  cfg += fmt::format("        linger: {}\n", opts.linger_ms);
+  if (!opts.username.empty()) {
+    cfg += "        username: " + yamlQuote(opts.username) + "\n";
+  }
+  return cfg;
+}
+
+int runTail(const TailOptions &opts, const EngineOptions &engine_options) {
+  sigset_t signals = blockSignals();
+  Engine engine(engine_options);
+  if (int rc = loadOrReport(engine, tailConfig(opts), "<tail>"); rc != kExitOk) {
+    return rc;
+  }
+  return runEngine(engine, signals);
+}
+
+int runLogger(const LoggerOptions &opts, const EngineOptions &engine_options) {
+  if (opts.wait_for_subscriber < 0) {
+    std::fprintf(stderr, "switchyard logger: --wait must not be negative\n");
+    return kExitConfig;
+  }
+  sigset_t signals = blockSignals();
+  Engine engine(engine_options);
+  engine.registerSource(kLoggerInput, {}, [opts](const sdk::Config &) {
+    return std::make_unique<LoggerSource>(opts);
+  });
+  if (int rc = loadOrReport(engine, loggerConfig(opts), "<logger>"); rc != kExitOk) {
+    return rc;
+  }
+  int rc = runEngine(engine, signals);
+  std::int64_t dropped = engine.counter("logger", "dropped");
+  std::int64_t failed = engine.counter("logger", "failed");
+  if (rc == kExitOk && (dropped > 0 || failed > 0)) {
+    logging::core()->error("{} message(s) not published ({} dropped, {} failed)", dropped + failed,
+                           dropped, failed);
+    return kExitFailure;
+  }
+  return rc;
+}
+
+}  // namespace switchyard::cli

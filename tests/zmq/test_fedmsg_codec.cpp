@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of the fedmsg envelope codec (core/include/switchyard/fedmsg.hpp).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <array>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/fedmsg.hpp"
+
+using namespace std::string_literals;
+using switchyard::Message;
+namespace fm = switchyard::fedmsg;
+namespace meta = switchyard::meta;
+
+namespace {
+
+constexpr std::string_view kTopic = "org.fedoraproject.dev.demo.hello";
+
+std::string envelope(std::string_view msg, std::string_view extra = {}) {
+  std::string s = R"({"i":7,"msg":)";
+  s += msg;
+  s += R"(,"msg_id":"2024-abc","timestamp":1700000000,"topic":"org.fedoraproject.dev.demo.hello","username":"root")";
+  s += extra;
+  s += "}";
+  return s;
+}
+
+std::string reasonOf(std::string_view topic, std::string_view json, fm::Limits limits = {}) {
+  Message m;
+  auto r = fm::decode(topic, json, m, limits);
+  return r.reason;
+}
+
+}  // namespace
+
+TEST_CASE("decode: a plain envelope becomes a message") {
+  Message m;
+  std::string env = envelope(R"({"k":"v\u00e9"})");
+  auto r = fm::decode(kTopic, env, m);
+  REQUIRE(r.ok());
+  CHECK(m.topic == kTopic);
+  CHECK(m.body == R"({"k":"v\u00e9"})");
+  CHECK(m.headers == "{}");
+  CHECK(m.id == "2024-abc");
+  CHECK(m.timestamp_ms == 1700000000000);
+  CHECK(m.getMeta(meta::kFedmsgEnvelope) == std::optional<std::string_view>(env));
+  CHECK(m.getMeta(meta::kFedmsgUsername) == std::optional<std::string_view>("root"));
+  CHECK(m.getMeta(meta::kFedmsgSeq) == std::optional<std::string_view>("7"));
+}
+
+TEST_CASE("decode: body, headers and envelope keep their exact bytes") {
+  const std::vector<std::string> bodies = {
+      R"({"big": 123456789012345678901234567890, "neg": -98765432109876543210})",
+      R"({"f":[1e+16, 1.0, -0.0, 1E2, 0.00001, 3.14159265358979323846]})",
+      "{\"raw\":\"v\xC3\xA9 \xE2\x80\xA8 \xF0\x9F\x98\x80\"}",  // non-ASCII and astral, raw UTF-8
+      R"({"esc":"\ud83d\ude00 \u00e9 \/ \"q\""})",              // the same, escaped
+      "{ \"deep\" : {\"a\":[[[{\"b\":null}]]], \"t\":true,\"f\":false} }",
+      R"("just a string")",
+      R"([1,2,3])",
+      "12345678901234567890123",
+  };
+  for (const auto &b : bodies) {
+    CAPTURE(b);
+    std::string env = R"({"headers": {"x": 18446744073709551616, "y": "z"} , "msg" :  )" + b +
+                      R"(  , "topic":"t.x","msg_id":"2020-1","timestamp":1.5})";
+    Message m;
+    auto r = fm::decode("t.x", env, m);
+    REQUIRE_MESSAGE(r.ok(), r.reason << ": " << r.detail);
+    CHECK(m.body == b);
+    CHECK(m.headers == R"({"x": 18446744073709551616, "y": "z"})");
+    CHECK(m.timestamp_ms == 1500);
+    CHECK(std::string(*m.getMeta(meta::kFedmsgEnvelope)) == env);
+    CHECK_FALSE(m.getMeta(meta::kFedmsgSeq).has_value());
+    CHECK_FALSE(m.getMeta(meta::kFedmsgUsername).has_value());
+  }
+}
+
+TEST_CASE("decode: timestamp forms") {
+  auto ts = [](std::string_view t) {
+    Message m;
+    std::string env = R"({"msg":{},"msg_id":"a","topic":"t","timestamp":)" + std::string(t) + "}";
+    auto r = fm::decode("t", env, m);
+    REQUIRE(r.ok());
+    return m.timestamp_ms;
+  };
+  CHECK(ts("1700000000") == 1700000000000);
+  CHECK(ts("1700000000.123") == 1700000000123);
+  CHECK(ts("1.7e9") == 1700000000000);
+  CHECK(ts("null") == 0);
+  CHECK(ts("123456789012345678901234567890") == 0);  // out of range: unknown, not refused
+}
+
+TEST_CASE("decode: the sequence counter i") {
+  auto seq = [](std::string_view i) {
+    Message m;
+    std::string env = R"({"msg":{},"msg_id":"a","topic":"t","i":)" + std::string(i) + "}";
+    REQUIRE(fm::decode("t", env, m).ok());
+    auto v = m.getMeta(meta::kFedmsgSeq);
+    return v ? std::string(*v) : "<none>"s;
+  };
+  CHECK(seq("1") == "1");
+  CHECK(seq("99999999999999999999999") == "99999999999999999999999");
+  CHECK(seq("-1") == "<none>");
+  CHECK(seq("1.5") == "<none>");
+  CHECK(seq("\"3\"") == "<none>");
+}
+
+TEST_CASE("decode: every refusal has its own reason") {
+  const std::string good = envelope("{}");
+  REQUIRE(reasonOf(kTopic, good).empty());
+
+  SUBCASE("wrong_frame_count") {
+    Message m;
+    std::array<std::string_view, 1> one{good};
+    CHECK(fm::decodeFrames(one, m).reason == "wrong_frame_count");
+    std::array<std::string_view, 3> three{kTopic, good, "x"};
+    CHECK(fm::decodeFrames(three, m).reason == "wrong_frame_count");
+    std::array<std::string_view, 2> two{kTopic, good};
+    CHECK(fm::decodeFrames(two, m).ok());
+  }
+  SUBCASE("oversize") {
+    fm::Limits l;
+    l.max_bytes = good.size() - 1;
+    CHECK(reasonOf(kTopic, good, l) == "oversize");
+    l.max_bytes = good.size();
+    CHECK(reasonOf(kTopic, good, l).empty());
+  }
+  SUBCASE("invalid_utf8") {
+    CHECK(reasonOf(kTopic, envelope("\"\xC3\x28\"")) == "invalid_utf8");          // bad continuation
+    CHECK(reasonOf(kTopic, envelope("\"\xC0\xAF\"")) == "invalid_utf8");          // overlong
+    CHECK(reasonOf(kTopic, envelope("\"\xED\xA0\x80\"")) == "invalid_utf8");      // surrogate
+    CHECK(reasonOf(kTopic, envelope("\"\xF4\x90\x80\x80\"")) == "invalid_utf8");  // > U+10FFFF
+    CHECK(reasonOf(kTopic, envelope("\"\xFF\"")) == "invalid_utf8");
+    CHECK(reasonOf(kTopic, envelope("{}") + "\xFF") == "invalid_utf8");           // outside a string
+    CHECK(reasonOf("org.\xFF", good) == "invalid_utf8");                          // frame 0
+  }
+  SUBCASE("invalid_json") {
+    CHECK(reasonOf(kTopic, good.substr(0, good.size() - 1)) == "invalid_json");
+    CHECK(reasonOf(kTopic, good + "x") == "invalid_json");
+    CHECK(reasonOf(kTopic, good + "{}") == "invalid_json");
+    CHECK(reasonOf(kTopic, good + std::string(1, '\0') + "x") == "invalid_json");
+    CHECK(reasonOf(kTopic, envelope("NaN")) == "invalid_json");
+    CHECK(reasonOf(kTopic, envelope("{'a':1}")) == "invalid_json");
+    CHECK(reasonOf(kTopic, "") == "invalid_json");
+  }
+  SUBCASE("not_an_object") {
+    CHECK(reasonOf(kTopic, "[1,2]") == "not_an_object");
+    CHECK(reasonOf(kTopic, "\"s\"") == "not_an_object");
+    CHECK(reasonOf(kTopic, "42") == "not_an_object");
+    CHECK(reasonOf(kTopic, "null") == "not_an_object");
+  }
+  SUBCASE("too_deep") {
+    fm::Limits l;
+    l.max_depth = 10;
+    // The envelope is level 1, so msg may nest 9 levels.
+    CHECK(reasonOf(kTopic, envelope(std::string(9, '[') + std::string(9, ']')), l).empty());
+    CHECK(reasonOf(kTopic, envelope(std::string(10, '[') + std::string(10, ']')), l) == "too_deep");
+    // A hostile depth never reaches the stack: refused at the default limit.
+    CHECK(reasonOf(kTopic, envelope(std::string(200000, '[') + std::string(200000, ']'))) == "too_deep");
+  }
+  SUBCASE("duplicate_keys") {
+    CHECK(reasonOf(kTopic, envelope("{}", R"(,"topic":"other")")) == "duplicate_keys");
+    CHECK(reasonOf(kTopic, envelope(R"({"a":[{"b":1,"c":{"d":1,"d":2}}]})")) == "duplicate_keys");
+    CHECK(reasonOf(kTopic, envelope("{}", R"(,"\u0074opic":"other")")) == "duplicate_keys");
+    // The same key in sibling objects is fine.
+    CHECK(reasonOf(kTopic, envelope(R"([{"a":1},{"a":2}])")).empty());
+  }
+  SUBCASE("topic problems") {
+    CHECK(reasonOf(kTopic, R"({"msg":{},"msg_id":"a"})") == "missing_topic");
+    CHECK(reasonOf("", R"({"msg":{},"msg_id":"a","topic":""})") == "missing_topic");
+    CHECK(reasonOf(kTopic, R"({"msg":{},"msg_id":"a","topic":5})") == "bad_topic");
+    CHECK(reasonOf("org.fedoraproject.dev.demo.other", good) == "topic_mismatch");
+    CHECK(reasonOf("org.fedoraproject.dev.demo.hell", good) == "topic_mismatch");
+  }
+  SUBCASE("msg_id problems") {
+    CHECK(reasonOf("t", R"({"msg":{},"topic":"t"})") == "missing_msg_id");
+    CHECK(reasonOf("t", R"({"msg":{},"topic":"t","msg_id":null})") == "missing_msg_id");
+    CHECK(reasonOf("t", R"({"msg":{},"topic":"t","msg_id":12})") == "bad_msg_id");
+    CHECK(reasonOf("t", R"({"msg":{},"topic":"t","msg_id":""})") == "bad_msg_id");
+  }
+  SUBCASE("other members") {
+    CHECK(reasonOf("t", R"({"topic":"t","msg_id":"a"})") == "missing_msg");
+    CHECK(reasonOf("t", R"({"msg":1,"topic":"t","msg_id":"a","headers":[1]})") == "bad_headers");
+    CHECK(reasonOf("t", R"({"msg":1,"topic":"t","msg_id":"a","headers":"x"})") == "bad_headers");
+    CHECK(reasonOf("t", R"({"msg":1,"topic":"t","msg_id":"a","headers":null})").empty());
+    CHECK(reasonOf("t", R"({"msg":1,"topic":"t","msg_id":"a","timestamp":"now"})") == "bad_timestamp");
+  }
+}
+
+TEST_CASE("validateJson") {
+  CHECK(fm::validateJson("{\"a\":1}", {}, true).ok());
+  CHECK(fm::validateJson("[1]", {}, false).ok());
+  CHECK(fm::validateJson("[1]", {}, true).reason == "not_an_object");
+  CHECK(fm::validateJson("{\"a\":1,\"a\":2}").reason == "duplicate_keys");
+  CHECK(fm::validateJson("{\"a\":").reason == "invalid_json");
+  CHECK(fm::validateJson("\"\xE2\x82\"").reason == "invalid_utf8");
+}
+
+TEST_CASE("isValidUtf8") {
+  CHECK(fm::isValidUtf8(""));
+  CHECK(fm::isValidUtf8("plain"));
+  CHECK(fm::isValidUtf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF"));
+  CHECK_FALSE(fm::isValidUtf8("\xC3"));
+  CHECK_FALSE(fm::isValidUtf8("\xE0\x80\x80"));
+  CHECK_FALSE(fm::isValidUtf8("\xED\xBF\xBF"));
+  CHECK_FALSE(fm::isValidUtf8("\xF8\x88\x80\x80\x80"));
+}
+
+TEST_CASE("appendAsciiJsonString writes what Python's json.dumps writes") {
+  std::string out;
+  fm::appendAsciiJsonString(out, "a\"b\\c/\b\f\n\r\t\x01\x7F \xE2\x80\xA8\xC3\xA9\xF0\x9F\x98\x80");
+  CHECK(out == R"("a\"b\\c/\b\f\n\r\t\u0001\u007f \u2028\u00e9\ud83d\ude00")");
+}
+
+TEST_CASE("msg_id rules") {
+  CHECK(fm::normalizeMsgId("2019-72b3456e", 2026) == "2019-72b3456e");
+  CHECK(fm::normalizeMsgId("72b3456e", 2026) == "2026-72b3456e");
+  CHECK(fm::normalizeMsgId("201-x", 2026) == "2026-201-x");
+  CHECK(fm::normalizeMsgId("2019x", 2026) == "2026-2019x");
+  std::regex uuid_re("2026-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  CHECK(std::regex_match(fm::normalizeMsgId("", 2026), uuid_re));
+  CHECK(fm::uuid4() != fm::uuid4());
+  CHECK(fm::newMsgId().substr(0, 5) == std::to_string(fm::currentUtcYear()) + "-");
+}
+
+TEST_CASE("EnvelopeBuilder builds sorted, compact envelopes with a per-builder counter") {
+  fm::EnvelopeBuilder b("amqp-bridge");
+  Message m;
+  m.topic = "org.fedoraproject.dev.demo.amqp";
+  m.body = R"({"hello": "w\u00f6rld", "n": [1, 2], "big": 123456789012345678901234567890})";
+  m.id = "25b30d7a-ee29-4258-a5aa-b2adb3eb1deb";
+  m.timestamp_ms = 1795348400123;
+  std::string env;
+  REQUIRE(b.build(m, env).ok());
+  std::string year = std::to_string(fm::currentUtcYear());
+  CHECK(env == R"({"i":1,"msg":)" + m.body + R"(,"msg_id":")" + year +
+                   R"(-25b30d7a-ee29-4258-a5aa-b2adb3eb1deb","timestamp":1795348400,)"
+                   R"("topic":"org.fedoraproject.dev.demo.amqp","username":"amqp-bridge"})");
+  CHECK(b.lastSeq() == 1);
+
+  // The envelope decodes back to the same message.
+  Message back;
+  REQUIRE(fm::decode(m.topic, env, back).ok());
+  CHECK(back.body == m.body);
+  CHECK(back.id == year + "-" + m.id);
+  CHECK(back.getMeta(meta::kFedmsgSeq) == std::optional<std::string_view>("1"));
+
+  m.headers = R"({"custom": "x"})";
+  m.id = "2020-keep";
+  m.timestamp_ms = 0;
+  REQUIRE(b.build(m, env).ok());
+  CHECK(env.rfind(R"({"headers":{"custom": "x"},"i":2,"msg":)", 0) == 0);
+  CHECK(env.find(R"("msg_id":"2020-keep")") != std::string::npos);
+  CHECK(std::regex_search(env, std::regex(R"("timestamp":[0-9]{10},)")));
+
+  m.headers = " { } ";
+  REQUIRE(b.build(m, env).ok());
+  CHECK(env.rfind(R"({"i":3,)", 0) == 0);
+
+  // Refusals do not consume a sequence number.
+  m.body = "{not json";
+  CHECK(b.build(m, env).reason == "bad_body");
+  m.body = "{}";
+  m.headers = "[1]";
+  CHECK(b.build(m, env).reason == "bad_headers");
+  m.headers = "{}";
+  m.topic.clear();
+  CHECK(b.build(m, env).reason == "missing_topic");
+  m.topic = "t\xFF";
+  CHECK(b.build(m, env).reason == "invalid_utf8");
+  CHECK(b.lastSeq() == 3);
+
+  // Non-ASCII in topic and username is escaped the Python way; an empty body is null.
+  fm::EnvelopeBuilder u("j\xC3\xB6rg");
+  m.topic = "t.\xC3\xA9";
+  m.body.clear();
+  m.id.clear();
+  REQUIRE(u.build(m, env).ok());
+  CHECK(env.find(R"("msg":null,)") != std::string::npos);
+  CHECK(env.find(R"("topic":"t.\u00e9","username":"j\u00f6rg"})") != std::string::npos);
+}
+
+TEST_CASE("envelopeMatches: only while the message is unchanged") {
+  std::string env = envelope(R"({"a": 1})", R"(,"headers":{"h":1})");
+  Message m;
+  REQUIRE(fm::decode(kTopic, env, m).ok());
+  CHECK(fm::envelopeMatches(m));
+  Message changed = m;
+  changed.body = R"({"a":1})";
+  CHECK_FALSE(fm::envelopeMatches(changed));
+  changed = m;
+  changed.topic = "other";
+  CHECK_FALSE(fm::envelopeMatches(changed));
+  changed = m;
+  changed.id = "x";
+  CHECK_FALSE(fm::envelopeMatches(changed));
+  changed = m;
+  changed.headers = "{}";
+  CHECK_FALSE(fm::envelopeMatches(changed));
+  changed = m;
+  changed.eraseMeta(meta::kFedmsgEnvelope);
+  CHECK_FALSE(fm::envelopeMatches(changed));
+}
