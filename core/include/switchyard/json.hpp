@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+//
+// Canonical JSON: byte for byte what fedmsg signs (interop-spec 2.2), i.e. Python's
+// `json.dumps(json.loads(text), sort_keys=True, separators=(',', ':'))` with the default
+// `ensure_ascii=True` and `allow_nan=True`.
+//
+// Why a value tree of our own: a signature covers the *Python* rendering of the parsed
+// value, so the tree must keep integers of any size as their digits, floats as the exact
+// double Python would parse, and strings as code points (sorted by code point, not by
+// UTF-16 unit). RapidJSON's DOM does none of that, so the parser below drives RapidJSON's
+// SAX reader (iterative: no recursion on hostile nesting) with numbers delivered as text.
+//
+// Deliberate deviations from Python's json.loads, both fail closed:
+//  * duplicate object keys are refused ("duplicate_keys") at any depth: Python keeps the
+//    last one, so a signature could cover another `topic` than the one a router reads;
+//  * a lone *high* surrogate escape ("\ud800" not followed by a low one) is refused
+//    ("malformed_json"); RapidJSON cannot represent it. A lone low surrogate is kept and
+//    re-emitted as Python does.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchyard::json {
+
+struct Member;
+
+/// A parsed JSON value. Strings hold UTF-8 (a lone low surrogate is kept as its 3-byte
+/// encoding); object members are kept sorted by key in code-point order (= byte order of
+/// the UTF-8 keys) and are unique.
+struct Value {
+  enum class Type : std::uint8_t { Null, Bool, Integer, Float, String, Array, Object };
+
+  Type type = Type::Null;
+  bool boolean = false;
+  double number = 0.0;  ///< Float only
+  std::string text;     ///< String: the decoded text; Integer: canonical digits ("-12", "0")
+  std::vector<Value> items;     ///< Array
+  std::vector<Member> members;  ///< Object, sorted by key, unique keys
+
+  static Value null() { return {}; }
+  static Value fromBool(bool b);
+  static Value fromString(std::string s);
+  /// @p digits must be a valid JSON integer token ("-12"); it is normalised ("-0" -> "0").
+  static Value fromIntegerText(std::string_view digits);
+  static Value fromInt(std::int64_t v);
+  static Value fromDouble(double d);
+  static Value array();
+  static Value object();
+
+  [[nodiscard]] bool isNull() const noexcept { return type == Type::Null; }
+  [[nodiscard]] bool isString() const noexcept { return type == Type::String; }
+  [[nodiscard]] bool isObject() const noexcept { return type == Type::Object; }
+  [[nodiscard]] bool isArray() const noexcept { return type == Type::Array; }
+
+  /// Object only: the member @p key, or null when absent (or when this is no object).
+  [[nodiscard]] const Value *find(std::string_view key) const noexcept;
+  [[nodiscard]] Value *find(std::string_view key) noexcept;
+  /// Object only: the string member @p key, or nullopt when absent or not a string.
+  [[nodiscard]] std::optional<std::string_view> findString(std::string_view key) const noexcept;
+  /// Object only: inserts or replaces @p key, keeping the members sorted.
+  void set(std::string key, Value v);
+  /// Object only: removes @p key; returns whether it was there.
+  bool erase(std::string_view key);
+};
+
+struct Member {
+  std::string key;
+  Value value;
+};
+
+/// Bounds applied while parsing untrusted input.
+struct ParseLimits {
+  std::size_t max_bytes = 16u << 20;  ///< longer input: "too_large"
+  std::size_t max_depth = 128;        ///< deeper nesting: "too_deep"
+  /// Python 3.11 refuses to convert integers with more digits than this (int_max_str_digits),
+  /// so such a token can never have been signed by Python: "malformed_json".
+  std::size_t max_integer_digits = 4300;
+};
+
+/// Parses @p json with Python json.loads semantics (see the deviations above). On failure
+/// returns nullopt and, if @p error_reason is given, sets it to a snake_case reason:
+/// "malformed_json", "duplicate_keys", "too_large" or "too_deep". If @p error_detail is given
+/// it receives a human-readable description (offset and cause) for logs.
+[[nodiscard]] std::optional<Value> parse(std::string_view json, std::string *error_reason = nullptr,
+                                         const ParseLimits &limits = {},
+                                         std::string *error_detail = nullptr);
+
+/// Appends the canonical form of @p v to @p out. @p skip_top_level_keys lists object keys
+/// left out at the top level only (e.g. {"signature", "certificate"}).
+void writeCanonical(const Value &v, std::string &out,
+                    const std::vector<std::string_view> &skip_top_level_keys = {});
+[[nodiscard]] std::string canonical(const Value &v,
+                                    const std::vector<std::string_view> &skip_top_level_keys = {});
+
+/// parse() + canonical() in one step.
+[[nodiscard]] std::optional<std::string> canonicalize(std::string_view json,
+                                                      std::string *error_reason = nullptr,
+                                                      const ParseLimits &limits = {});
+
+/// Python's float.__repr__ (as used by json.dumps): "1.0", "1e+16", "1e-05", "-0.0",
+/// "NaN", "Infinity", "-Infinity".
+[[nodiscard]] std::string pythonFloatRepr(double d);
+
+/// Appends @p s (UTF-8) as a JSON string literal with Python's ensure_ascii escaping.
+void writeAsciiString(std::string_view s, std::string &out);
+
+}  // namespace switchyard::json

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+#include "signer.hpp"
+
+#include <openssl/x509.h>
+
+#include "switchyard/json.hpp"
+
+namespace switchyard::plugins {
+
+const sy_config_key kSignerSchema[] = {
+    {"cert_file", SY_CFG_STRING, 1, nullptr,
+     "PEM certificate of the signing identity (its commonName is what verifiers' routing policies list).", 0},
+    {"key_file", SY_CFG_STRING, 1, nullptr,
+     "Unencrypted PEM RSA private key matching cert_file; refused when group or others can access it.", 0},
+    {"username", SY_CFG_STRING, 0, "\"amqp-bridge\"",
+     "`username` of envelopes built for messages that arrive without one (the reference AMQP->ZMQ bridge "
+     "uses amqp-bridge, which loop-guard recognises).",
+     0},
+    {nullptr, 0, 0, nullptr, nullptr, 0},
+};
+
+Signer::Signer(const sdk::Config &config) : builder_(config.str("username")) {
+  std::string error;
+  cert_ = x509::loadCertFile(config.str("cert_file"), &error);
+  if (!cert_) {
+    throw sdk::ConfigError("cert_file", error);
+  }
+  key_ = x509::loadPrivateKeyFile(config.str("key_file"), &error);
+  if (!key_) {
+    throw sdk::ConfigError("key_file", error);
+  }
+  if (X509_check_private_key(cert_.get(), key_.get()) != 1) {
+    x509::opensslErrors();  // clear the queue
+    throw sdk::ConfigError("key_file", "key_file does not match the public key of cert_file");
+  }
+  auto pem = x509::certToPem(cert_.get());
+  if (!pem) {
+    throw sdk::ConfigError("cert_file", "cannot re-encode cert_file as PEM");
+  }
+  // fedmsg embeds the certificate re-encoded by its crypto library, not the file bytes.
+  cert_field_ = x509::wrap76(x509::base64Encode(*pem));
+}
+
+Verdict Signer::refuse(FilterContext &ctx, const Message &msg, const char *reason,
+                       const std::string &detail) noexcept {
+  std::uint64_t suppressed = 0;
+  if (log_limit_.allow(suppressed)) {
+    ctx.log().warn("not signing message '{}' on '{}': {} ({}){}", msg.id, msg.topic, reason, detail,
+                   suppressed != 0 ? fmt::format(" [{} similar lines suppressed]", suppressed) : std::string());
+  }
+  return Verdict::drop(reason);
+}
+
+Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
+  try {
+    std::string built;
+    std::string_view text;
+    auto current = msg.getMeta(meta::kFedmsgEnvelope);
+    if (current && fedmsg::envelopeMatches(msg)) {
+      text = *current;
+    } else {
+      fedmsg::Result r = builder_.build(msg, built);
+      if (!r.ok()) {
+        return refuse(ctx, msg, r.reason.c_str(), r.detail);
+      }
+      text = built;
+    }
+    std::string reason;
+    std::string detail;
+    auto envelope = json::parse(text, &reason, {}, &detail);
+    if (!envelope) {
+      return refuse(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
+    }
+    if (!envelope->isObject()) {
+      return refuse(ctx, msg, "malformed_envelope", "the envelope is not a JSON object");
+    }
+    // interop-spec 2.3: crypto is part of the signed data; stale credentials are removed
+    // first (the reference would sign over them and produce an unverifiable message).
+    envelope->set("crypto", json::Value::fromString("x509"));
+    envelope->erase("signature");
+    envelope->erase("certificate");
+    std::string canonical = json::canonical(*envelope);
+    std::string error;
+    auto sig = x509::signSha1(key_.get(), canonical, &error);
+    if (!sig) {
+      ctx.log().error("signing failed: {}", error);
+      return Verdict::error("sign_failed");
+    }
+    envelope->set("signature", json::Value::fromString(x509::wrap76(x509::base64Encode(*sig))));
+    envelope->set("certificate", json::Value::fromString(cert_field_));
+    // The wire form is canonical, so `msg` and `headers` inside it are re-rendered; the
+    // message is brought in line with them (same JSON values, new bytes) so that the
+    // envelope keeps describing it (fedmsg::envelopeMatches) and zmq-pub sends it as is.
+    if (const json::Value *body = envelope->find("msg")) {
+      msg.body = json::canonical(*body);
+    }
+    const json::Value *headers = envelope->find("headers");
+    msg.headers = (headers == nullptr || headers->isNull()) ? std::string("{}") : json::canonical(*headers);
+    if (auto id = envelope->findString("msg_id")) {
+      msg.id.assign(*id);
+    }
+    msg.setMeta(meta::kFedmsgEnvelope, json::canonical(*envelope));
+    return Verdict::pass();
+  } catch (const std::bad_alloc &) {
+    return Verdict::error("out_of_memory", true);
+  } catch (const std::exception &e) {
+    ctx.log().error("signer: {}", e.what());
+    return Verdict::error("internal_error");
+  }
+}
+
+}  // namespace switchyard::plugins

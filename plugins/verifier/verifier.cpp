@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+#include "verifier.hpp"
+
+#include <algorithm>
+
+#include <openssl/x509_vfy.h>
+
+#include "switchyard/json.hpp"
+
+namespace switchyard::plugins {
+
+const sy_config_key kVerifierSchema[] = {
+    {"ca_file", SY_CFG_STRING, 1, nullptr,
+     "PEM file of the CA that signs the publishers' certificates; only its first certificate is used.", 0},
+    {"crl_file", SY_CFG_STRING, 0, nullptr,
+     "PEM CRL of that CA (first CRL in the file). Without it revocation is NOT checked (a warning at start).",
+     0},
+    {"routing_policy", SY_CFG_MAP, 0, "{}",
+     "Map of topic to the list of certificate common names allowed to publish it.", 0},
+    {"nitpicky", SY_CFG_BOOL, 0, "true",
+     "Refuse topics that routing_policy does not list (fedmsg's routing_nitpicky; default deny).", 0},
+    {"allow_unsigned", SY_CFG_BOOL, 0, "false",
+     "Let messages without signature pass (counted as unsigned_passed), for buses that do not sign.", 0},
+    {"auth_level", SY_CFG_INT, 0, "-1",
+     "OpenSSL verification security level for the certificate chain; -1 keeps OpenSSL's default "
+     "(accepts the RSA-1024/SHA-1 material of existing fedmsg deployments).",
+     0},
+    {nullptr, 0, 0, nullptr, nullptr, 0},
+};
+
+// ---------------------------------------------------------------------------------------
+// TrustStore
+
+TrustStore::TrustStore(std::string ca_file, std::optional<std::string> crl_file, int auth_level)
+    : ca_file_(std::move(ca_file)), crl_file_(std::move(crl_file)), auth_level_(auth_level) {}
+
+TrustStore::Stamp TrustStore::stampOf(const std::string &path) {
+  struct stat st {};
+  Stamp s;
+  if (::stat(path.c_str(), &st) != 0) {
+    return s;
+  }
+  s.ok = true;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  return s;
+}
+
+bool TrustStore::filesChanged() const {
+  if (stampOf(ca_file_) != ca_stamp_) {
+    return true;
+  }
+  return crl_file_ && stampOf(*crl_file_) != crl_stamp_;
+}
+
+bool TrustStore::load(std::string *error) {
+  store_.reset();
+  ++reloads_;
+  last_stat_ = std::chrono::steady_clock::now();
+  // Stamps first: a file replaced while we read it is then seen as changed next time.
+  ca_stamp_ = stampOf(ca_file_);
+  if (crl_file_) {
+    crl_stamp_ = stampOf(*crl_file_);
+  }
+  x509::CertPtr ca = x509::loadCertFile(ca_file_, error);
+  if (!ca) {
+    return false;
+  }
+  x509::CrlPtr crl;
+  if (crl_file_) {
+    crl = x509::loadCrlFile(*crl_file_, error);
+    if (!crl) {
+      return false;
+    }
+  }
+  x509::StorePtr store(X509_STORE_new());
+  if (!store || X509_STORE_add_cert(store.get(), ca.get()) != 1) {
+    if (error != nullptr) {
+      *error = "cannot build the certificate store: " + x509::opensslErrors();
+    }
+    return false;
+  }
+  if (crl) {
+    if (X509_STORE_add_crl(store.get(), crl.get()) != 1) {
+      if (error != nullptr) {
+        *error = "cannot add the CRL: " + x509::opensslErrors();
+      }
+      return false;
+    }
+    X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  }
+  store_ = std::move(store);
+  return true;
+}
+
+void TrustStore::refresh(bool force_stat, Logger *log) {
+  auto now = std::chrono::steady_clock::now();
+  // A missing store is retried at most once a second, like a stat check.
+  if (!force_stat && now - last_stat_ < std::chrono::seconds(1)) {
+    return;
+  }
+  last_stat_ = now;
+  if (store_ && !filesChanged()) {
+    return;
+  }
+  std::string error;
+  if (load(&error)) {
+    if (log != nullptr) {
+      log->info("reloaded CA '{}'{}", ca_file_, crl_file_ ? " and CRL '" + *crl_file_ + "'" : std::string());
+    }
+  } else if (log != nullptr) {
+    log->error("cannot load trust material, refusing every signed message until it loads: {}", error);
+  }
+}
+
+TrustStore::Check TrustStore::verifyOnce(X509 *leaf, std::string *detail) {
+  if (!store_) {
+    *detail = "CA/CRL not loaded";
+    return Check::Untrusted;
+  }
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
+                                                                       &X509_STORE_CTX_free);
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store_.get(), leaf, nullptr) != 1) {
+    *detail = x509::opensslErrors();
+    return Check::Untrusted;
+  }
+  if (auth_level_ >= 0) {
+    X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(ctx.get()), auth_level_);
+  }
+  if (X509_verify_cert(ctx.get()) == 1) {
+    return Check::Ok;
+  }
+  int err = X509_STORE_CTX_get_error(ctx.get());
+  *detail = X509_verify_cert_error_string(err);
+  x509::opensslErrors();  // drop whatever the failure queued
+  switch (err) {
+    case X509_V_ERR_CERT_REVOKED:
+      return Check::Revoked;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+      return Check::Expired;
+    default:
+      return Check::Untrusted;
+  }
+}
+
+TrustStore::Check TrustStore::verify(X509 *leaf, std::string *detail, Logger *log) {
+  refresh(false, log);
+  Check c = verifyOnce(leaf, detail);
+  if (c == Check::Ok) {
+    return c;
+  }
+  // interop-spec 2.5 step 4: on failure, pick up new trust material and try once more
+  // (a renewed CRL or CA). Only when the files changed: a stream of forged messages must
+  // not turn into a stream of file reads.
+  std::uint64_t before = reloads_;
+  refresh(true, log);
+  if (reloads_ != before) {
+    c = verifyOnce(leaf, detail);
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// Verifier
+
+namespace {
+
+std::optional<std::string> optionalStr(const sdk::Config &c, const char *key) {
+  if (!c.has(key)) {
+    return std::nullopt;
+  }
+  std::string v = c.str(key);
+  if (v.empty()) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+}  // namespace
+
+Verifier::Verifier(const sdk::Config &config)
+    : trust_(config.str("ca_file"), optionalStr(config, "crl_file"),
+             static_cast<int>(config.integer("auth_level"))),
+      nitpicky_(config.boolean("nitpicky")),
+      allow_unsigned_(config.boolean("allow_unsigned")) {
+  const rapidjson::Value &policy = config.value("routing_policy");
+  if (!policy.IsObject()) {
+    throw sdk::ConfigError("routing_policy", "routing_policy must map topics to lists of common names");
+  }
+  for (const auto &m : policy.GetObject()) {
+    std::vector<std::string> names;
+    if (m.value.IsString()) {
+      names.emplace_back(m.value.GetString(), m.value.GetStringLength());
+    } else if (m.value.IsArray()) {
+      for (const auto &e : m.value.GetArray()) {
+        if (!e.IsString()) {
+          throw sdk::ConfigError("routing_policy", std::string("routing_policy['") + m.name.GetString() +
+                                                       "'] must be a list of common names (strings)");
+        }
+        names.emplace_back(e.GetString(), e.GetStringLength());
+      }
+    } else {
+      throw sdk::ConfigError("routing_policy", std::string("routing_policy['") + m.name.GetString() +
+                                                   "'] must be a list of common names");
+    }
+    policy_[std::string(m.name.GetString(), m.name.GetStringLength())] = std::move(names);
+  }
+  std::string error;
+  if (!trust_.load(&error)) {
+    throw sdk::ConfigError(error.find(config.str("ca_file")) != std::string::npos ? "ca_file" : "crl_file", error);
+  }
+}
+
+Status Verifier::start(FilterContext &ctx) noexcept {
+  unsigned_passed_ = &ctx.counter("unsigned_passed");
+  verified_ = &ctx.counter("verified");
+  if (!trust_.loaded()) {
+    return Status::fatal("CA/CRL not loaded", "ca_file");
+  }
+  if (allow_unsigned_) {
+    ctx.log().warn("allow_unsigned is on: messages without a signature pass unverified");
+  }
+  if (!nitpicky_) {
+    ctx.log().warn("nitpicky is off: topics missing from routing_policy pass for any valid signer");
+  }
+  return Status::ok();
+}
+
+Verdict Verifier::reject(FilterContext &ctx, const Message &msg, const char *reason,
+                         std::string_view detail) noexcept {
+  std::uint64_t suppressed = 0;
+  if (log_limit_.allow(suppressed)) {
+    ctx.log().warn("rejected message '{}' on '{}': {}{}{}{}", msg.id, msg.topic, reason,
+                   detail.empty() ? "" : ": ", detail,
+                   suppressed != 0 ? fmt::format(" [{} similar lines suppressed]", suppressed) : std::string());
+  }
+  return Verdict::drop(reason);
+}
+
+Verdict Verifier::process(FilterContext &ctx, Message &msg) noexcept {
+  try {
+    return check(ctx, msg);
+  } catch (const std::bad_alloc &) {
+    return Verdict::error("out_of_memory", true);
+  } catch (const std::exception &e) {
+    return reject(ctx, msg, "malformed_envelope", e.what());
+  }
+}
+
+Verdict Verifier::check(FilterContext &ctx, Message &msg) {
+  auto text = msg.getMeta(meta::kFedmsgEnvelope);
+  auto passUnsigned = [&]() {
+    if (allow_unsigned_) {
+      if (unsigned_passed_ != nullptr) {
+        unsigned_passed_->add();
+      }
+      return Verdict::pass();
+    }
+    return reject(ctx, msg, "unsigned", "");
+  };
+  if (!text) {
+    return passUnsigned();  // not a fedmsg envelope at all (e.g. from AMQP): nothing signed
+  }
+  std::string reason;
+  std::string detail;
+  auto env = json::parse(*text, &reason, {}, &detail);
+  if (!env) {
+    return reject(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
+  }
+  if (!env->isObject()) {
+    return reject(ctx, msg, "malformed_envelope", "the envelope is not a JSON object");
+  }
+  auto topic = env->findString("topic");
+  if (!topic) {
+    return reject(ctx, msg, "malformed_envelope", "no string `topic`");
+  }
+  // reliability.md 7.1 #7: frame 0 is outside the signature.
+  if (*topic != msg.topic) {
+    return reject(ctx, msg, "topic_mismatch", fmt::format("envelope topic '{}'", *topic));
+  }
+  // Backend dispatch as fedmsg does it (interop-spec 2.1), pinned to x509.
+  const json::Value *crypto = env->find("crypto");
+  const json::Value *sig = env->find("signature");
+  const json::Value *cert = env->find("certificate");
+  if (crypto != nullptr) {
+    if (!crypto->isString() || crypto->text != "x509") {
+      return reject(ctx, msg, "unsupported_crypto",
+                    crypto->isString() ? std::string_view(crypto->text) : std::string_view("non-string crypto"));
+    }
+  } else if (cert == nullptr && sig != nullptr) {
+    return reject(ctx, msg, "unsupported_crypto", "signature without certificate (gpg)");
+  }
+  if (sig == nullptr && cert == nullptr) {
+    return passUnsigned();
+  }
+  if (sig == nullptr || cert == nullptr || !sig->isString() || !cert->isString()) {
+    return reject(ctx, msg, "malformed_envelope", "signature and certificate must both be strings");
+  }
+  auto sig_bytes = x509::base64Decode(sig->text);
+  auto cert_pem = x509::base64Decode(cert->text);
+  if (!sig_bytes || !cert_pem) {
+    return reject(ctx, msg, "bad_base64", !sig_bytes ? "signature" : "certificate");
+  }
+  std::string error;
+  x509::CertPtr leaf = x509::certFromPem(*cert_pem, &error);
+  if (!leaf) {
+    return reject(ctx, msg, "untrusted_certificate", error);
+  }
+  switch (trust_.verify(leaf.get(), &error, &ctx.log())) {
+    case TrustStore::Check::Ok: break;
+    case TrustStore::Check::Revoked: return reject(ctx, msg, "revoked", error);
+    case TrustStore::Check::Expired: return reject(ctx, msg, "expired", error);
+    case TrustStore::Check::Untrusted: return reject(ctx, msg, "untrusted_certificate", error);
+  }
+  std::string canonical = json::canonical(*env, {"signature", "certificate"});
+  if (!x509::verifySha1(leaf.get(), canonical, *sig_bytes, &error)) {
+    return reject(ctx, msg, "bad_signature", error);
+  }
+  auto cn = x509::commonName(leaf.get());
+  if (!cn) {
+    return reject(ctx, msg, "policy_denied", "the certificate has no commonName");
+  }
+  auto it = policy_.find(std::string(*topic));
+  if (it != policy_.end()) {
+    if (std::find(it->second.begin(), it->second.end(), *cn) == it->second.end()) {
+      return reject(ctx, msg, "policy_denied", fmt::format("'{}' may not publish this topic", *cn));
+    }
+  } else if (nitpicky_) {
+    return reject(ctx, msg, "policy_denied", fmt::format("topic not in routing_policy (signer '{}')", *cn));
+  }
+  if (verified_ != nullptr) {
+    verified_->add();
+  }
+  return Verdict::pass();
+}
+
+}  // namespace switchyard::plugins
