@@ -89,7 +89,9 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
   std::vector<Diagnostic> diags;
   ConfigParser parser;
   ConfigModel model = parser.parse(text, file, diags);
-  if (!diags.empty()) {
+  // Phase-1 problems that leave the document understood (a duplicate key, a bad setting)
+  // do not stop phase 2, so that every problem of the file is reported at once.
+  if (!diags.empty() && !model.checkable) {
     throw ConfigError(std::move(diags));
   }
   auto dirs = pluginSearchPath(options.plugin_paths, options.use_env_plugin_path,
@@ -99,10 +101,15 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
   try {
     registry.scan(dirs);
   } catch (const std::exception &e) {
-    throw ConfigError({Diagnostic{file, 0, 0, "", e.what()}});
+    diags.push_back(Diagnostic{file, 0, 0, "", e.what()});
+    throw ConfigError(std::move(diags));
   }
   parser.validatePlugins(model, registry, diags);
   if (!diags.empty()) {
+    // In file order: phase 1 and phase 2 each report in their own order.
+    std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic &a, const Diagnostic &b) {
+      return a.line != b.line ? a.line < b.line : a.column < b.column;
+    });
     throw ConfigError(std::move(diags));
   }
 
@@ -176,13 +183,11 @@ void Engine::registerFilter(std::string name, std::vector<KeySpec> schema, Facto
 
 void Engine::loadFile(const std::string &path) {
   std::vector<Diagnostic> diags;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw ConfigError({Diagnostic{path, 0, 0, "", "cannot read the file"}});
+  std::string text;
+  if (!readConfigText(path, text, diags)) {
+    throw ConfigError(std::move(diags));
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  impl_->load(ss.str(), path);
+  impl_->load(text, path);
 }
 
 void Engine::loadString(std::string_view yaml, const std::string &name) { impl_->load(yaml, name); }

@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli_fedmsg.hpp"
 #include "log.hpp"
 #include "registry.hpp"
 #include "switchyard/engine.hpp"
@@ -106,19 +107,19 @@ int cmdRun(const std::string &file, const Common &c, double stats_interval) {
     return kExitConfig;
   }
   auto log = sy::logging::core();
+  log->info("starting {}", file);
   try {
     engine.start();
   } catch (const std::exception &e) {
     log->critical("start failed: {}", e.what());
     return kExitFailure;
   }
-  log->info("running {}", file);
   using Clock = std::chrono::steady_clock;
   auto next_stats = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(stats_interval));
   bool stopping = false;
   while (!engine.wait(std::chrono::milliseconds(0))) {
-    timespec ts{0, 200 * 1000 * 1000};
+    timespec ts{0, 50 * 1000 * 1000};
     int sig = sigtimedwait(&signals, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) {
       if (stopping) {
@@ -137,9 +138,7 @@ int cmdRun(const std::string &file, const Common &c, double stats_interval) {
     }
   }
   bool ok = engine.stop();
-  if (stats_interval > 0) {
-    logStats(engine);
-  }
+  logStats(engine);  // the totals, always: every drop is accounted for at exit
   log->info("stopped");
   return ok ? kExitOk : kExitFailure;
 }
@@ -175,11 +174,24 @@ int cmdPlugins(const std::string &name, const Common &c) {
       std::printf("%-7s %-16s %-9s %u.%-3u %s\n", sy::kindName(d->kind), d->name.c_str(),
                   d->version.c_str(), d->abi_major, d->abi_minor, d->path.c_str());
     }
+    if (registry.all().empty()) {
+      std::string dirs;
+      for (const auto &dir : registry.directories()) {
+        dirs += (dirs.empty() ? "" : ":") + dir;
+      }
+      std::fprintf(stderr, "no plugins found in the search path %s\n", dirs.c_str());
+    }
     return kExitOk;
   }
   const auto *d = registry.find(name);
   if (d == nullptr) {
     std::fprintf(stderr, "switchyard: no plugin named '%s'\n", name.c_str());
+    // A file that looks like it was meant to be this plugin: say why it was refused.
+    for (const auto &r : registry.refusals()) {
+      if (r.path.ends_with("-" + name + ".so")) {
+        std::fprintf(stderr, "  %s was refused: %s\n", r.path.c_str(), r.reason.c_str());
+      }
+    }
     return kExitConfig;
   }
   try {
@@ -217,7 +229,7 @@ int main(int argc, char **argv) {
   auto *run = app.add_subcommand("run", "Run the pipelines of a configuration file");
   run->add_option("file", file, "Configuration file (YAML)")->required();
   run->add_option("--stats-interval", stats_interval,
-                  "Log every counter every N seconds (0: only at exit if set)");
+                  "Log every counter every N seconds (0: only once, at exit)");
   addCommon(run, common);
 
   auto *check = app.add_subcommand(
@@ -229,6 +241,13 @@ int main(int argc, char **argv) {
   auto *plugins = app.add_subcommand("plugins", "List plugins, or show one plugin's configuration keys");
   plugins->add_option("name", plugin_name, "Plugin to describe");
   addCommon(plugins, common);
+
+  sy::cli::TailOptions tail_opts;
+  auto *tail = sy::cli::addTailCommand(app, tail_opts);
+  addCommon(tail, common);
+  sy::cli::LoggerOptions logger_opts;
+  auto *logger = sy::cli::addLoggerCommand(app, logger_opts);
+  addCommon(logger, common);
 
   try {
     app.parse(argc, argv);
@@ -247,6 +266,12 @@ int main(int argc, char **argv) {
     }
     if (*plugins) {
       return cmdPlugins(plugin_name, common);
+    }
+    if (*tail) {
+      return sy::cli::runTail(tail_opts, engineOptions(common));
+    }
+    if (*logger) {
+      return sy::cli::runLogger(logger_opts, engineOptions(common));
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard: %s\n", e.what());

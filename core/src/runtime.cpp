@@ -125,12 +125,18 @@ struct Completion {
 
 class CompletionQueue {
  public:
+  /// Signals only when the queue turns non-empty: the reader drains everything it finds,
+  /// so one wake-up per batch is enough and the threads do not ping-pong per message.
   void push(Completion c) {
+    bool first;
     {
       std::lock_guard lock(mutex_);
+      first = items_.empty();
       items_.push_back(std::move(c));
     }
-    ready_.signal();
+    if (first) {
+      ready_.signal();
+    }
   }
   void take(std::vector<Completion> &out) {
     std::lock_guard lock(mutex_);
@@ -196,13 +202,16 @@ class OutputQueue {
       }
       not_full_.wait_for(lock, std::chrono::milliseconds(20));
     }
+    bool first = items_.empty();  // see CompletionQueue::push
     bytes_ += size;
     item_sizes_.push_back(size);
     items_.push_back(std::move(item));
     depth_.set(static_cast<std::int64_t>(items_.size()));
     bytes_gauge_.set(static_cast<std::int64_t>(bytes_));
     lock.unlock();
-    ready_.signal();
+    if (first) {
+      ready_.signal();
+    }
     return true;
   }
 
@@ -507,7 +516,7 @@ SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) n
 void Pipeline::processCompletions(Source &src) {
   completions_.take(completion_buf_);
   for (auto &c : completion_buf_) {
-    source_ctx_->counter("completed", toString(c.outcome)).add();
+    source_ctx_->counter("completed", outcomeName(c.outcome)).add();
     src.complete(c.tag, c.outcome, c.reason);
     in_flight_.fetch_sub(1);
     in_flight_gauge_.add(-1);

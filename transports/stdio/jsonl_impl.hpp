@@ -14,11 +14,24 @@ namespace switchyard::jsonl {
 namespace {
 
 /// Records where the top-level values of interest start and end in the line.
+/// The recursive reader is used because its callbacks come right after each token, which
+/// is what the raw-substring positions need; the depth guard below stops it long before
+/// the recursion could exhaust the stack.
+constexpr int kMaxDepth = 512;
+
+/// RapidJSON copies a GenericStringStream into a local while it parses a string or a
+/// number and writes it back only after the handler ran, so positions read in Key/String
+/// callbacks would lag. A derived stream type has the default StreamTraits (no copy
+/// optimisation): the reader then advances this very object.
+struct PosStream : rapidjson::StringStream {
+  using rapidjson::StringStream::StringStream;
+};
+
 struct Scanner : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> {
   int depth = 0;
   std::string key;           // current top-level key
   std::size_t value_start = 0;
-  const rapidjson::StringStream *stream = nullptr;
+  const PosStream *stream = nullptr;
   const char *begin = nullptr;
   struct Raw {
     std::size_t start = 0, end = 0;
@@ -61,7 +74,10 @@ struct Scanner : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> {
     return true;
   }
   bool StartObject() {
-    ++depth;
+    if (++depth > kMaxDepth) {
+      bad = "too_deep";
+      return false;
+    }
     return true;
   }
   bool EndObject(rapidjson::SizeType) {
@@ -81,7 +97,10 @@ struct Scanner : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> {
       bad = "not_an_object";
       return false;
     }
-    ++depth;
+    if (++depth > kMaxDepth) {
+      bad = "too_deep";
+      return false;
+    }
     return true;
   }
   bool EndArray(rapidjson::SizeType) {
@@ -104,25 +123,20 @@ std::string_view rawValue(std::string_view line, const Scanner::Raw &r) {
 
 std::string parseLine(std::string_view line, Message &out, std::string &detail) {
   Scanner sc;
-  rapidjson::StringStream ss(line.data());
+  PosStream ss(line.data());
   sc.stream = &ss;
   sc.begin = line.data();
   rapidjson::Reader reader;
   // The line is NUL-terminated by the caller (std::string storage); embedded NULs end it.
-  auto result = reader.Parse<rapidjson::kParseValidateEncodingFlag |
-                             rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag>(ss, sc);
+  auto result = reader.Parse<rapidjson::kParseValidateEncodingFlag>(ss, sc);
   if (!sc.bad.empty()) {
-    detail = "the line is not a JSON object";
+    detail = sc.bad == "too_deep" ? fmt::format("nested deeper than {} levels", kMaxDepth)
+                                  : std::string("the line is not a JSON object");
     return sc.bad;
   }
   if (result.IsError()) {
-    if (result.Code() == rapidjson::kParseErrorDocumentRootNotSingular || sc.depth != 0) {
-      detail = fmt::format("invalid JSON at offset {}: {}", result.Offset(),
-                           rapidjson::GetParseError_En(result.Code()));
-    } else {
-      detail = fmt::format("invalid JSON at offset {}: {}", result.Offset(),
-                           rapidjson::GetParseError_En(result.Code()));
-    }
+    detail = fmt::format("invalid JSON at offset {}: {}", result.Offset(),
+                         rapidjson::GetParseError_En(result.Code()));
     return result.Code() == rapidjson::kParseErrorStringInvalidEncoding ? "invalid_utf8" : "invalid_json";
   }
   if (!sc.topic.set && !sc.body.set && !sc.headers.set && !sc.id.set) {
@@ -155,6 +169,23 @@ std::string parseLine(std::string_view line, Message &out, std::string &detail) 
   return {};
 }
 
+namespace {
+/// Appends JSON text on one line. A raw CR or LF can only be whitespace in valid JSON
+/// (strings hold them escaped), so replacing it with a space keeps the value and the
+/// one-message-per-line framing.
+void appendOneLine(std::string &out, std::string_view json) {
+  std::size_t start = out.size();
+  out += json;
+  if (json.find_first_of("\r\n") != std::string_view::npos) {
+    for (std::size_t i = start; i < out.size(); ++i) {
+      if (out[i] == '\n' || out[i] == '\r') {
+        out[i] = ' ';
+      }
+    }
+  }
+}
+}  // namespace
+
 void formatLine(const Message &m, std::string &out) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
@@ -162,9 +193,9 @@ void formatLine(const Message &m, std::string &out) {
   w.String(m.topic.data(), static_cast<rapidjson::SizeType>(m.topic.size()));
   out.append(sb.GetString(), sb.GetSize());
   out += ",\"body\":";
-  out += m.body.empty() ? std::string_view("null") : std::string_view(m.body);
+  appendOneLine(out, m.body.empty() ? std::string_view("null") : std::string_view(m.body));
   out += ",\"headers\":";
-  out += m.headers.empty() ? std::string_view("{}") : std::string_view(m.headers);
+  appendOneLine(out, m.headers.empty() ? std::string_view("{}") : std::string_view(m.headers));
   out += ",\"id\":";
   sb.Clear();
   w.Reset(sb);

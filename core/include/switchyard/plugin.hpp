@@ -65,7 +65,7 @@ enum class Outcome : std::uint8_t {
   Retry = 2,      ///< transient failure: the input should redeliver (AMQP: nack + requeue)
   Reject = 3,     ///< permanent failure: the input must not redeliver (AMQP: nack, dead-letter)
 };
-inline const char *toString(Outcome o) noexcept {
+inline const char *outcomeName(Outcome o) noexcept {
   switch (o) {
     case Outcome::Delivered: return "delivered";
     case Outcome::Dropped: return "dropped";

@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: MIT
+//
+// The runtime with in-process plugins (embedding API): acknowledgement and negative
+// acknowledgement flow back to the input, fan-out, backpressure with a slow sink, graceful
+// drain and the drain timeout. Fakes are allowed here: this is a unit test of the core.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <ostream>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "switchyard/engine.hpp"
+
+using namespace switchyard;
+using namespace std::chrono_literals;
+
+namespace switchyard {
+inline std::ostream &operator<<(std::ostream &os, Outcome o) { return os << outcomeName(o); }
+}  // namespace switchyard
+
+namespace {
+
+/// What the fake source saw, shared with the test body.
+struct SourceLog {
+  std::mutex m;
+  std::map<std::uint64_t, std::pair<Outcome, std::string>> completed;
+  std::atomic<std::uint64_t> submitted{0};
+  std::atomic<std::size_t> max_in_flight{0};
+  std::atomic<bool> intake_stopped{false};
+  std::atomic<bool> stopped{false};
+  std::atomic<int> stopping_results{0};
+
+  std::size_t completedCount() {
+    std::lock_guard l(m);
+    return completed.size();
+  }
+};
+
+/// Emits `count` messages (topic t.N%3, body {"n":N}, id N); count < 0 = forever.
+class MemSource final : public Source {
+ public:
+  MemSource(SourceLog &log, std::int64_t count, bool end) : log_(log), count_(count), end_(end) {}
+  Status start(SourceContext &) noexcept override { return Status::ok(); }
+  Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept override {
+    if (log_.intake_stopped || (count_ >= 0 && next_ >= static_cast<std::uint64_t>(count_))) {
+      if (end_ && !log_.intake_stopped) {
+        return Status::endOfStream();
+      }
+      pollfd p{ctx.wakeFd(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(timeout.count(), 20)));
+      return Status::ok();
+    }
+    Message m;
+    m.topic = fmt::format("t.{}", next_ % 3);
+    m.body = fmt::format("{{\"n\":{}}}", next_);
+    m.id = std::to_string(next_);
+    auto r = ctx.submit(std::move(m), next_);
+    if (r == SourceContext::SubmitResult::Accepted) {
+      ++next_;
+      log_.submitted = next_;
+    } else {
+      ++log_.stopping_results;
+    }
+    std::size_t inflight = ctx.inFlight();
+    std::size_t prev = log_.max_in_flight.load();
+    while (inflight > prev && !log_.max_in_flight.compare_exchange_weak(prev, inflight)) {
+    }
+    return Status::ok();
+  }
+  void complete(std::uint64_t tag, Outcome o, std::string_view reason) noexcept override {
+    std::lock_guard l(log_.m);
+    CHECK(log_.completed.count(tag) == 0);  // exactly once per message
+    log_.completed[tag] = {o, std::string(reason)};
+  }
+  void stopIntake(SourceContext &) noexcept override { log_.intake_stopped = true; }
+  void stop() noexcept override { log_.stopped = true; }
+
+ private:
+  SourceLog &log_;
+  std::int64_t count_;
+  bool end_;
+  std::uint64_t next_ = 0;
+};
+
+struct SinkLog {
+  std::mutex m;
+  std::vector<std::string> ids;
+  std::atomic<bool> flushed{false};
+  std::size_t count() {
+    std::lock_guard l(m);
+    return ids.size();
+  }
+};
+
+/// Behaviour per message id n: retry_every / reject_every / drop_every (0 = never);
+/// async: confirm on the next poll instead of in send; never_confirm: hold every message;
+/// delay: sleep in send (a slow sink).
+struct SinkBehaviour {
+  int retry_every = 0;
+  int reject_every = 0;
+  int drop_every = 0;
+  bool async = false;
+  bool never_confirm = false;
+  std::chrono::microseconds delay{0};
+  bool fail_start = false;
+};
+
+class MemSink final : public Sink {
+ public:
+  MemSink(SinkLog &log, SinkBehaviour b) : log_(log), b_(b) {}
+  Status start(SinkContext &) noexcept override {
+    return b_.fail_start ? Status::fatal("cannot start (test)") : Status::ok();
+  }
+  void send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept override {
+    if (b_.delay.count() > 0) {
+      std::this_thread::sleep_for(b_.delay);
+    }
+    {
+      std::lock_guard l(log_.m);
+      log_.ids.push_back(msg.id);
+    }
+    int n = std::stoi(msg.id);
+    Outcome o = Outcome::Delivered;
+    std::string reason;
+    if (b_.retry_every > 0 && n % b_.retry_every == 0) {
+      o = Outcome::Retry;
+      reason = "broker_nack";
+    } else if (b_.reject_every > 0 && n % b_.reject_every == 0) {
+      o = Outcome::Reject;
+      reason = "refused";
+    } else if (b_.drop_every > 0 && n % b_.drop_every == 0) {
+      o = Outcome::Dropped;
+      reason = "unroutable";
+    }
+    if (b_.never_confirm) {
+      return;
+    }
+    if (b_.async) {
+      held_.push_back({id, o, reason});
+      return;
+    }
+    ctx.done(id, o, reason);
+  }
+  Status poll(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept override {
+    for (auto &h : held_) {
+      ctx.done(h.id, h.o, h.reason);
+    }
+    held_.clear();
+    return Sink::poll(ctx, timeout);
+  }
+  Status flush(SinkContext &ctx, std::chrono::milliseconds) noexcept override {
+    for (auto &h : held_) {
+      ctx.done(h.id, h.o, h.reason);
+    }
+    held_.clear();
+    log_.flushed = true;
+    return Status::ok();
+  }
+
+ private:
+  struct Held {
+    DeliveryId id;
+    Outcome o;
+    std::string reason;
+  };
+  SinkLog &log_;
+  SinkBehaviour b_;
+  std::vector<Held> held_;
+};
+
+/// Drops messages whose n is a multiple of `every`, with reason "test_drop".
+class DropFilter final : public Filter {
+ public:
+  explicit DropFilter(int every) : every_(every) {}
+  Verdict process(FilterContext &, Message &m) noexcept override {
+    if (std::stoi(m.id) % every_ == 0) {
+      return Verdict::drop("test_drop");
+    }
+    m.topic = "filtered." + m.topic;
+    return Verdict::pass();
+  }
+
+ private:
+  int every_;
+};
+
+struct Fixture {
+  SourceLog src, src_b;
+  SinkLog sink_a, sink_b;
+  SinkBehaviour beh_a, beh_b;
+  std::int64_t count = 1000;
+  bool end = true;
+  Engine engine;
+
+  void registerAll() {
+    engine.registerSource("mem-source", {}, [this](const sdk::Config &) {
+      return std::make_unique<MemSource>(src, count, end);
+    }, true);
+    engine.registerSource("mem-source-b", {}, [this](const sdk::Config &) {
+      return std::make_unique<MemSource>(src_b, count, end);
+    }, true);
+    engine.registerSink("mem-sink-a", {}, [this](const sdk::Config &) {
+      return std::make_unique<MemSink>(sink_a, beh_a);
+    }, true);
+    engine.registerSink("mem-sink-b", {}, [this](const sdk::Config &) {
+      return std::make_unique<MemSink>(sink_b, beh_b);
+    }, true);
+    engine.registerFilter("drop-every",
+                          {KeySpec{"every", SY_CFG_INT, false, std::string("5"), "n", false}},
+                          [](const sdk::Config &c) {
+                            return std::make_unique<DropFilter>(static_cast<int>(c.integer("every")));
+                          });
+  }
+};
+
+EngineOptions isolated() {
+  EngineOptions o;
+  o.use_env_plugin_path = false;
+  o.use_install_dir = false;
+  return o;
+}
+
+template <typename Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) {
+      return true;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return p();
+}
+
+}  // namespace
+
+TEST_CASE("every delivered message is acknowledged to the input exactly once, in order") {
+  Fixture f{.engine = Engine(isolated())};
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  CHECK(f.engine.stop());
+  REQUIRE(f.src.completedCount() == 1000);
+  for (auto &[tag, oc] : f.src.completed) {
+    CHECK(oc.first == Outcome::Delivered);
+  }
+  REQUIRE(f.sink_a.ids.size() == 1000);
+  for (std::size_t i = 0; i < 1000; ++i) {
+    CHECK(f.sink_a.ids[i] == std::to_string(i));  // one input thread: order is kept
+  }
+  CHECK(f.engine.counter("p", "received") == 1000);
+  CHECK(f.engine.counter("p", "sent") == 1000);
+  CHECK(f.engine.counter("p", "in_flight") == 0);
+  CHECK(f.src.stopped);
+}
+
+TEST_CASE("output failures reach the input as retry or reject with their reason") {
+  Fixture f{.engine = Engine(isolated())};
+  f.beh_a.retry_every = 7;
+  f.beh_a.reject_every = 11;
+  f.beh_a.drop_every = 13;
+  f.beh_a.async = true;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  f.engine.stop();
+  REQUIRE(f.src.completedCount() == 1000);
+  int retry = 0, reject = 0, dropped = 0, delivered = 0;
+  for (auto &[n, oc] : f.src.completed) {
+    if (n % 7 == 0) {
+      CHECK(oc.first == Outcome::Retry);
+      CHECK(oc.second == "broker_nack");
+      ++retry;
+    } else if (n % 11 == 0) {
+      CHECK(oc.first == Outcome::Reject);
+      CHECK(oc.second == "refused");
+      ++reject;
+    } else if (n % 13 == 0) {
+      CHECK(oc.first == Outcome::Dropped);
+      CHECK(oc.second == "unroutable");
+      ++dropped;
+    } else {
+      CHECK(oc.first == Outcome::Delivered);
+      ++delivered;
+    }
+  }
+  CHECK(f.engine.counter("p", "failed", "broker_nack") == retry);
+  CHECK(f.engine.counter("p", "failed", "refused") == reject);
+  CHECK(f.engine.counter("p", "dropped", "unroutable") == dropped);
+  CHECK(f.engine.counter("p", "sent") == delivered);
+}
+
+TEST_CASE("a filter drop settles the message and is counted per plugin and reason") {
+  Fixture f{.engine = Engine(isolated())};
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    filters: [{type: drop-every, every: 4}]
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  f.engine.stop();
+  REQUIRE(f.src.completedCount() == 1000);
+  for (auto &[n, oc] : f.src.completed) {
+    CHECK(oc.first == (n % 4 == 0 ? Outcome::Dropped : Outcome::Delivered));
+  }
+  CHECK(f.sink_a.count() == 750);
+  CHECK(f.engine.counter("p", "dropped", "test_drop") == 250);
+  bool found = false;
+  for (const auto &s : f.engine.counters()) {
+    if (s.name == "dropped" && s.label == "test_drop") {
+      CHECK(s.plugin == "filters[0] (drop-every)");
+      found = true;
+    }
+  }
+  CHECK(found);
+}
+
+TEST_CASE("fan-out: both outputs get every message; the input hears once, the worst outcome") {
+  Fixture f{.engine = Engine(isolated())};
+  f.beh_b.retry_every = 10;
+  f.beh_b.async = true;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}, {type: mem-sink-b}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  f.engine.stop();
+  CHECK(f.sink_a.count() == 1000);
+  CHECK(f.sink_b.count() == 1000);
+  REQUIRE(f.src.completedCount() == 1000);
+  for (auto &[n, oc] : f.src.completed) {
+    CHECK(oc.first == (n % 10 == 0 ? Outcome::Retry : Outcome::Delivered));
+  }
+}
+
+TEST_CASE("backpressure: a slow sink bounds what is in flight instead of growing memory") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = 3000;
+  f.beh_a.delay = 200us;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+settings: {queue_max_messages: 50}
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(60s));
+  f.engine.stop();
+  CHECK(f.sink_a.count() == 3000);
+  CHECK(f.src.completedCount() == 3000);
+  // Queue (50) + the batch the sink thread holds (at most 128) + the one being submitted.
+  CHECK(f.src.max_in_flight.load() <= 50 + 128 + 1);
+  CHECK(f.src.max_in_flight.load() >= 50);  // the queue did fill up: the bound was exercised
+}
+
+TEST_CASE("byte bound: a queue limited in bytes holds back the input too") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = 2000;
+  f.beh_a.delay = 100us;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+settings: {queue_max_messages: 100000, queue_max_bytes: 4096}
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(60s));
+  f.engine.stop();
+  CHECK(f.sink_a.count() == 2000);
+  // A message here is ~100 bytes of Message overhead plus its strings: 4 KiB holds a few dozen.
+  CHECK(f.src.max_in_flight.load() <= 4096 / sizeof(Message) + 128 + 2);
+}
+
+TEST_CASE("graceful stop: intake stops, in-flight messages drain and are acknowledged") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = -1;  // endless
+  f.end = false;
+  f.beh_a.async = true;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+settings: {drain_timeout: 10}
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(eventually([&] { return f.sink_a.count() > 500; }));
+  f.engine.requestStop();
+  REQUIRE(f.engine.wait(20s));
+  CHECK(f.engine.stop());
+  CHECK(f.src.intake_stopped);
+  CHECK(f.sink_a.flushed);
+  CHECK(f.src.stopped);
+  // Every message the pipeline accepted was settled, and all of them were delivered.
+  CHECK(f.src.completedCount() == f.src.submitted.load());
+  for (auto &[n, oc] : f.src.completed) {
+    CHECK(oc.first == Outcome::Delivered);
+  }
+  CHECK(f.engine.counter("p", "in_flight") == 0);
+}
+
+TEST_CASE("drain timeout: messages a sink never confirms come back as retry 'shutdown'") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = 20;
+  f.end = false;
+  f.beh_a.never_confirm = true;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+settings: {drain_timeout: 0.3}
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(eventually([&] { return f.sink_a.count() == 20; }));
+  auto t0 = std::chrono::steady_clock::now();
+  f.engine.requestStop();
+  REQUIRE(f.engine.wait(10s));
+  f.engine.stop();
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  REQUIRE(f.src.completedCount() == 20);
+  for (auto &[n, oc] : f.src.completed) {
+    CHECK(oc.first == Outcome::Retry);
+    CHECK(oc.second == "shutdown");
+  }
+}
+
+TEST_CASE("a sink that fails to start makes start() throw and nothing runs") {
+  Fixture f{.engine = Engine(isolated())};
+  f.beh_a.fail_start = true;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  CHECK_THROWS_WITH_AS(f.engine.start(), doctest::Contains("cannot start (test)"), std::runtime_error);
+  CHECK(f.src.submitted.load() == 0);
+}
+
+TEST_CASE("several pipelines run side by side, each with its own counters") {
+  Fixture f{.engine = Engine(isolated())};
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  one:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+  two:
+    input: {type: mem-source-b}
+    filters: [{type: drop-every, every: 2}]
+    outputs: [{type: mem-sink-b}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  f.engine.stop();
+  CHECK(f.engine.counter("one", "received") == 1000);
+  CHECK(f.engine.counter("two", "received") == 1000);
+  CHECK(f.engine.counter("two", "dropped") == 500);
+  CHECK(f.engine.counter("one", "dropped") == 0);
+  CHECK(f.sink_a.count() == 1000);
+  CHECK(f.sink_b.count() == 500);
+}
