@@ -170,15 +170,15 @@ std::string parseLine(std::string_view line, Message &out, std::string &detail) 
 }
 
 namespace {
-/// Appends JSON text on one line. A raw CR or LF can only be whitespace in valid JSON
-/// (strings hold them escaped), so replacing it with a space keeps the value and the
-/// one-message-per-line framing.
+/// Appends JSON text on one line. A raw line feed can only be whitespace in valid JSON
+/// (strings hold it escaped), so replacing it with a space keeps the value and the
+/// one-message-per-line framing; every other byte is kept.
 void appendOneLine(std::string &out, std::string_view json) {
   std::size_t start = out.size();
   out += json;
-  if (json.find_first_of("\r\n") != std::string_view::npos) {
+  if (json.find('\n') != std::string_view::npos) {
     for (std::size_t i = start; i < out.size(); ++i) {
-      if (out[i] == '\n' || out[i] == '\r') {
+      if (out[i] == '\n') {
         out[i] = ' ';
       }
     }
