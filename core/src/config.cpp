@@ -1371,8 +1371,21 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
                                                ? std::string("no directories")
                                                : join(registry.directories()))
                              : fmt::format("known {} plugins: {}", kindName(want), join(names));
+      // A file that would have provided it but was refused says more than "unknown".
+      std::string refused;
+      for (const auto &r : registry.refusals()) {
+        std::string_view base(r.path);
+        base.remove_prefix(std::min(base.size(), base.rfind('/') + 1));
+        if (base.size() > spec.type.size() + 3 && base.substr(base.size() - 3) == ".so" &&
+            base.substr(base.size() - 3 - spec.type.size(), spec.type.size()) == spec.type &&
+            base[base.size() - 4 - spec.type.size()] == '-') {
+          refused = fmt::format(" (refused {}: {})", r.path, r.reason);
+          break;
+        }
+      }
       st.add(type_mark, type_path,
-             fmt::format("unknown plugin '{}'{}; {}", spec.type, suggestion(spec.type, all_names), list));
+             fmt::format("unknown plugin '{}'{}{}; {}", spec.type, refused,
+                         suggestion(spec.type, all_names), list));
       return;
     }
     if (d->kind != want) {

@@ -147,6 +147,30 @@ def test_sigterm_stops_and_drains():
         assert any('sent=1000' in m for m in messages), messages
 
 
+def test_refused_plugin_is_named_in_check():
+    """A config naming a plugin whose only file was refused says why, not just 'unknown'."""
+    import shutil
+    stdout_so = None
+    for d in os.environ["SWITCHYARD_PLUGIN_PATH"].split(":"):
+        cand = os.path.join(d, "switchyard-sink-stdout.so")
+        if os.path.isfile(cand):
+            stdout_so = cand
+    assert stdout_so, "stdout plugin not found in SWITCHYARD_PLUGIN_PATH"
+    with tempfile.TemporaryDirectory() as tmp:
+        bad_dir = os.path.join(tmp, "plugins")
+        os.mkdir(bad_dir)
+        shutil.copy(stdout_so, bad_dir)
+        os.chmod(os.path.join(bad_dir, "switchyard-sink-stdout.so"), 0o757)
+        cfg = os.path.join(tmp, "p.yaml")
+        with open(cfg, "w") as f:
+            f.write("version: 1\npipelines:\n  p:\n    input: {type: test-source}\n    outputs: [{type: stdout}]\n")
+        other = [d for d in os.environ["SWITCHYARD_PLUGIN_PATH"].split(":") if not os.path.isfile(os.path.join(d, "switchyard-sink-stdout.so"))]
+        env = dict(os.environ, SWITCHYARD_PLUGIN_PATH=":".join([bad_dir] + other))
+        p = subprocess.run([BIN, "check", cfg], capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 2, p.stderr
+        assert re.search(r"p\.yaml:5:\d+: pipelines\.p\.outputs\[0\]\.type: unknown plugin 'stdout' \(refused .*world-writable", p.stderr), p.stderr
+
+
 def test_bad_config_file_and_arguments():
     p = run("check", "/nonexistent/config.yaml")
     assert p.returncode == 2 and "cannot read" in p.stderr, p.stderr
