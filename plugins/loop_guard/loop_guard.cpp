@@ -25,6 +25,10 @@ const sy_config_key kLoopGuardSchema[] = {
      "When non-empty, set the provenance header to this value on every message that passes "
      "(e.g. zmq-to-amqp).",
      0},
+    {"keep_signed", SY_CFG_BOOL, 0, "false",
+     "Do not mark a message that still carries its original signed fedmsg envelope: the mark would change "
+     "its headers and void the signature (bridges that carry signatures across, see docs/bridges.md).",
+     0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
@@ -94,7 +98,8 @@ LoopGuard::LoopGuard(const sdk::Config &config)
       window_name_(config.str("window_name")),
       direction_(config.str("direction")),
       header_(config.str("header")),
-      mark_(config.str("mark")) {
+      mark_(config.str("mark")),
+      keep_signed_(config.has("keep_signed") && config.boolean("keep_signed")) {
   std::int64_t w = config.integer("window");
   if (w < 0) {
     throw sdk::ConfigError("window", "window must not be negative");
@@ -113,6 +118,7 @@ Status LoopGuard::start(FilterContext &ctx) noexcept {
     if (window_ > 0) {
       group_ = IdWindowGroup::get(window_name_);
     }
+    unmarked_signed_ = &ctx.counter("unmarked_signed");
   } catch (const std::exception &e) {
     return Status::fatal(e.what());
   }
@@ -129,6 +135,20 @@ Verdict LoopGuard::process(FilterContext &ctx, Message &msg) noexcept {
     return Verdict::error("internal_error");
   }
 }
+
+namespace {
+
+// The message's own envelope (still describing it) with a signature in it.
+bool carriesSignedEnvelope(const Message &msg) {
+  auto env = msg.getMeta(meta::kFedmsgEnvelope);
+  if (!env || !fedmsg::envelopeMatches(msg)) {
+    return false;
+  }
+  auto v = json::parse(*env);
+  return v && v->isObject() && v->find("signature") != nullptr;
+}
+
+}  // namespace
 
 Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
   if (!username_marker_.empty()) {
@@ -163,6 +183,10 @@ Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
       return Verdict::drop("loop_id");
     }
     group_->record(direction_, id, window_);
+  }
+  if (!mark_.empty() && keep_signed_ && carriesSignedEnvelope(msg)) {
+    unmarked_signed_->add();
+    return Verdict::pass();
   }
   if (!mark_.empty()) {
     if (!headers || !headers->isObject()) {

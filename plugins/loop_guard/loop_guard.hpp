@@ -78,7 +78,9 @@ class LoopGuard final : public Filter {
   std::string direction_;
   std::string header_;
   std::string mark_;
+  bool keep_signed_ = false;  ///< do not mark messages whose signed envelope is intact
   std::shared_ptr<IdWindowGroup> group_;
+  Counter *unmarked_signed_ = nullptr;
 };
 
 }  // namespace switchyard::plugins

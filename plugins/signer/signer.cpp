@@ -16,10 +16,16 @@ const sy_config_key kSignerSchema[] = {
      "`username` of envelopes built for messages that arrive without one (the reference AMQP->ZMQ bridge "
      "uses amqp-bridge, which loop-guard recognises).",
      0},
+    {"keep_signed", SY_CFG_BOOL, 0, "false",
+     "Pass a message whose original envelope is intact and already signed (x509 signature and certificate) "
+     "unchanged instead of re-signing it, so the origin's signature reaches the subscribers (bridged "
+     "envelopes restored by amqp-consume's restore_envelope). Put a verifier before the signer to check it.",
+     0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
-Signer::Signer(const sdk::Config &config) : builder_(config.str("username")) {
+Signer::Signer(const sdk::Config &config)
+    : builder_(config.str("username")), keep_signed_(config.has("keep_signed") && config.boolean("keep_signed")) {
   std::string error;
   cert_ = x509::loadCertFile(config.str("cert_file"), &error);
   if (!cert_) {
@@ -41,6 +47,15 @@ Signer::Signer(const sdk::Config &config) : builder_(config.str("username")) {
   cert_field_ = x509::wrap76(x509::base64Encode(*pem));
 }
 
+Status Signer::start(FilterContext &ctx) noexcept {
+  try {
+    kept_signed_count_ = &ctx.counter("kept_signed");
+  } catch (const std::exception &e) {
+    return Status::fatal(e.what());
+  }
+  return Status::ok();
+}
+
 Verdict Signer::refuse(FilterContext &ctx, const Message &msg, const char *reason,
                        const std::string &detail) noexcept {
   std::uint64_t suppressed = 0;
@@ -58,6 +73,19 @@ Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
     auto current = msg.getMeta(meta::kFedmsgEnvelope);
     if (current && fedmsg::envelopeMatches(msg)) {
       text = *current;
+      if (keep_signed_) {
+        auto env = json::parse(text);
+        const json::Value *crypto = env ? env->find("crypto") : nullptr;
+        const json::Value *sig = env ? env->find("signature") : nullptr;
+        const json::Value *cert = env ? env->find("certificate") : nullptr;
+        if (sig != nullptr && cert != nullptr && sig->isString() && cert->isString() &&
+            (crypto == nullptr || (crypto->isString() && crypto->text == "x509"))) {
+          if (kept_signed_count_ != nullptr) {
+            kept_signed_count_->add();
+          }
+          return Verdict::pass();  // byte-exact: zmq-pub sends this very envelope
+        }
+      }
     } else {
       fedmsg::Result r = builder_.build(msg, built);
       if (!r.ok()) {

@@ -24,6 +24,7 @@ class Signer final : public Filter {
  public:
   /// Loads and checks the key pair; throws sdk::ConfigError naming the bad key.
   explicit Signer(const sdk::Config &config);
+  Status start(FilterContext &ctx) noexcept override;
   Verdict process(FilterContext &ctx, Message &msg) noexcept override;
 
  private:
@@ -34,6 +35,8 @@ class Signer final : public Filter {
   std::string cert_field_;  ///< base64 of the PEM, 76-column lines
   fedmsg::EnvelopeBuilder builder_;
   LogLimit log_limit_;
+  bool keep_signed_ = false;  ///< pass already signed envelopes unchanged (bridged signatures)
+  Counter *kept_signed_count_ = nullptr;
 };
 
 }  // namespace switchyard::plugins

@@ -6,6 +6,8 @@
 // so a dead-letter exchange can take it. The queue and its bindings are declared again
 // after every reconnect; acks for deliveries of an old connection are discarded (delivery
 // tags are per channel), so those deliveries come back from the broker as redelivered.
+// Bridge options (docs/bridges.md): restore_envelope rebuilds a fedmsg envelope carried in
+// fedmsg_* headers (fedmsg_carry.hpp); require_object_body rejects non-object bodies.
 //
 //   input:
 //     type: amqp-consume
@@ -16,6 +18,7 @@
 //     prefetch: 10
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -23,6 +26,8 @@
 #include <rapidjson/error/en.h>
 
 #include "amqp_common.hpp"
+#include "fedmsg_carry.hpp"
+#include "switchyard/fedmsg.hpp"
 #include "switchyard/sdk.hpp"
 
 namespace {
@@ -38,6 +43,10 @@ const sy_config_key kSchema[] = {
      "disconnect: use a name for at-least-once delivery).",
      0},
     {"durable", SY_CFG_BOOL, 0, "true", "Declare the queue durable (ignored for a server-named queue).", 0},
+    {"auto_delete", SY_CFG_BOOL, 0, "false",
+     "Declare the queue auto-delete: the broker deletes it when its last consumer goes (ignored for a "
+     "server-named queue, which always is).",
+     0},
     {"arguments", SY_CFG_MAP, 0, "{}",
      "queue.declare arguments, e.g. {x-message-ttl: 60000, x-queue-type: quorum, "
      "x-dead-letter-exchange: dlx}.",
@@ -51,6 +60,15 @@ const sy_config_key kSchema[] = {
      0},
     {"routing_key_prefix", SY_CFG_STRING, 0, "\"\"",
      "Removed (with the following dot) from the start of routing keys to form the topic.", 0},
+    {"restore_envelope", SY_CFG_BOOL, 0, "false",
+     "Rebuild the original fedmsg envelope (metadata fedmsg.envelope) of a message that amqp-publish "
+     "sent with carry_envelope (fedmsg_* headers), so that a verifier can check its signature and "
+     "zmq-pub re-emits it byte-identical.",
+     0},
+    {"require_object_body", SY_CFG_BOOL, 0, "false",
+     "Reject (without requeue, dropped{not_an_object}) a body that is valid JSON but not an object, as "
+     "fedora-messaging consumers do.",
+     0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
@@ -67,7 +85,10 @@ class AmqpConsume final : public Source {
       : settings_(Settings::fromConfig(c)),
         queue_(c.str("queue")),
         durable_(c.boolean("durable")),
+        auto_delete_(c.boolean("auto_delete")),
         passive_(c.boolean("passive")),
+        restore_(c.boolean("restore_envelope")),
+        require_object_(c.boolean("require_object_body")),
         backoff_(settings_.max_delay) {
     auto pf = c.integer("prefetch");
     if (pf < 1 || pf > 65535) {
@@ -131,6 +152,8 @@ class AmqpConsume final : public Source {
     rejected_ = &ctx.counter("nacked", "reject");
     stale_ = &ctx.counter("stale_acks");
     cancels_ = &ctx.counter("consumer_cancelled");
+    restored_ = &ctx.counter("envelopes_restored");
+    restore_failed_ = &ctx.counter("envelopes_restore_failed");
     connect(ctx);
     return Status::ok();
   }
@@ -260,7 +283,7 @@ class AmqpConsume final : public Source {
     amqp_table_t args{static_cast<int>(args_.size()), args_.data()};
     auto *ok = amqp_queue_declare(st, kChannel, amqp_cstring_bytes(queue_.c_str()), passive_ ? 1 : 0,
                                   server_named ? 0 : (durable_ ? 1 : 0), server_named ? 1 : 0,
-                                  server_named ? 1 : 0, passive_ ? amqp_empty_table : args);
+                                  server_named ? 1 : (auto_delete_ ? 1 : 0), passive_ ? amqp_empty_table : args);
     auto r = amqp_get_rpc_reply(st);
     if (ok == nullptr || r.reply_type != AMQP_RESPONSE_NORMAL) {
       err = fmt::format("{} queue '{}': {}", passive_ ? "checking" : "declaring", queue_, describe(r));
@@ -397,13 +420,16 @@ class AmqpConsume final : public Source {
         d.Parse(out.body.data(), out.body.size());
         if (d.HasParseError()) {
           bad = "malformed_json";
+        } else if (require_object_ && !d.IsObject()) {
+          bad = "not_an_object";
         }
       }
       if (bad != nullptr) {
         // Permanent: requeueing would loop forever; a dead-letter exchange may take it.
         ctx.countDrop(bad);
+        std::string_view why = bad;
         ctx.log().warn("delivery {} (routing key '{}'): body is not {}; rejected without requeue", dtag, rk,
-                       std::string_view(bad) == "invalid_utf8" ? "valid UTF-8" : "JSON");
+                       why == "invalid_utf8" ? "valid UTF-8" : why == "not_an_object" ? "a JSON object" : "JSON");
         (void)amqp_basic_nack(conn_.state(), kChannel, dtag, 0, 0);
         rejected_->add();
         return;
@@ -426,6 +452,9 @@ class AmqpConsume final : public Source {
       if ((p._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) {
         out.timestamp_ms = static_cast<std::int64_t>(p.timestamp) * 1000;
       }
+      if (restore_) {
+        restoreEnvelope(ctx, out);
+      }
       out.setMeta(meta::kAmqpRedelivered, redelivered ? "true" : "false");
       out.setMeta("amqp.exchange", exchange);
       out.setMeta("amqp.routing_key", rk);
@@ -437,6 +466,35 @@ class AmqpConsume final : public Source {
       (void)amqp_basic_nack(conn_.state(), kChannel, dtag, 0, 1);
       requeued_->add();
     }
+  }
+
+  /// carry_envelope's fedmsg_* headers -> the original envelope: the message becomes what
+  /// zmq-sub made of that envelope (body, headers, id, fedmsg.* metadata), so a verifier
+  /// checks the origin signature and zmq-pub sends the envelope byte-identical. A message
+  /// without those headers is left alone; unusable ones are counted and left alone too.
+  void restoreEnvelope(SourceContext &ctx, Message &out) {
+    std::string envelope;
+    std::string err;
+    auto r = carry::envelopeFromHeaders(out.headers, out.topic, out.body, out.id, envelope, err);
+    if (r == carry::Restore::NotCarried) {
+      return;
+    }
+    Message rebuilt;
+    fedmsg::Result res;
+    if (r == carry::Restore::Ok) {
+      fedmsg::Limits limits;
+      limits.max_bytes = std::max(limits.max_bytes, envelope.size());
+      res = fedmsg::decode(out.topic, envelope, rebuilt, limits);
+    }
+    if (r == carry::Restore::Failed || !res.ok()) {
+      restore_failed_->add();
+      ctx.log().warn("message '{}' on '{}': cannot restore its fedmsg envelope ({}); passed on as a plain message",
+                     out.id, out.topic, r == carry::Restore::Failed ? err : res.reason + ": " + res.detail);
+      return;
+    }
+    restored_->add();
+    rebuilt.timestamp_ms = rebuilt.timestamp_ms != 0 ? rebuilt.timestamp_ms : out.timestamp_ms;
+    out = std::move(rebuilt);
   }
 
   void lostConnection(SourceContext &ctx, const std::string &why) noexcept {
@@ -455,7 +513,10 @@ class AmqpConsume final : public Source {
   Settings settings_;
   std::string queue_;
   bool durable_;
+  bool auto_delete_;
   bool passive_;
+  bool restore_;
+  bool require_object_;
   std::uint16_t prefetch_ = 10;
   std::string prefix_;
   TableArena args_arena_;
@@ -481,6 +542,8 @@ class AmqpConsume final : public Source {
   Counter *rejected_ = nullptr;
   Counter *stale_ = nullptr;
   Counter *cancels_ = nullptr;
+  Counter *restored_ = nullptr;
+  Counter *restore_failed_ = nullptr;
 };
 
 }  // namespace

@@ -16,6 +16,10 @@
 // (Dropped by default); basic.nack -> Retry; 403 ACCESS_REFUSED on the channel -> Reject
 // `forbidden` for the refused message only (never retried), the others on that channel are
 // republished on a new channel; anything else -> reconnect with backoff and republish.
+//
+// Bridge options (docs/bridges.md): message_id_mode (keep | uuid, the full id then in the
+// fedmsg_msg_id header), carry_envelope (the original fedmsg envelope's fields as fedmsg_*
+// headers, fedmsg_carry.hpp) and require_object_body.
 #include <poll.h>
 
 #include <algorithm>
@@ -30,6 +34,9 @@
 #include <rapidjson/error/en.h>
 
 #include "amqp_common.hpp"
+#include "fedmsg_carry.hpp"
+#include "switchyard/fedmsg.hpp"
+#include "switchyard/json.hpp"
 #include "switchyard/sdk.hpp"
 
 namespace {
@@ -57,6 +64,21 @@ const sy_config_key kSchema[] = {
      "Outcome of a returned (unroutable) message: drop (Dropped), reject (Reject) or retry (Retry).", 0},
     {"confirm_window", SY_CFG_INT, 0, "256",
      "Messages published and not yet confirmed at most; send() blocks beyond it (backpressure).", 0},
+    {"message_id_mode", SY_CFG_STRING, 0, "\"keep\"",
+     "keep: message_id = the message id as it is (a fedmsg msg_id keeps its year prefix, like the "
+     "reference bridge); uuid: message_id = a UUID as the fedora-messaging wire format requires (the id "
+     "without its YYYY- prefix when that is a UUID, else a new UUID4) and the full id goes in the "
+     "fedmsg_msg_id header.",
+     0},
+    {"carry_envelope", SY_CFG_BOOL, 0, "false",
+     "Send the fields of the message's original fedmsg envelope (timestamp, i, username, crypto, "
+     "signature, certificate, other keys) as fedmsg_* headers, so that amqp-consume (restore_envelope) "
+     "can rebuild the signed envelope and its signature still verifies.",
+     0},
+    {"require_object_body", SY_CFG_BOOL, 0, "false",
+     "Refuse (Reject, reason body_not_object) a body that is not a JSON object: fedora-messaging "
+     "consumers reject those (base schema).",
+     0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
@@ -66,6 +88,7 @@ struct Pending {
   std::string routing_key;
   std::string message_id;
   std::string sent_at;
+  std::string extra_headers;  // JSON object text of fedmsg_* headers, or empty
 };
 
 std::string isoNow() {
@@ -94,7 +117,15 @@ class AmqpPublish final : public Sink {
         exchange_type_(c.str("exchange_type")),
         declare_(c.boolean("declare_exchange")),
         mandatory_(c.boolean("mandatory")),
+        carry_(c.boolean("carry_envelope")),
+        require_object_(c.boolean("require_object_body")),
         backoff_(settings_.max_delay) {
+    std::string mode = c.str("message_id_mode");
+    if (mode == "uuid") {
+      uuid_ids_ = true;
+    } else if (mode != "keep") {
+      throw sdk::ConfigError("message_id_mode", "message_id_mode must be keep or uuid");
+    }
     std::string prefix = c.str("routing_key_prefix");
     while (!prefix.empty() && prefix.back() == '.') {
       prefix.pop_back();
@@ -126,6 +157,8 @@ class AmqpPublish final : public Sink {
     forbidden_ = &ctx.counter("forbidden");
     republished_ = &ctx.counter("republished");
     blocked_count_ = &ctx.counter("blocked");
+    carried_ = &ctx.counter("envelopes_carried");
+    not_carried_ = &ctx.counter("envelopes_not_carried");
     unconfirmed_gauge_ = &ctx.gauge("unconfirmed");
     // The broker may be down at start: that is not fatal, poll() keeps retrying.
     connect(ctx);
@@ -157,7 +190,19 @@ class AmqpPublish final : public Sink {
         ctx.done(id, Outcome::Reject, "bad_headers");
         return;
       }
-      p.message_id = msg.id.empty() ? uuid4() : msg.id;
+      if (require_object_) {
+        auto r = fedmsg::validateJson(msg.body, {}, true);
+        if (!r.ok()) {
+          bool not_object = r.reason == "not_an_object";
+          ctx.log().warn("message {}: body is {}; rejected", msg.id, not_object ? "not a JSON object" : r.detail);
+          ctx.done(id, Outcome::Reject, not_object ? "body_not_object" : "bad_body");
+          return;
+        }
+      }
+      if (!chooseIds(ctx, msg, p)) {
+        ctx.done(id, Outcome::Reject, "bad_envelope");
+        return;
+      }
       p.sent_at = isoNow();
       p.msg = std::move(msg);
       waiting_.push_back(std::move(p));
@@ -197,6 +242,48 @@ class AmqpPublish final : public Sink {
 
  private:
   bool connected() const { return conn_.isOpen() && channel_ok_; }
+
+  /// message_id (keep or uuid mode) and the fedmsg_* headers (uuid mode, carry_envelope).
+  bool chooseIds(SinkContext &ctx, const Message &msg, Pending &p) {
+    std::string full_id = msg.id;
+    if (!uuid_ids_) {
+      p.message_id = msg.id.empty() ? uuid4() : msg.id;
+    } else {
+      std::string_view bare = msg.id;
+      if (bare.size() > 5 && bare[4] == '-' && std::all_of(bare.begin(), bare.begin() + 4, [](char c) {
+            return c >= '0' && c <= '9';
+          })) {
+        bare.remove_prefix(5);
+      }
+      if (carry::isUuid(bare)) {
+        p.message_id.assign(bare);
+        std::transform(p.message_id.begin(), p.message_id.end(), p.message_id.begin(),
+                       [](char c) { return (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c; });
+      } else {
+        p.message_id = uuid4();
+      }
+    }
+    if (carry_) {
+      auto env = msg.getMeta(meta::kFedmsgEnvelope);
+      if (env && fedmsg::envelopeMatches(msg)) {
+        std::string err;
+        if (!carry::headersFromEnvelope(*env, p.extra_headers, err)) {
+          ctx.log().warn("message {}: cannot carry its envelope ({}); rejected", msg.id, err);
+          return false;
+        }
+        carried_->add();
+        return true;
+      }
+      // Changed on the way (or not from fedmsg): its old signature would not verify.
+      not_carried_->add();
+    }
+    if (uuid_ids_ && !full_id.empty()) {
+      json::Value h = json::Value::object();
+      h.set(std::string(carry::kMsgIdHeader), json::Value::fromString(std::move(full_id)));
+      p.extra_headers = json::canonical(h);
+    }
+    return true;
+  }
 
   void connect(SinkContext &ctx) noexcept {
     std::string err;
@@ -494,7 +581,20 @@ class AmqpPublish final : public Sink {
     rapidjson::Document d;
     d.Parse(p.msg.headers.data(), p.msg.headers.size());
     std::string err;
+    rapidjson::Document extra;
+    if (!p.extra_headers.empty()) {
+      extra.Parse(p.extra_headers.data(), p.extra_headers.size());
+      if (d.IsObject() && extra.IsObject()) {
+        // The carried values win over same-named headers of the message (one entry per key).
+        for (const auto &m : extra.GetObject()) {
+          d.RemoveMember(m.name);
+        }
+      }
+    }
     (void)arena_.fromJson(d, entries_, err);  // checked in send()
+    if (extra.IsObject()) {
+      (void)arena_.fromJson(extra, entries_, err);  // strings and int64 only
+    }
     auto has = [&](const char *k) { return d.IsObject() && d.HasMember(k); };
     auto addStr = [&](const char *k, std::string_view v) {
       amqp_table_entry_t e{};
@@ -552,6 +652,9 @@ class AmqpPublish final : public Sink {
   std::string exchange_type_;
   bool declare_;
   bool mandatory_;
+  bool carry_;
+  bool require_object_;
+  bool uuid_ids_ = false;
   std::string prefix_;
   std::size_t window_ = 256;
   Outcome unroutable_ = Outcome::Dropped;
@@ -579,6 +682,8 @@ class AmqpPublish final : public Sink {
   Counter *forbidden_ = nullptr;
   Counter *republished_ = nullptr;
   Counter *blocked_count_ = nullptr;
+  Counter *carried_ = nullptr;
+  Counter *not_carried_ = nullptr;
   Gauge *unconfirmed_gauge_ = nullptr;
 };
 
