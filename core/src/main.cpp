@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "cli_fedmsg.hpp"
+#include "cli_verify.hpp"
 #include "log.hpp"
 #include "registry.hpp"
 #include "switchyard/engine.hpp"
@@ -248,6 +249,9 @@ int main(int argc, char **argv) {
   sy::cli::LoggerOptions logger_opts;
   auto *logger = sy::cli::addLoggerCommand(app, logger_opts);
   addCommon(logger, common);
+  sy::cli::VerifyOptions verify_opts;
+  auto *verify = sy::cli::addVerifyCommand(app, verify_opts);
+  addCommon(verify, common);
 
   try {
     app.parse(argc, argv);
@@ -272,6 +276,9 @@ int main(int argc, char **argv) {
     }
     if (*logger) {
       return sy::cli::runLogger(logger_opts, engineOptions(common));
+    }
+    if (*verify) {
+      return sy::cli::runVerify(verify_opts, engineOptions(common));
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard: %s\n", e.what());

@@ -61,6 +61,9 @@ const sy_config_key kSchema[] = {
 };
 
 constexpr std::size_t kMaxPerPoll = 512;  // messages per poll() call, so that stop is prompt
+// Metadata set on the message whose `i` revealed a sequence gap (or a restart above 1): the
+// number of messages of that publisher that never arrived, in decimal.
+constexpr std::string_view kSeqMissingMeta = "zmq.seq_missing";
 
 class ZmqSubSource final : public Source {
  public:
@@ -256,7 +259,9 @@ class ZmqSubSource final : public Source {
     }
   }
 
-  void track(SourceContext &ctx, const Message &m, Socket &s) {
+  /// Also annotates the message that revealed a gap with kSeqMissingMeta (how many were
+  /// skipped), so that a consumer such as verify-missing can tell its own ZeroMQ losses apart.
+  void track(SourceContext &ctx, Message &m, Socket &s) {
     auto seq = m.getMeta(meta::kFedmsgSeq);
     std::uint64_t i = 0;
     if (!seq || std::from_chars(seq->data(), seq->data() + seq->size(), i).ec != std::errc() || i == 0) {
@@ -274,6 +279,7 @@ class ZmqSubSource final : public Source {
       case SeqEvent::Kind::Gap:
         gaps_->add();
         missing_->add(ev.missing);
+        m.setMeta(kSeqMissingMeta, std::to_string(ev.missing));
         drop_log_.warn(ctx, "seq_gap", "publisher {}: {} message(s) missing before i={}", key, ev.missing, i);
         break;
       case SeqEvent::Kind::Duplicate: duplicates_->add(); break;
@@ -284,6 +290,7 @@ class ZmqSubSource final : public Source {
         if (ev.missing > 0) {
           gaps_->add();
           missing_->add(ev.missing);
+          m.setMeta(kSeqMissingMeta, std::to_string(ev.missing));
         }
         break;
     }
