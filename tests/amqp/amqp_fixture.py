@@ -132,6 +132,13 @@ class Switchyard:
         full_env.update(env or {})
         self.proc = subprocess.Popen([BIN, "run", "--stats-interval", "1000", self.cfg], stdin=stdin,
                                      stdout=self.out, stderr=self.err, env=full_env)
+        # A failed assertion must not leave the process running after the test.
+        atexit.register(self._kill_if_running)
+
+    def _kill_if_running(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def lines(self):
         with open(self.out_path, "rb") as f:
