@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "cli_common.hpp"
 #include "log.hpp"
 #include "switchyard/fedmsg.hpp"
 
@@ -25,36 +26,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitConfig = 2;
 constexpr const char *kLoggerInput = "logger-input";
-
-/// A YAML double-quoted scalar (JSON-like escapes; YAML reads \xXX).
-std::string yamlQuote(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c == 0x7F) {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += ch;
-    }
-  }
-  out += '"';
-  return out;
-}
-
-std::string yamlList(const std::vector<std::string> &items) {
-  std::string out = "[";
-  for (std::size_t k = 0; k < items.size(); ++k) {
-    if (k > 0) {
-      out += ", ";
-    }
-    out += yamlQuote(items[k]);
-  }
-  out += ']';
-  return out;
-}
 
 /// Turns input lines into fedmsg payloads the way fedmsg-logger does: {"log": LINE}, or
 /// the line itself when it is JSON (--json-input). One message for --message.
