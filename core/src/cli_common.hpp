@@ -2,11 +2,16 @@
 // Helpers shared by the subcommands that build a configuration from their arguments.
 #pragma once
 
+#include <signal.h>
+
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "switchyard/engine.hpp"
 
 namespace switchyard::cli {
 
@@ -44,5 +49,25 @@ inline std::string yamlList(const std::vector<std::string> &items) {
   out += ']';
   return out;
 }
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitConfig = 2;
+
+/// Blocks SIGINT and SIGTERM for the calling thread and returns them as a set. Call it
+/// before any pipeline thread starts: the threads inherit the mask and only the main
+/// thread takes the signals, synchronously, in runEngine().
+sigset_t blockStopSignals();
+
+/// Prints every diagnostic of @p e on stderr, then their count.
+void printDiagnostics(const ConfigError &e);
+
+/// Starts a loaded engine and runs it until every pipeline ended or SIGINT/SIGTERM asked
+/// for a stop (drain, then close); a second signal exits at once. @p on_stats runs every
+/// @p stats_interval seconds (never when it is 0), @p on_started once after the start.
+/// Returns kExitOk, or kExitFailure when the start or a pipeline failed.
+int runEngine(Engine &engine, const sigset_t &signals, double stats_interval = 0,
+              const std::function<void()> &on_stats = {},
+              const std::function<void()> &on_started = {});
 
 }  // namespace switchyard::cli

@@ -22,9 +22,6 @@
 namespace switchyard::cli {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
 constexpr const char *kLoggerInput = "logger-input";
 
 /// Turns input lines into fedmsg payloads the way fedmsg-logger does: {"log": LINE}, or
@@ -119,49 +116,11 @@ class LoggerSource final : public Source {
   std::uint64_t line_no_ = 0;
 };
 
-/// Runs a loaded engine until its pipelines end or a signal asks for a stop (the same
-/// loop as `switchyard run`).
-int runEngine(Engine &engine, const sigset_t &signals) {
-  auto log = logging::core();
-  try {
-    engine.start();
-  } catch (const std::exception &e) {
-    log->critical("start failed: {}", e.what());
-    return kExitFailure;
-  }
-  bool stopping = false;
-  while (!engine.wait(std::chrono::milliseconds(0))) {
-    timespec ts{0, 200 * 1000 * 1000};
-    int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) {
-      if (stopping) {
-        log->warn("second signal: exiting without draining");
-        std::_Exit(kExitFailure);
-      }
-      stopping = true;
-      engine.requestStop();
-    }
-  }
-  return engine.stop() ? kExitOk : kExitFailure;
-}
-
-sigset_t blockSignals() {
-  // Taken synchronously by the main thread only: block before any pipeline thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
 int loadOrReport(Engine &engine, const std::string &yaml, const char *name) {
   try {
     engine.loadString(yaml, name);
   } catch (const ConfigError &e) {
-    for (const auto &d : e.diagnostics()) {
-      std::fprintf(stderr, "%s\n", d.str().c_str());
-    }
+    printDiagnostics(e);
     return kExitConfig;
   }
   return kExitOk;
@@ -225,7 +184,7 @@ std::string loggerConfig(const LoggerOptions &opts) {
 }
 
 int runTail(const TailOptions &opts, const EngineOptions &engine_options) {
-  sigset_t signals = blockSignals();
+  sigset_t signals = blockStopSignals();
   Engine engine(engine_options);
   if (int rc = loadOrReport(engine, tailConfig(opts), "<tail>"); rc != kExitOk) {
     return rc;
@@ -238,7 +197,7 @@ int runLogger(const LoggerOptions &opts, const EngineOptions &engine_options) {
     std::fprintf(stderr, "switchyard logger: --wait must not be negative\n");
     return kExitConfig;
   }
-  sigset_t signals = blockSignals();
+  sigset_t signals = blockStopSignals();
   Engine engine(engine_options);
   engine.registerSource(kLoggerInput, {}, [opts](const sdk::Config &) {
     return std::make_unique<LoggerSource>(opts);

@@ -18,9 +18,6 @@
 namespace switchyard::cli {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
 constexpr const char *kZmqPipeline = "verify-zmq";
 constexpr const char *kAmqpPipeline = "verify-amqp";
 
@@ -153,54 +150,23 @@ int runVerify(const VerifyOptions &opts, const EngineOptions &engine_options) {
     std::fputs(yaml.c_str(), stdout);
     return kExitOk;
   }
-  // Signals are taken synchronously by this thread: block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+  sigset_t signals = blockStopSignals();
   Engine engine(engine_options);
   try {
     engine.loadString(yaml, "<verify-missing>");
   } catch (const ConfigError &e) {
-    for (const auto &d : e.diagnostics()) {
-      std::fprintf(stderr, "%s\n", d.str().c_str());
-    }
+    printDiagnostics(e);
     return kExitConfig;
   }
-  auto log = logging::core();
-  try {
-    engine.start();
-  } catch (const std::exception &e) {
-    log->critical("start failed: {}", e.what());
-    return kExitFailure;
-  }
-  log->info("verify-missing: listening on {} ZeroMQ endpoint(s) and AMQP queue '{}', window {} s", opts.zmq_endpoints.size(),
-            opts.queue, opts.window);
-  using Clock = std::chrono::steady_clock;
-  const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.stats_interval));
-  auto next_stats = Clock::now() + interval;
-  bool stopping = false;
-  while (!engine.wait(std::chrono::milliseconds(0))) {
-    timespec ts{0, 100 * 1000 * 1000};
-    int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) {
-      if (stopping) {
-        log->warn("second signal: exiting without draining");
-        std::_Exit(kExitFailure);
-      }
-      stopping = true;
-      engine.requestStop();
-    }
-    if (opts.stats_interval > 0 && Clock::now() >= next_stats) {
-      logSummary(engine);
-      next_stats += interval;
-    }
-  }
-  bool ok = engine.stop();
+  int rc = runEngine(
+      engine, signals, opts.stats_interval, [&engine] { logSummary(engine); },
+      [&opts] {
+        logging::core()->info(
+            "verify-missing: listening on {} ZeroMQ endpoint(s) and AMQP queue '{}', window {} s",
+            opts.zmq_endpoints.size(), opts.queue, opts.window);
+      });
   logSummary(engine);
-  return ok ? kExitOk : kExitFailure;
+  return rc;
 }
 
 }  // namespace switchyard::cli

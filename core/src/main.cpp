@@ -14,6 +14,7 @@
 
 #include "cli_fedmsg.hpp"
 #include "cli_verify.hpp"
+#include "cli_common.hpp"
 #include "log.hpp"
 #include "registry.hpp"
 #include "switchyard/engine.hpp"
@@ -22,9 +23,9 @@ namespace sy = switchyard;
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 2;
+using sy::cli::kExitConfig;
+using sy::cli::kExitFailure;
+using sy::cli::kExitOk;
 
 struct Common {
   std::vector<std::string> plugin_paths;
@@ -60,13 +61,6 @@ sy::EngineOptions engineOptions(const Common &c) {
   return o;
 }
 
-void printDiagnostics(const sy::ConfigError &e) {
-  for (const auto &d : e.diagnostics()) {
-    std::fprintf(stderr, "%s\n", d.str().c_str());
-  }
-  std::fprintf(stderr, "%zu error(s)\n", e.diagnostics().size());
-}
-
 void logStats(const sy::Engine &engine) {
   auto log = sy::logging::core();
   for (const auto &s : engine.counters()) {
@@ -84,7 +78,7 @@ int cmdCheck(const std::string &file, const Common &c) {
   try {
     engine.loadFile(file);
   } catch (const sy::ConfigError &e) {
-    printDiagnostics(e);
+    sy::cli::printDiagnostics(e);
     return kExitConfig;
   }
   std::printf("%s: OK\n", file.c_str());
@@ -92,56 +86,19 @@ int cmdCheck(const std::string &file, const Common &c) {
 }
 
 int cmdRun(const std::string &file, const Common &c, double stats_interval) {
-  // Signals are taken synchronously by this thread only: block them before any thread
-  // starts so that every pipeline thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+  sigset_t signals = sy::cli::blockStopSignals();
   sy::Engine engine(engineOptions(c));
   try {
     engine.loadFile(file);
   } catch (const sy::ConfigError &e) {
-    printDiagnostics(e);
+    sy::cli::printDiagnostics(e);
     return kExitConfig;
   }
-  auto log = sy::logging::core();
-  log->info("starting {}", file);
-  try {
-    engine.start();
-  } catch (const std::exception &e) {
-    log->critical("start failed: {}", e.what());
-    return kExitFailure;
-  }
-  using Clock = std::chrono::steady_clock;
-  auto next_stats = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(stats_interval));
-  bool stopping = false;
-  while (!engine.wait(std::chrono::milliseconds(0))) {
-    timespec ts{0, 50 * 1000 * 1000};
-    int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) {
-      if (stopping) {
-        log->warn("second signal: exiting without draining");
-        std::_Exit(kExitFailure);
-      }
-      log->info("received {}, stopping: draining in-flight messages",
-                sig == SIGINT ? "SIGINT" : "SIGTERM");
-      stopping = true;
-      engine.requestStop();
-    }
-    if (stats_interval > 0 && Clock::now() >= next_stats) {
-      logStats(engine);
-      next_stats += std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(stats_interval));
-    }
-  }
-  bool ok = engine.stop();
+  sy::logging::core()->info("starting {}", file);
+  int rc = sy::cli::runEngine(engine, signals, stats_interval, [&engine] { logStats(engine); });
   logStats(engine);  // the totals, always: every drop is accounted for at exit
-  log->info("stopped");
-  return ok ? kExitOk : kExitFailure;
+  sy::logging::core()->info("stopped");
+  return rc;
 }
 
 const char *typeName(std::uint32_t t) {
