@@ -112,6 +112,33 @@ class Connection {
   /// True when frames are already decoded or bytes buffered: poll(2) would not see them.
   [[nodiscard]] bool hasBuffered() const noexcept;
 
+  /// Decodes up to @p max frames that are already available, without blocking, and hands
+  /// each method frame to @p on_method, which returns false to stop early (it may also drop
+  /// the connection). Every call services due heartbeats: rabbitmq-c sends them only inside
+  /// its wait calls. Returns AMQP_STATUS_OK, or the status that broke the connection (the
+  /// caller then drops it).
+  template <typename OnMethod>
+  int readMethods(int max, OnMethod &&on_method) {
+    for (int i = 0; i < max && isOpen(); ++i) {
+      amqp_frame_t frame;
+      timeval zero{0, 0};
+      int rc = amqp_simple_wait_frame_noblock(state_, &frame, &zero);
+      if (rc == AMQP_STATUS_TIMEOUT) {
+        break;
+      }
+      if (rc != AMQP_STATUS_OK) {
+        return rc;
+      }
+      if (frame.frame_type == AMQP_FRAME_METHOD && !on_method(frame)) {
+        break;
+      }
+    }
+    if (isOpen()) {
+      amqp_maybe_release_buffers(state_);
+    }
+    return AMQP_STATUS_OK;
+  }
+
  private:
   amqp_connection_state_t state_ = nullptr;
 };

@@ -316,31 +316,20 @@ class AmqpConsume final : public Source {
   }
 
   void readFrames(SourceContext &ctx) noexcept {
-    // Bounded per call so that completions (acks) are processed between batches; at least
-    // one call also services heartbeats, which rabbitmq-c handles only inside its waits.
-    for (int i = 0; i < 512 && conn_.isOpen(); ++i) {
-      if (!pending_error_.empty()) {
-        std::string e;
-        e.swap(pending_error_);
-        lostConnection(ctx, e);
-        return;
-      }
-      amqp_frame_t frame;
-      timeval zero{0, 0};
-      int rc = amqp_simple_wait_frame_noblock(conn_.state(), &frame, &zero);
-      if (rc == AMQP_STATUS_TIMEOUT) {
-        break;
-      }
-      if (rc != AMQP_STATUS_OK) {
-        lostConnection(ctx, describeStatus(rc));
-        return;
-      }
-      if (frame.frame_type == AMQP_FRAME_METHOD) {
+    // Bounded per call so that completions (acks) are processed between batches.
+    int rc = AMQP_STATUS_OK;
+    if (pending_error_.empty()) {
+      rc = conn_.readMethods(512, [&](const amqp_frame_t &frame) {
         handleMethod(ctx, frame);
-      }
+        return pending_error_.empty();
+      });
     }
-    if (conn_.isOpen()) {
-      amqp_maybe_release_buffers(conn_.state());
+    if (!pending_error_.empty()) {
+      std::string e;
+      e.swap(pending_error_);
+      lostConnection(ctx, e);
+    } else if (rc != AMQP_STATUS_OK) {
+      lostConnection(ctx, describeStatus(rc));
     }
   }
 

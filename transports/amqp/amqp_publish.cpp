@@ -366,24 +366,12 @@ class AmqpPublish final : public Sink {
   }
 
   void readFrames(SinkContext &ctx) noexcept {
-    // Always at least one call: rabbitmq-c sends due heartbeats only inside its wait calls.
-    for (int i = 0; i < 100000 && conn_.isOpen(); ++i) {
-      amqp_frame_t frame;
-      timeval zero{0, 0};
-      int rc = amqp_simple_wait_frame_noblock(conn_.state(), &frame, &zero);
-      if (rc == AMQP_STATUS_TIMEOUT) {
-        break;
-      }
-      if (rc != AMQP_STATUS_OK) {
-        lostConnection(ctx, describeStatus(rc));
-        return;
-      }
-      if (frame.frame_type == AMQP_FRAME_METHOD) {
-        handleMethod(ctx, frame);
-      }
-    }
-    if (conn_.isOpen()) {
-      amqp_maybe_release_buffers(conn_.state());
+    int rc = conn_.readMethods(100000, [&](const amqp_frame_t &frame) {
+      handleMethod(ctx, frame);
+      return true;
+    });
+    if (rc != AMQP_STATUS_OK) {
+      lostConnection(ctx, describeStatus(rc));
     }
   }
 
