@@ -925,7 +925,7 @@ void checkPipeline(const State &st, const ConfigNode::Entry &pe, ConfigModel &mo
                        describe(n)));
     return;
   }
-  static const std::vector<std::string> kKeys = {"input", "filters", "outputs"};
+  static const std::vector<std::string> kKeys = {"input", "filters", "outputs", "workers"};
   for (const auto &e : n.entries) {
     if (!isKnown(kKeys, e.key)) {
       st.unknownKey(e, base, "in a pipeline", kKeys);
@@ -934,6 +934,23 @@ void checkPipeline(const State &st, const ConfigNode::Entry &pe, ConfigModel &mo
   PipelineSpec p;
   p.name = pe.key;
   p.mark = pe.value_mark;
+
+  if (const auto *w = n.find("workers"); w != nullptr && w->value->kind != Kind::Null && !w->value->broken) {
+    p.workers_mark = w->value_mark;
+    std::int64_t v = 0;
+    const ConfigNode &wv = *w->value;
+    if (wv.kind == Kind::Scalar && wv.scalar == "auto") {
+      p.workers = 0;
+    } else if (wv.kind != Kind::Scalar || !parseInt(wv.scalar, v)) {
+      st.add(w->value_mark, base + ".workers",
+             fmt::format("expected 'auto' or a number of filter worker threads, got {}", describe(wv)));
+    } else if (v < 1 || v > kMaxWorkers) {
+      st.add(w->value_mark, base + ".workers",
+             fmt::format("must be between 1 and {} (or 'auto'), got {}", kMaxWorkers, v));
+    } else {
+      p.workers = static_cast<std::size_t>(v);
+    }
+  }
 
   if (const auto *in = n.find("input"); in == nullptr) {
     st.add(pe.value_mark, base + ".input", "missing required key 'input' (a source plugin entry)");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,7 +47,14 @@ struct PipelineSpec {
   PluginSpec input;
   std::vector<PluginSpec> filters;
   std::vector<PluginSpec> outputs;
+  /// `workers`: filter worker threads; 0 = "auto" (the default: one per CPU when every
+  /// filter of the pipeline is SY_FLAG_PARALLEL, else 1).
+  std::size_t workers = 0;
+  Mark workers_mark;  ///< of the value, when given
 };
+
+/// Most filter workers a pipeline may ask for.
+inline constexpr std::int64_t kMaxWorkers = 256;
 
 /// Engine-wide settings (top-level `settings:` mapping, all optional).
 struct Settings {

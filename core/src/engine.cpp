@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "switchyard/engine.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -36,6 +40,44 @@ std::string joinDiagnostics(const std::vector<Diagnostic> &d) {
   }
   return out;
 }
+
+/// CPUs this process may run on (its affinity mask, e.g. under taskset or a cgroup cpuset).
+std::size_t onlineCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    return static_cast<std::size_t>(std::max(1, CPU_COUNT(&set)));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::size_t resolveWorkers(const PipelineSpec &p, const PluginRegistry &registry, const std::string &file,
+                           std::vector<Diagnostic> &diags) {
+  if (p.filters.empty()) {
+    return 1;  // nothing to run in parallel
+  }
+  const PluginSpec *serial = nullptr;
+  for (const auto &f : p.filters) {
+    const PluginDescriptor *d = registry.find(f.type);
+    if (d == nullptr || !d->parallel()) {
+      serial = &f;
+      break;
+    }
+  }
+  if (p.workers == 0) {  // auto
+    return serial != nullptr ? 1 : std::min<std::size_t>(onlineCpus(), 16);
+  }
+  if (p.workers > 1 && serial != nullptr) {
+    diags.push_back({file, p.workers_mark.line, p.workers_mark.column,
+                     fmt::format("pipelines.{}.workers", p.name),
+                     fmt::format("{} ({}) does not declare that it can run as several parallel instances "
+                                 "(SY_FLAG_PARALLEL); use workers: 1 or auto",
+                                 serial->path, serial->type)});
+    return 1;
+  }
+  return p.workers;
+}
+
 }  // namespace
 
 ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
@@ -54,11 +96,11 @@ struct Engine::Impl {
   Logger &logger() { return options.logger != nullptr ? *options.logger : logging::root(); }
 
   template <typename T>
-  void registerInProcess(std::string name, sy_plugin_kind kind, bool can_ack,
+  void registerInProcess(std::string name, sy_plugin_kind kind, std::uint32_t flags,
                          std::vector<KeySpec> schema, Factory<T> factory) {
     PluginDescriptor d;
     d.kind = kind;
-    d.flags = can_ack ? SY_FLAG_CAN_ACK : 0;
+    d.flags = flags;
     d.abi_major = SWITCHYARD_ABI_MAJOR;
     d.abi_minor = SWITCHYARD_ABI_MINOR;
     d.name = std::move(name);
@@ -140,8 +182,12 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     PipelinePlan plan;
     plan.name = p.name;
     plan.input = make(p.input, "input");
-    for (std::size_t i = 0; i < p.filters.size(); ++i) {
-      plan.filters.push_back(make(p.filters[i], fmt::format("filters[{}]", i)));
+    std::size_t workers = resolveWorkers(p, registry, file, diags);
+    plan.filters.resize(workers);
+    for (auto &lane : plan.filters) {  // one chain of instances per filter worker
+      for (std::size_t i = 0; i < p.filters.size(); ++i) {
+        lane.push_back(make(p.filters[i], fmt::format("filters[{}]", i)));
+      }
     }
     for (std::size_t i = 0; i < p.outputs.size(); ++i) {
       plan.outputs.push_back(make(p.outputs[i], fmt::format("outputs[{}]", i)));
@@ -168,17 +214,21 @@ Engine::~Engine() {
 
 void Engine::registerSource(std::string name, std::vector<KeySpec> schema, Factory<Source> factory,
                             bool can_ack) {
-  impl_->registerInProcess(std::move(name), SY_KIND_SOURCE, can_ack, std::move(schema),
+  impl_->registerInProcess(std::move(name), SY_KIND_SOURCE, can_ack ? std::uint32_t{SY_FLAG_CAN_ACK} : 0u, std::move(schema),
                            std::move(factory));
 }
 void Engine::registerSink(std::string name, std::vector<KeySpec> schema, Factory<Sink> factory,
                           bool can_ack) {
-  impl_->registerInProcess(std::move(name), SY_KIND_SINK, can_ack, std::move(schema),
+  impl_->registerInProcess(std::move(name), SY_KIND_SINK, can_ack ? std::uint32_t{SY_FLAG_CAN_ACK} : 0u, std::move(schema),
                            std::move(factory));
 }
 void Engine::registerFilter(std::string name, std::vector<KeySpec> schema, Factory<Filter> factory) {
-  impl_->registerInProcess(std::move(name), SY_KIND_FILTER, false, std::move(schema),
-                           std::move(factory));
+  registerFilter(std::move(name), std::move(schema), std::move(factory), false);
+}
+void Engine::registerFilter(std::string name, std::vector<KeySpec> schema, Factory<Filter> factory,
+                            bool parallel) {
+  impl_->registerInProcess(std::move(name), SY_KIND_FILTER, parallel ? std::uint32_t{SY_FLAG_PARALLEL} : 0u,
+                           std::move(schema), std::move(factory));
 }
 
 void Engine::loadFile(const std::string &path) {

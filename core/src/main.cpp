@@ -154,10 +154,10 @@ int cmdPlugins(const std::string &name, const Common &c) {
   }
   try {
     const auto &schema = registry.schema(name);
-    std::printf("%s %s (%s, ABI %u.%u)%s\n  %s\n  file: %s\n\nconfiguration keys:\n",
+    std::printf("%s %s (%s, ABI %u.%u)%s%s\n  %s\n  file: %s\n\nconfiguration keys:\n",
                 d->name.c_str(), d->version.c_str(), sy::kindName(d->kind), d->abi_major,
-                d->abi_minor, d->canAck() ? ", acknowledges" : "", d->description.c_str(),
-                d->path.c_str());
+                d->abi_minor, d->canAck() ? ", acknowledges" : "", d->parallel() ? ", parallel" : "",
+                d->description.c_str(), d->path.c_str());
     if (schema.empty()) {
       std::printf("  (none besides type)\n");
     }

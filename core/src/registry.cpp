@@ -596,9 +596,12 @@ std::string checkPluginInfo(const sy_plugin_info &info) {
   if (info.kind != SY_KIND_SOURCE && info.kind != SY_KIND_SINK && info.kind != SY_KIND_FILTER) {
     return fmt::format("{}: unknown kind {}", who, info.kind);
   }
-  constexpr std::uint32_t kKnownFlags = SY_FLAG_CAN_ACK;
+  constexpr std::uint32_t kKnownFlags = SY_FLAG_CAN_ACK | SY_FLAG_PARALLEL;
   if ((info.flags & ~kKnownFlags) != 0) {
     return fmt::format("{}: unknown flags 0x{:x}", who, info.flags & ~kKnownFlags);
+  }
+  if ((info.flags & SY_FLAG_PARALLEL) != 0 && info.kind != SY_KIND_FILTER) {
+    return who + ": SY_FLAG_PARALLEL is only for filters";
   }
   auto version = fixedString(info.version);
   if (!version || version->empty()) {

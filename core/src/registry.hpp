@@ -32,6 +32,7 @@ struct PluginDescriptor {
   std::string path;  ///< the .so file, or "(in-process)"
 
   [[nodiscard]] bool canAck() const { return (flags & SY_FLAG_CAN_ACK) != 0; }
+  [[nodiscard]] bool parallel() const { return (flags & SY_FLAG_PARALLEL) != 0; }
   [[nodiscard]] bool inProcess() const { return path == "(in-process)"; }
 };
 

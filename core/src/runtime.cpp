@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // Threads: one per input (the source, then the filters, run there) and one per output.
-// Between the input and each output sits a bounded queue (messages and bytes). Every
+// Between the input and each output sits a bounded queue (messages and bytes). A pipeline
+// with `workers` > 1 runs its filters on that many worker threads instead, each with its
+// own chain of filter instances; a reorder window puts the results back into the order in
+// which the source submitted them before they reach the outputs. Every
 // submitted message gets a Tracker that counts the outputs still owing an outcome; when
 // the last one reports, the aggregated outcome goes back to the input thread through a
 // completion queue and the source settles its delivery (docs/architecture.md).
@@ -353,7 +356,18 @@ class Pipeline {
     bool sink_failed = false;
   };
 
+  struct FilterStage;
+  using Lane = std::vector<FilterStage>;
+
   SourceContext::SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept;
+  /// Runs @p lane over @p msg; true when every filter passed it, else it is settled.
+  bool runFilters(Lane &lane, Message &msg, std::uint64_t tag);
+  /// Queues @p msg for every output (blocking while a queue is full).
+  void dispatch(Message &&msg, std::uint64_t tag);
+  void submitParallel(Message &&msg, std::uint64_t tag);
+  void workerMain(std::size_t lane);
+  void emitReady();
+  void stopWorkers();
   void settleNow(std::uint64_t tag, Outcome o, std::string_view reason);
   void inputMain(std::promise<Status> started);
   void outputMain(Output &o, std::promise<Status> started);
@@ -372,9 +386,33 @@ class Pipeline {
     StageInstance stage;
     Filter *filter = nullptr;
     std::unique_ptr<FilterCtx> ctx;
-    Counter *errors = nullptr;
   };
-  std::vector<FilterStage> filters_;
+  std::vector<Lane> lanes_;  ///< one chain of filter instances per worker (at least one)
+
+  // Filter workers (lanes_.size() > 1). Messages get a sequence number at submit; a worker
+  // deposits its result in the ring slot of that number, and whichever thread finds the
+  // next slot ready emits the run of ready slots in order (one emitter at a time).
+  struct Job {
+    Message msg;
+    std::uint64_t tag = 0;
+    std::uint64_t seq = 0;
+  };
+  struct Slot {
+    bool ready = false;
+    bool pass = false;  ///< false: the filters settled it already
+    std::uint64_t tag = 0;
+    Message msg;
+  };
+  std::mutex par_mutex_;
+  std::condition_variable par_work_cv_;   ///< workers: a job arrived, or closing
+  std::condition_variable par_space_cv_;  ///< submit: the window has room
+  std::deque<Job> par_jobs_;
+  std::vector<Slot> par_ring_;
+  std::uint64_t par_next_seq_ = 0;
+  std::uint64_t par_next_emit_ = 0;
+  bool par_closing_ = false;
+  std::atomic<bool> par_emitting_{false};
+  std::vector<std::thread> workers_;
   std::vector<std::unique_ptr<Output>> outputs_;
   CompletionQueue completions_;
   std::vector<Completion> completion_buf_;
@@ -403,13 +441,24 @@ Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &se
   source_ = static_cast<Source *>(input_.plugin.get());
   source_ctx_ = std::make_unique<SourceCtx>(*this, input_.place, input_.type);
   received_ = &source_ctx_->counter("received", {});
-  for (auto &f : plan.filters) {
-    FilterStage fs;
-    fs.filter = static_cast<Filter *>(f.plugin.get());
-    fs.ctx = std::make_unique<FilterCtx>(*this, f.place, f.type);
-    fs.errors = nullptr;
-    fs.stage = std::move(f);
-    filters_.push_back(std::move(fs));
+  for (auto &chain : plan.filters) {
+    Lane lane;
+    for (auto &f : chain) {
+      FilterStage fs;
+      fs.filter = static_cast<Filter *>(f.plugin.get());
+      // Every instance of one filter entry shares its label, hence its counters.
+      fs.ctx = std::make_unique<FilterCtx>(*this, f.place, f.type);
+      fs.stage = std::move(f);
+      lane.push_back(std::move(fs));
+    }
+    lanes_.push_back(std::move(lane));
+  }
+  if (lanes_.empty()) {
+    lanes_.emplace_back();
+  }
+  if (lanes_.size() > 1) {
+    // Enough room for every worker to stay busy while a slow message holds the head.
+    par_ring_.resize(std::max<std::size_t>(64, 16 * lanes_.size()));
   }
   for (auto &s : plan.outputs) {
     auto o = std::make_unique<Output>();
@@ -481,36 +530,155 @@ SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) n
     received_->add();
     in_flight_.fetch_add(1);
     in_flight_gauge_.add(1);
-    for (auto &f : filters_) {
-      Verdict v = f.filter->process(*f.ctx, msg);
-      if (v.kind == Verdict::Kind::Pass) {
-        continue;
-      }
-      std::string reason = v.reason.empty() ? "unspecified" : v.reason;
-      if (v.kind == Verdict::Kind::Drop) {
-        f.ctx->countDrop(reason);
-        settleNow(tag, Outcome::Dropped, reason);
-      } else {
-        f.ctx->counter("errors", reason).add();
-        f.ctx->log().debug("message failed: {}", reason);
-        settleNow(tag, v.retry ? Outcome::Retry : Outcome::Reject, reason);
-      }
-      return SourceContext::SubmitResult::Accepted;
-    }
-    auto *tracker = new Tracker(tag, static_cast<int>(outputs_.size()), completions_);
-    for (std::size_t i = 0; i < outputs_.size(); ++i) {
-      auto &o = *outputs_[i];
-      Item item{i + 1 == outputs_.size() ? std::move(msg) : msg, tracker};
-      if (!o.queue->push(std::move(item), [this] { return giveUp(); })) {
-        o.ctx->counter("failed", "shutdown").add();
-        tracker->settle(Outcome::Retry, "shutdown");
-      }
+    if (lanes_.size() > 1) {
+      submitParallel(std::move(msg), tag);
+    } else if (runFilters(lanes_.front(), msg, tag)) {
+      dispatch(std::move(msg), tag);
     }
   } catch (const std::exception &e) {
     source_ctx_->log().error("internal error while submitting: {}", e.what());
     settleNow(tag, Outcome::Retry, "internal_error");
   }
   return SourceContext::SubmitResult::Accepted;
+}
+
+bool Pipeline::runFilters(Lane &lane, Message &msg, std::uint64_t tag) {
+  for (auto &f : lane) {
+    Verdict v = f.filter->process(*f.ctx, msg);
+    if (v.kind == Verdict::Kind::Pass) {
+      continue;
+    }
+    std::string reason = v.reason.empty() ? "unspecified" : v.reason;
+    if (v.kind == Verdict::Kind::Drop) {
+      f.ctx->countDrop(reason);
+      settleNow(tag, Outcome::Dropped, reason);
+    } else {
+      f.ctx->counter("errors", reason).add();
+      f.ctx->log().debug("message failed: {}", reason);
+      settleNow(tag, v.retry ? Outcome::Retry : Outcome::Reject, reason);
+    }
+    return false;
+  }
+  return true;
+}
+
+void Pipeline::dispatch(Message &&msg, std::uint64_t tag) {
+  auto *tracker = new Tracker(tag, static_cast<int>(outputs_.size()), completions_);
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    auto &o = *outputs_[i];
+    Item item{i + 1 == outputs_.size() ? std::move(msg) : msg, tracker};
+    if (!o.queue->push(std::move(item), [this] { return giveUp(); })) {
+      o.ctx->counter("failed", "shutdown").add();
+      tracker->settle(Outcome::Retry, "shutdown");
+    }
+  }
+}
+
+// Input thread. Waits while the reorder window is full: that is the workers' backpressure.
+void Pipeline::submitParallel(Message &&msg, std::uint64_t tag) {
+  {
+    std::unique_lock lock(par_mutex_);
+    while (par_next_seq_ - par_next_emit_ >= par_ring_.size()) {
+      if (giveUp()) {
+        lock.unlock();
+        settleNow(tag, Outcome::Retry, "shutdown");
+        return;
+      }
+      par_space_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    par_jobs_.push_back(Job{std::move(msg), tag, par_next_seq_++});
+  }
+  par_work_cv_.notify_one();
+}
+
+void Pipeline::workerMain(std::size_t lane) {
+  while (true) {
+    Job job;
+    {
+      std::unique_lock lock(par_mutex_);
+      par_work_cv_.wait(lock, [this] { return !par_jobs_.empty() || par_closing_; });
+      if (par_jobs_.empty()) {
+        return;
+      }
+      job = std::move(par_jobs_.front());
+      par_jobs_.pop_front();
+    }
+    bool pass = false;
+    try {
+      if (abort_.load()) {
+        settleNow(job.tag, Outcome::Retry, "shutdown");
+      } else {
+        pass = runFilters(lanes_[lane], job.msg, job.tag);
+      }
+    } catch (const std::exception &e) {
+      source_ctx_->log().error("internal error in a filter worker: {}", e.what());
+      settleNow(job.tag, Outcome::Retry, "internal_error");
+      pass = false;
+    }
+    {
+      std::lock_guard lock(par_mutex_);
+      Slot &slot = par_ring_[job.seq % par_ring_.size()];
+      slot.ready = true;
+      slot.pass = pass;
+      slot.tag = job.tag;
+      if (pass) {
+        slot.msg = std::move(job.msg);
+      }
+    }
+    emitReady();
+  }
+}
+
+// Emits the run of ready slots at the head of the window, in sequence order. Only one
+// thread emits at a time; a thread that finds another emitting leaves its slot to it. The
+// re-check after letting go closes the race with a slot deposited just before.
+void Pipeline::emitReady() {
+  while (true) {
+    if (par_emitting_.exchange(true)) {
+      return;
+    }
+    while (true) {
+      Slot slot;
+      {
+        std::lock_guard lock(par_mutex_);
+        Slot &head = par_ring_[par_next_emit_ % par_ring_.size()];
+        if (!head.ready) {
+          break;
+        }
+        slot = std::move(head);
+        head = Slot{};
+        ++par_next_emit_;
+      }
+      par_space_cv_.notify_one();
+      if (slot.pass) {
+        try {
+          dispatch(std::move(slot.msg), slot.tag);
+        } catch (const std::exception &e) {
+          source_ctx_->log().error("internal error while queueing: {}", e.what());
+          settleNow(slot.tag, Outcome::Retry, "internal_error");
+        }
+      }
+    }
+    par_emitting_.store(false);
+    std::lock_guard lock(par_mutex_);
+    if (!par_ring_[par_next_emit_ % par_ring_.size()].ready) {
+      return;
+    }
+  }
+}
+
+void Pipeline::stopWorkers() {
+  {
+    std::lock_guard lock(par_mutex_);
+    par_closing_ = true;
+  }
+  par_work_cv_.notify_all();
+  for (auto &w : workers_) {
+    if (w.joinable()) {
+      w.join();
+    }
+  }
+  workers_.clear();
 }
 
 void Pipeline::processCompletions(Source &src) {
@@ -551,10 +719,22 @@ void Pipeline::closeOutputs() {
 void Pipeline::inputMain(std::promise<Status> started) {
   Source &src = *source_;
   Status st = src.start(*source_ctx_);
-  for (std::size_t i = 0; st.isOk() && i < filters_.size(); ++i) {
-    st = filters_[i].filter->start(*filters_[i].ctx);
-    if (!st.isOk()) {
-      st = Status::fatal(fmt::format("{}: {}", filters_[i].ctx->instance(), st.message()), st.key());
+  for (auto &lane : lanes_) {
+    for (std::size_t i = 0; st.isOk() && i < lane.size(); ++i) {
+      st = lane[i].filter->start(*lane[i].ctx);
+      if (!st.isOk()) {
+        st = Status::fatal(fmt::format("{}: {}", lane[i].ctx->instance(), st.message()), st.key());
+      }
+    }
+  }
+  if (st.isOk() && lanes_.size() > 1) {
+    try {
+      for (std::size_t i = 0; i < lanes_.size(); ++i) {
+        workers_.emplace_back([this, i] { workerMain(i); });
+      }
+    } catch (const std::system_error &e) {
+      st = Status::fatal(fmt::format("cannot start filter workers: {}", e.what()));
+      stopWorkers();
     }
   }
   if (!st.isOk()) {
@@ -563,6 +743,9 @@ void Pipeline::inputMain(std::promise<Status> started) {
     return;
   }
   started.set_value(Status::ok());
+  if (lanes_.size() > 1) {
+    logging::core()->debug("pipeline '{}': {} filter workers", name_, lanes_.size());
+  }
 
   bool eos = false;
   auto &errors = source_ctx_->counter("errors", {});
@@ -607,6 +790,7 @@ void Pipeline::inputMain(std::promise<Status> started) {
     }
   }
   abort_.store(abort_.load() || failed_.load());
+  stopWorkers();  // idle unless aborting: then they settle what they hold as retry
   closeOutputs();
   for (auto &o : outputs_) {
     if (o->thread.joinable()) {
@@ -614,8 +798,10 @@ void Pipeline::inputMain(std::promise<Status> started) {
     }
   }
   processCompletions(src);
-  for (auto &f : filters_) {
-    f.filter->stop();
+  for (auto &lane : lanes_) {
+    for (auto &f : lane) {
+      f.filter->stop();
+    }
   }
   src.stop();
   {

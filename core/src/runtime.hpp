@@ -47,7 +47,9 @@ struct StageInstance {
 struct PipelinePlan {
   std::string name;
   StageInstance input;
-  std::vector<StageInstance> filters;
+  /// One chain of filter instances per filter worker (always at least one chain; with more
+  /// than one, the chains run in parallel and the runtime restores the stream's order).
+  std::vector<std::vector<StageInstance>> filters;
   std::vector<StageInstance> outputs;
 };
 

@@ -10,4 +10,4 @@
 
 SWITCHYARD_PLUGIN(switchyard::plugins::LoopGuard, SY_KIND_FILTER, "loop-guard", "1.0.0",
                   "Drops messages that come back from the other bus (username marker, provenance header, id window)",
-                  0, switchyard::plugins::kLoopGuardSchema)
+                  SY_FLAG_PARALLEL, switchyard::plugins::kLoopGuardSchema)

@@ -9,6 +9,7 @@ Checks the listing, the refusal messages, that no refused fixture's ELF construc
 plugin whose create throws makes `switchyard check` fail with the plugin's message.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,16 @@ FIX = os.path.abspath(sys.argv[1])
 REFUSED = ["fx-major", "fx-minor", "fx-fingerprint", "fx-magic", "fx-nocreate", "fx-noinfo",
            "fx-misnamed", "fx-kind"]
 failures = []
+
+
+def host_abi():
+    """(major, minor) from the ABI header the binary was built with."""
+    text = open(os.path.join(os.environ["SWITCHYARD_SOURCE_ROOT"], "core/include/switchyard/abi.h")).read()
+    return tuple(int(re.search(rf"#define SWITCHYARD_ABI_{k} (\d+)", text).group(1)) for k in ("MAJOR", "MINOR"))
+
+
+ABI_MAJOR, ABI_MINOR = host_abi()
+ABI = f"{ABI_MAJOR}.{ABI_MINOR}"
 
 
 def check(cond, what, detail=""):
@@ -52,14 +63,14 @@ with tempfile.TemporaryDirectory(prefix="sy-abi-cli-") as tmp:
     check(lines and lines[0].split() == ["KIND", "NAME", "VERSION", "ABI", "FILE"],
           "listing has a header", p.stdout)
     good = [l.split() for l in lines if " fx-good " in l]
-    check(good == [["filter", "fx-good", "0.0.1", "1.0", fixture("fx-good")]],
+    check(good == [["filter", "fx-good", "0.0.1", ABI, fixture("fx-good")]],
           "fx-good listed with kind, version, ABI and file", p.stdout)
     check(any(" fx-throws " in l for l in lines), "fx-throws listed (it passes the checks)",
           p.stdout)
     for name in REFUSED:
         check(not any(f" {name} " in l for l in lines), f"{name} not listed", p.stdout)
         check(f"refused {fixture(name)}: " in p.stderr, f"{name} refusal on stderr", p.stderr)
-    check("incompatible switchyard plugin 'fx-major': built for ABI 2.0, this host has ABI 1.0"
+    check(f"incompatible switchyard plugin 'fx-major': built for ABI {ABI_MAJOR + 1}.{ABI_MINOR}, this host has ABI {ABI}"
           in p.stderr, "ABI major message", p.stderr)
     check("build fingerprint 'gcc-0.0;bogus' differs from this host's" in p.stderr,
           "fingerprint message names both values", p.stderr)
@@ -70,7 +81,7 @@ with tempfile.TemporaryDirectory(prefix="sy-abi-cli-") as tmp:
     # 2. One plugin's schema: maps that plugin only.
     p = run(["plugins", "fx-good", "--plugin-path", FIX], markers)
     check(p.returncode == 0, "plugins fx-good exits 0", p.stdout + p.stderr)
-    for part in ["fx-good 0.0.1 (filter, ABI 1.0)", "ABI test fixture (fx-good)",
+    for part in [f"fx-good 0.0.1 (filter, ABI {ABI})", "ABI test fixture (fx-good)",
                  "suffix (string, default \"\")", "Appended to every topic.", "token (string",
                  "[secret]", "A secret the fixture ignores."]:
         check(part in p.stdout, f"schema output shows {part!r}", p.stdout)
@@ -82,7 +93,7 @@ with tempfile.TemporaryDirectory(prefix="sy-abi-cli-") as tmp:
     check(p.returncode != 0, "plugins fx-major fails", p.stdout + p.stderr)
     check("no plugin named 'fx-major'" in p.stderr, "says there is no such plugin", p.stderr)
     check(f"{fixture('fx-major')} was refused: incompatible switchyard plugin 'fx-major': "
-          "built for ABI 2.0" in p.stderr, "and why the file was refused", p.stderr)
+          f"built for ABI {ABI_MAJOR + 1}.{ABI_MINOR}" in p.stderr, "and why the file was refused", p.stderr)
 
     # 4. Duplicate names in two directories.
     a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")

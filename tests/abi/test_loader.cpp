@@ -459,6 +459,11 @@ TEST_CASE("readPluginInfo and checkPluginInfo on the good record") {
   x.flags = 0x80;
   CHECK(checkPluginInfo(x) == "incompatible switchyard plugin 'fx-good': unknown flags 0x80");
   x = good;
+  x.flags = SY_FLAG_PARALLEL;
+  CHECK(checkPluginInfo(x).empty());  // fx-good is a filter
+  x.kind = SY_KIND_SOURCE;
+  CHECK(checkPluginInfo(x) == "incompatible switchyard plugin 'fx-good': SY_FLAG_PARALLEL is only for filters");
+  x = good;
   x.version[0] = '\0';
   CHECK(checkPluginInfo(x).find("version is empty") != std::string::npos);
   x = good;

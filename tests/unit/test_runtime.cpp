@@ -506,3 +506,217 @@ pipelines:
   CHECK(f.sink_a.count() == 1000);
   CHECK(f.sink_b.count() == 500);
 }
+
+// ---------------------------------------------------------------------------------------
+// Filter workers
+
+namespace {
+
+/// What the parallel filter's instances saw.
+struct ParallelLog {
+  std::atomic<int> instances{0};
+  std::atomic<int> started{0};
+  std::atomic<int> stopped{0};
+  std::atomic<int> running{0};      ///< process() calls under way, all instances
+  std::atomic<int> max_running{0};  ///< the most seen at once
+  std::atomic<int> overlaps{0};     ///< an instance entered while already busy
+  std::mutex m;
+  std::map<int, int> per_instance;  ///< instance -> messages processed
+};
+
+/// Drops n % every == 0, waits a little (longer for some n, so that results finish out of
+/// order) and tags the topic with its instance number.
+class ParallelFilter final : public Filter {
+ public:
+  ParallelFilter(ParallelLog &log, int every) : log_(log), every_(every), me_(log.instances++) {}
+  Status start(FilterContext &) noexcept override {
+    ++log_.started;
+    return Status::ok();
+  }
+  void stop() noexcept override { ++log_.stopped; }
+  Verdict process(FilterContext &, Message &m) noexcept override {
+    if (busy_.exchange(true)) {
+      ++log_.overlaps;
+    }
+    int now = ++log_.running;
+    int prev = log_.max_running.load();
+    while (now > prev && !log_.max_running.compare_exchange_weak(prev, now)) {
+    }
+    int n = std::stoi(m.id);
+    std::this_thread::sleep_for(std::chrono::microseconds(n % 7 == 0 ? 400 : 20));
+    {
+      std::lock_guard l(log_.m);
+      ++log_.per_instance[me_];
+    }
+    --log_.running;
+    busy_.store(false);
+    if (every_ > 0 && n % every_ == 0) {
+      return Verdict::drop("test_drop");
+    }
+    m.topic = "by." + std::to_string(me_);
+    return Verdict::pass();
+  }
+
+ private:
+  ParallelLog &log_;
+  int every_;
+  int me_;
+  std::atomic<bool> busy_{false};
+};
+
+void registerParallel(Fixture &f, ParallelLog &plog) {
+  f.engine.registerFilter(
+      "parallel", {KeySpec{"every", SY_CFG_INT, false, std::string("0"), "n", false}},
+      [&plog](const sdk::Config &c) { return std::make_unique<ParallelFilter>(plog, static_cast<int>(c.integer("every"))); },
+      true);
+}
+
+}  // namespace
+
+TEST_CASE("filter workers: parallel instances share the work, the outputs see the input's order") {
+  Fixture f{.engine = Engine(isolated())};
+  ParallelLog plog;
+  f.registerAll();
+  registerParallel(f, plog);
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    workers: 4
+    filters: [{type: parallel, every: 5}, {type: parallel}]
+    outputs: [{type: mem-sink-a}]
+)");
+  CHECK(plog.instances == 8);  // one chain of two instances per worker
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  CHECK(f.engine.stop());
+  CHECK(plog.started == 8);
+  CHECK(plog.stopped == 8);
+  CHECK(plog.overlaps == 0);        // an instance only ever runs one message at a time
+  CHECK(plog.max_running >= 2);     // but instances do run at the same time
+  {
+    std::lock_guard l(plog.m);
+    CHECK(plog.per_instance.size() >= 4);  // more than one chain did work
+  }
+  // Every message settled once, drops where the filter dropped, the rest in input order.
+  REQUIRE(f.src.completedCount() == 1000);
+  for (auto &[n, oc] : f.src.completed) {
+    CHECK(oc.first == (n % 5 == 0 ? Outcome::Dropped : Outcome::Delivered));
+  }
+  REQUIRE(f.sink_a.ids.size() == 800);
+  std::size_t k = 0;
+  for (int n = 0; n < 1000; ++n) {
+    if (n % 5 != 0) {
+      CHECK(f.sink_a.ids[k++] == std::to_string(n));
+    }
+  }
+  CHECK(f.engine.counter("p", "dropped", "test_drop") == 200);
+  CHECK(f.engine.counter("p", "in_flight") == 0);
+}
+
+TEST_CASE("filter workers: auto uses one worker unless every filter is parallel; asking for more is an error") {
+  {
+    Fixture f{.engine = Engine(isolated())};
+    ParallelLog plog;
+    f.registerAll();
+    registerParallel(f, plog);
+    f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    filters: [{type: parallel}, {type: drop-every}]
+    outputs: [{type: mem-sink-a}]
+)");
+    CHECK(plog.instances == 1);  // drop-every is not parallel: one chain
+  }
+  {
+    Fixture f{.engine = Engine(isolated())};
+    ParallelLog plog;
+    f.registerAll();
+    registerParallel(f, plog);
+    f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    workers: 3
+    filters: [{type: parallel}]
+    outputs: [{type: mem-sink-a}]
+)");
+    CHECK(plog.instances == 3);
+  }
+  Fixture f{.engine = Engine(isolated())};
+  ParallelLog plog;
+  f.registerAll();
+  registerParallel(f, plog);
+  try {
+    f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    workers: 2
+    filters: [{type: parallel}, {type: drop-every}]
+    outputs: [{type: mem-sink-a}]
+)");
+    FAIL("workers: 2 with a serial filter was accepted");
+  } catch (const ConfigError &e) {
+    REQUIRE(e.diagnostics().size() == 1);
+    const auto &d = e.diagnostics()[0];
+    CHECK(d.path == "pipelines.p.workers");
+    CHECK(d.line == 6);
+    CHECK(d.message.find("pipelines.p.filters[1] (drop-every)") != std::string::npos);
+  }
+  for (const char *bad : {"0", "257", "many", "[1]"}) {
+    CAPTURE(bad);
+    Fixture g{.engine = Engine(isolated())};
+    g.registerAll();
+    CHECK_THROWS_WITH_AS(g.engine.loadString(fmt::format(R"(
+version: 1
+pipelines:
+  p:
+    input: {{type: mem-source}}
+    workers: {}
+    outputs: [{{type: mem-sink-a}}]
+)",
+                                                        bad)),
+                         doctest::Contains("pipelines.p.workers"), ConfigError);
+  }
+}
+
+TEST_CASE("filter workers: at the drain timeout every message still held comes back as retry once") {
+  Fixture f{.engine = Engine(isolated())};
+  ParallelLog plog;
+  f.count = 200;
+  f.end = false;
+  f.beh_a.never_confirm = true;
+  f.registerAll();
+  registerParallel(f, plog);
+  f.engine.loadString(R"(
+version: 1
+settings: {drain_timeout: 0.3, queue_max_messages: 10}
+pipelines:
+  p:
+    input: {type: mem-source}
+    workers: 2
+    filters: [{type: parallel}]
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  // The sink holds everything it got; the queue (10) and the reorder window fill, then
+  // the input is held back.
+  REQUIRE(eventually([&] { return f.sink_a.count() >= 10; }));
+  f.engine.requestStop();
+  REQUIRE(f.engine.wait(10s));
+  f.engine.stop();
+  std::uint64_t submitted = f.src.submitted.load();
+  CHECK(submitted > 0);
+  REQUIRE(f.src.completedCount() == submitted);  // exactly once each (CHECKed in complete())
+  for (auto &[n, oc] : f.src.completed) {
+    CHECK(oc.first == Outcome::Retry);
+    CHECK(oc.second == "shutdown");
+  }
+  CHECK(plog.stopped == 2);
+}

@@ -19,7 +19,7 @@
 /* Bump MAJOR on any incompatible change (host requires equality).
  * Bump MINOR on additive changes (host accepts plugin minor <= its own). */
 #define SWITCHYARD_ABI_MAJOR 1
-#define SWITCHYARD_ABI_MINOR 0
+#define SWITCHYARD_ABI_MINOR 1
 
 #define SWITCHYARD_INFO_MAGIC 0x53594142u /* "SYAB" */
 
@@ -57,6 +57,11 @@ enum sy_plugin_flags {
   /* The plugin can acknowledge (source: settles deliveries upstream; sink: reports
    * delivery only once the next hop confirmed). ZeroMQ plugins leave it unset. */
   SY_FLAG_CAN_ACK = 1u << 0,
+  /* Filters only (ABI 1.1): an instance keeps no state that must see the whole stream, so
+   * the core may create one instance per filter worker and run the instances in parallel,
+   * each on its own share of the messages (the core keeps the order of the stream). A
+   * filter without it always runs on one thread. */
+  SY_FLAG_PARALLEL = 1u << 1,
 };
 
 #define SY_NAME_MAX 64

@@ -90,6 +90,10 @@ class Engine {
   void registerSink(std::string name, std::vector<KeySpec> schema, Factory<Sink> factory,
                     bool can_ack = false);
   void registerFilter(std::string name, std::vector<KeySpec> schema, Factory<Filter> factory);
+  /// @p parallel: the filter keeps no state that must see the whole stream, so a pipeline
+  /// may run one instance per filter worker (SY_FLAG_PARALLEL; `workers` in the pipeline).
+  void registerFilter(std::string name, std::vector<KeySpec> schema, Factory<Filter> factory,
+                      bool parallel);
 
   /// Parse and validate a configuration and create every plugin instance (no sockets are
   /// opened until start()). Throws ConfigError listing every problem.

@@ -176,8 +176,8 @@ class SourceContext : public PluginContext {
     Stopping,  ///< shutdown is under way and the message was not taken: do not settle it
                ///< as delivered (an AMQP source leaves it unacked so the broker redelivers)
   };
-  /// Hands a message to the pipeline: runs the filters on the calling thread, then queues
-  /// it for every output. Blocks while an output queue is full (backpressure) until space
+  /// Hands a message to the pipeline: runs the filters on the calling thread (or hands it
+  /// to the pipeline's filter workers, see Filter), then queues it for every output. Blocks while an output queue is full (backpressure) until space
   /// frees or shutdown begins. @p tag is the source's own handle, given back verbatim to
   /// Source::complete(). THREADING: source thread only.
   virtual SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept = 0;
@@ -254,7 +254,11 @@ class Sink : public Plugin {
   virtual void stop() noexcept {}
 };
 
-/// A filter. THREADING: called on the input thread of its pipeline, one message at a time.
+/// A filter. THREADING: start() and stop() are called on the input thread of its pipeline;
+/// process() one message at a time, on that thread — or, for a filter built with
+/// SY_FLAG_PARALLEL in a pipeline with several `workers`, on a filter worker thread: the
+/// core then creates one instance per worker, each sees only its share of the messages,
+/// and the core restores the stream's order after the filters.
 class Filter : public Plugin {
  public:
   virtual Status start(FilterContext &ctx) noexcept {

@@ -169,8 +169,8 @@ SY_EXPORT switchyard::Plugin *switchyard_plugin_create(const switchyard::CreateA
 }
 
 /// Defines the three exported entry points of a plugin. Use once per plugin, at namespace
-/// scope. KIND is SY_KIND_SOURCE, SY_KIND_SINK or SY_KIND_FILTER; FLAGS is 0 or
-/// SY_FLAG_CAN_ACK; SCHEMA is a `const sy_config_key[]` ending with a null name.
+/// scope. KIND is SY_KIND_SOURCE, SY_KIND_SINK or SY_KIND_FILTER; FLAGS is 0,
+/// SY_FLAG_CAN_ACK (sources, sinks) or SY_FLAG_PARALLEL (filters, see abi.h); SCHEMA is a `const sy_config_key[]` ending with a null name.
 /// CLASS needs a constructor taking `const switchyard::sdk::Config &`.
 #define SWITCHYARD_PLUGIN(CLASS, KIND, NAME, VERSION, DESCRIPTION, FLAGS, SCHEMA)            \
   extern "C" SY_EXPORT const sy_plugin_info switchyard_plugin_info = {                       \
