@@ -30,7 +30,15 @@ def main():
     ch.queue_bind(queue, "amq.topic", prefix + ".#")
 
     sent = {}
+    bad = [b"not json at all", b'{"a": 1', b'{"s": "\xff\xfe"}']
+    # Bad bodies sit among good ones: they are nacked at once while the acks around them
+    # go out batched (multiple=true); a multiple ack that covered a nacked tag would make
+    # the broker close the channel (unknown delivery tag) and redeliver (duplicates below).
+    bad_at = {100: 0, N // 2: 1, N - 10: 2}
     for i in range(N):
+        if i in bad_at:
+            b = bad[bad_at[i]]
+            ch.basic_publish("amq.topic", f"{prefix}.bad", b, pika.BasicProperties(message_id=f"bad-{bad_at[i]}"))
         mid = f"id-{i:05d}"
         body = {"n": i, "s": "v\u00e9", "f": 1.5}
         headers = {"x-h": "1", "n": i, "nested": {"a": [1, "b", True]}, "big": 2**40}
@@ -38,9 +46,6 @@ def main():
                          pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
                                               delivery_mode=2, message_id=mid, headers=headers))
         sent[mid] = (f"{prefix}.t{i % 7}", body, headers)
-    bad = [b"not json at all", b'{"a": 1', b'{"s": "\xff\xfe"}']
-    for i, b in enumerate(bad):
-        ch.basic_publish("amq.topic", f"{prefix}.bad", b, pika.BasicProperties(message_id=f"bad-{i}"))
     conn.close()
 
     cfg = f"""version: 1
@@ -91,6 +96,8 @@ pipelines:
     assert st.get(("dropped", "malformed_json"), 0) == 2, st
     assert st.get(("dropped", "invalid_utf8"), 0) == 1, st
     assert st.get(("acked", ""), 0) == N, st
+    # Acks went out batched: fewer ack frames than messages.
+    assert 0 < st.get(("multiple_acks", ""), 0) < N, st
     ch = conn.channel()
     ch.queue_delete(queue)
     ch.queue_delete(dlq)

@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -151,6 +153,7 @@ class AmqpConsume final : public Source {
     requeued_ = &ctx.counter("nacked", "requeue");
     rejected_ = &ctx.counter("nacked", "reject");
     stale_ = &ctx.counter("stale_acks");
+    multiple_acks_ = &ctx.counter("multiple_acks");
     cancels_ = &ctx.counter("consumer_cancelled");
     restored_ = &ctx.counter("envelopes_restored");
     restore_failed_ = &ctx.counter("envelopes_restore_failed");
@@ -173,6 +176,11 @@ class AmqpConsume final : public Source {
                                           std::chrono::milliseconds(1)));
       return Status::ok();
     }
+    flushAcks();
+    if (!pending_error_.empty()) {
+      readFrames(ctx);  // reports the failed ack as a lost connection
+      return Status::ok();
+    }
     if (!conn_.hasBuffered()) {
       pollfd fds[2] = {{conn_.fd(), POLLIN, 0}, {ctx.wakeFd(), POLLIN, 0}};
       (void)::poll(fds, 2, static_cast<int>(timeout.count()));
@@ -189,11 +197,15 @@ class AmqpConsume final : public Source {
       stale_->add();
       return;
     }
-    int rc;
+    unsettled_.erase(dtag);
+    int rc = AMQP_STATUS_OK;
     switch (outcome) {
       case Outcome::Delivered:
       case Outcome::Dropped:
-        rc = amqp_basic_ack(conn_.state(), kChannel, dtag, 0);
+        // Sent by flushAcks(), batched: completions arrive in batches (the runtime drains
+        // its completion queue before each poll), and one basic.ack with multiple=true
+        // settles a run of them.
+        ack_ready_.push_back(dtag);
         acked_->add();
         break;
       case Outcome::Retry:
@@ -226,10 +238,44 @@ class AmqpConsume final : public Source {
     }
   }
 
-  void stop() noexcept override { conn_.close(); }
+  void stop() noexcept override {
+    flushAcks();
+    conn_.close();
+  }
 
  private:
   static constexpr amqp_channel_t kChannel = 1;
+
+  /// Sends the acks complete() collected: one basic.ack with multiple=true for those below
+  /// the oldest delivery still unsettled (so it never acknowledges a message the pipeline
+  /// still holds, nor one left unacked on purpose at shutdown), single acks for the rest.
+  void flushAcks() noexcept {
+    if (ack_ready_.empty()) {
+      return;
+    }
+    if (!conn_.isOpen()) {
+      ack_ready_.clear();
+      return;
+    }
+    std::sort(ack_ready_.begin(), ack_ready_.end());
+    std::uint64_t low = unsettled_.empty() ? std::numeric_limits<std::uint64_t>::max() : *unsettled_.begin();
+    auto split = std::lower_bound(ack_ready_.begin(), ack_ready_.end(), low);
+    int rc = AMQP_STATUS_OK;
+    if (split != ack_ready_.begin()) {
+      bool several = split - ack_ready_.begin() > 1;
+      rc = amqp_basic_ack(conn_.state(), kChannel, *(split - 1), several ? 1 : 0);
+      if (several) {
+        multiple_acks_->add();
+      }
+    }
+    for (auto it = split; it != ack_ready_.end() && rc == AMQP_STATUS_OK; ++it) {
+      rc = amqp_basic_ack(conn_.state(), kChannel, *it, 0);
+    }
+    ack_ready_.clear();
+    if (rc != AMQP_STATUS_OK && pending_error_.empty()) {
+      pending_error_ = "ack: " + describeStatus(rc);
+    }
+  }
 
   void waitWake(SourceContext &ctx, std::chrono::milliseconds t) {
     pollfd p{ctx.wakeFd(), POLLIN, 0};
@@ -247,6 +293,8 @@ class AmqpConsume final : public Source {
       return;
     }
     ++generation_;
+    unsettled_.clear();
+    ack_ready_.clear();
     backoff_.reset();
     cc_.connects->add();
     if (ever_connected_) {
@@ -395,6 +443,9 @@ class AmqpConsume final : public Source {
       redelivered_->add();
     }
     std::uint64_t tag = (generation_ << kTagBits) | dtag;
+    // Unsettled until complete() or a nack below; one left unacked on purpose (shutdown)
+    // stays here, which keeps flushAcks()' multiple ack below it.
+    unsettled_.insert(dtag);
     if (intake_stopped_) {
       return;  // left unacked: the broker gives it to the next consumer
     }
@@ -419,6 +470,7 @@ class AmqpConsume final : public Source {
         std::string_view why = bad;
         ctx.log().warn("delivery {} (routing key '{}'): body is not {}; rejected without requeue", dtag, rk,
                        why == "invalid_utf8" ? "valid UTF-8" : why == "not_an_object" ? "a JSON object" : "JSON");
+        unsettled_.erase(dtag);
         (void)amqp_basic_nack(conn_.state(), kChannel, dtag, 0, 0);
         rejected_->add();
         return;
@@ -452,6 +504,7 @@ class AmqpConsume final : public Source {
       }
     } catch (const std::exception &e) {
       ctx.log().error("delivery {}: {}; requeued", dtag, e.what());
+      unsettled_.erase(dtag);
       (void)amqp_basic_nack(conn_.state(), kChannel, dtag, 0, 1);
       requeued_->add();
     }
@@ -490,6 +543,8 @@ class AmqpConsume final : public Source {
     conn_.drop();
     consuming_ = false;
     ++generation_;  // every ack still owed belongs to the dead channel
+    unsettled_.clear();
+    ack_ready_.clear();
     cc_.disconnects->add();
     cc_.connected->set(0);
     auto d = backoff_.next();
@@ -522,6 +577,8 @@ class AmqpConsume final : public Source {
   std::string consumer_tag_;
   std::string active_queue_;
   std::string pending_error_;
+  std::set<std::uint64_t> unsettled_;     ///< delivery tags of this channel not yet settled
+  std::vector<std::uint64_t> ack_ready_;  ///< completed, ack not sent yet (flushAcks)
 
   ConnCounters cc_;
   Counter *received_ = nullptr;
@@ -530,6 +587,7 @@ class AmqpConsume final : public Source {
   Counter *requeued_ = nullptr;
   Counter *rejected_ = nullptr;
   Counter *stale_ = nullptr;
+  Counter *multiple_acks_ = nullptr;
   Counter *cancels_ = nullptr;
   Counter *restored_ = nullptr;
   Counter *restore_failed_ = nullptr;
