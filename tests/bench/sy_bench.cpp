@@ -10,11 +10,11 @@
 //   sy-bench amqp-setup --url U --queue Q [--exchange X] [--bind-key K] [--purge] [--delete] [--check]
 //   sy-bench amqp-pub --url U [--exchange X] [--key RK] [--size B] [--seconds S | --count N]
 //                     [--window W] [--rate R]
-//   sy-bench amqp-drain --url U --queue Q [--prefetch P] [--expect N] [--idle S] [--latency]
+//   sy-bench amqp-drain --url U --queue Q [--prefetch P] [--expect N] [--idle S] [--latency [--dump F]]
 //   sy-bench amqp-count --url U --queue Q --expect N [--idle S] [--timeout S]
 //   sy-bench zmq-gen [--pubs N | --bind EP] [--endpoints-file F] [--size B] [--seconds S | --count N]
 //                    [--rate R] [--nodrop] [--topics K] [--subscribers K] [--sign KEY CERT] [--pool P]
-//   sy-bench zmq-count --connect EP [--expect N] [--idle S] [--latency] [--timeout S] [--ignore-prefix T]
+//   sy-bench zmq-count --connect EP [--expect N] [--idle S] [--latency [--dump F]] [--timeout S] [--ignore-prefix T]
 //   sy-bench relay-z2a --connect EP --url U [--exchange X] [--window W] [--key-prefix P]
 //   sy-bench relay-a2z --url U --queue Q [--prefetch P] --endpoints-file F
 //
@@ -107,8 +107,29 @@ class Args {
 
 struct Latency {
   std::vector<std::int64_t> ns;
-  void add(std::int64_t v) { ns.push_back(v); }
+  std::vector<std::pair<std::int64_t, std::int64_t>> samples;  ///< (stamp, latency) for --dump
+  std::string dump_path;
+  void add(std::int64_t v, std::int64_t stamp) {
+    ns.push_back(v);
+    samples.emplace_back(stamp, v);
+  }
+  /// --dump FILE: one "stamp latency_ns" line per message, so that the driver can pair
+  /// the two copies of each message (bridge and raw path) and take per-message differences.
+  void dump(const std::string &path) const {
+    if (path.empty()) {
+      return;
+    }
+    FILE *f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+      die("cannot write " + path);
+    }
+    for (const auto &[stamp, l] : samples) {
+      std::fprintf(f, "%lld %lld\n", static_cast<long long>(stamp), static_cast<long long>(l));
+    }
+    std::fclose(f);
+  }
   std::string json() {
+    dump(dump_path);
     if (ns.empty()) {
       return "null";
     }
@@ -418,6 +439,7 @@ int cmdAmqpDrain(const Args &a) {
   amqp_basic_consume(c.st(), 1, amqp_cstring_bytes(q.c_str()), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
   c.rpc("basic.consume");
   Latency latency;
+  latency.dump_path = a.str("dump");
   std::uint64_t got = 0;
   auto start = Clock::now();
   auto last = start;
@@ -441,9 +463,10 @@ int cmdAmqpDrain(const Args &a) {
       first = now;
     }
     if (lat) {
-      auto l = stampLatency(static_cast<const char *>(env.message.body.bytes), env.message.body.len, nowNs());
+      std::int64_t now_ns = nowNs();
+      auto l = stampLatency(static_cast<const char *>(env.message.body.bytes), env.message.body.len, now_ns);
       if (l >= 0) {
-        latency.add(l);
+        latency.add(l, now_ns - l);
       }
     }
     if (amqp_basic_ack(c.st(), 1, env.delivery_tag, 0) != AMQP_STATUS_OK) {
@@ -784,6 +807,7 @@ int cmdZmqCount(const Args &a) {
   std::string ignore = a.str("ignore-prefix");
   bool warm = false;
   Latency latency;
+  latency.dump_path = a.str("dump");
   std::uint64_t got = 0;
   auto start = Clock::now();
   Clock::time_point first{};
@@ -819,9 +843,10 @@ int cmdZmqCount(const Args &a) {
         first = now;
       }
       if (lat) {
-        auto l = stampLatency(static_cast<const char *>(body.data()), body.size(), nowNs());
+        std::int64_t now_ns = nowNs();
+        auto l = stampLatency(static_cast<const char *>(body.data()), body.size(), now_ns);
         if (l >= 0) {
-          latency.add(l);
+          latency.add(l, now_ns - l);
         }
       }
       ++got;
