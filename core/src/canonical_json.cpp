@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // Canonical JSON (fedmsg signing form), see switchyard/json.hpp and interop-spec 2.2.
+#include "switchyard/fedmsg.hpp"
 #include "switchyard/json.hpp"
 
 #include <algorithm>
@@ -307,9 +308,14 @@ std::optional<Value> parse(std::string_view json, std::string *error_reason, con
     TreeBuilder builder(limits);
     rapidjson::MemoryStream ms(json.data(), json.size());
     rapidjson::Reader reader;
-    constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag |
-                                rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNanAndInfFlag;
-    rapidjson::ParseResult ok = reader.Parse<kFlags>(ms, builder);
+    // As in fedmsg.cpp: text the fast validator accepts skips RapidJSON's per-code-point
+    // encoding check (the same rules, far slower); other text is parsed with it, so that
+    // refusals keep their reason and offset.
+    constexpr unsigned kTrusted =
+        rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseNanAndInfFlag;
+    constexpr unsigned kFlags = kTrusted | rapidjson::kParseValidateEncodingFlag;
+    rapidjson::ParseResult ok = fedmsg::isValidUtf8(json) ? reader.Parse<kTrusted>(ms, builder)
+                                                          : reader.Parse<kFlags>(ms, builder);
     if (!ok) {
       const char *reason = builder.reason().empty() ? "malformed_json" : builder.reason().c_str();
       setError(error_reason, reason);
