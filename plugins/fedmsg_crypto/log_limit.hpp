@@ -2,10 +2,14 @@
 //
 // Rate limit for per-message warnings: a flood of forged or looping messages must not
 // turn into a flood of log lines (the drop counters carry the totals).
+//
+// THREADING: thread-safe (a filter instance may be called from several worker threads);
+// the lock is only taken on the rejection path, never for messages that pass.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 
 namespace switchyard {
 
@@ -17,6 +21,7 @@ class LogLimit {
   /// back since the last line that was allowed.
   bool allow(std::uint64_t &suppressed) noexcept {
     auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(mu_);
     if (now - start_ >= window_) {
       start_ = now;
       used_ = 0;
@@ -37,6 +42,7 @@ class LogLimit {
   std::chrono::steady_clock::time_point start_{};
   unsigned used_ = 0;
   std::uint64_t suppressed_ = 0;
+  std::mutex mu_;
 };
 
 }  // namespace switchyard

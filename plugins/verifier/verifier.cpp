@@ -2,7 +2,11 @@
 #include "verifier.hpp"
 
 #include <algorithm>
+#include <ctime>
+#include <limits>
 
+#include <openssl/asn1.h>
+#include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
 #include "switchyard/json.hpp"
@@ -56,8 +60,18 @@ bool TrustStore::filesChanged() const {
 }
 
 bool TrustStore::load(std::string *error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return loadLocked(error);
+}
+
+bool TrustStore::loaded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<bool>(store_);
+}
+
+bool TrustStore::loadLocked(std::string *error) {
   store_.reset();
-  ++reloads_;
+  reloads_.fetch_add(1, std::memory_order_acq_rel);
   last_stat_ = std::chrono::steady_clock::now();
   // Stamps first: a file replaced while we read it is then seen as changed next time.
   ca_stamp_ = stampOf(ca_file_);
@@ -95,7 +109,7 @@ bool TrustStore::load(std::string *error) {
   return true;
 }
 
-void TrustStore::refresh(bool force_stat, Logger *log) {
+void TrustStore::refreshLocked(bool force_stat, Logger *log) {
   auto now = std::chrono::steady_clock::now();
   // A missing store is retried at most once a second, like a stat check.
   if (!force_stat && now - last_stat_ < std::chrono::seconds(1)) {
@@ -106,7 +120,7 @@ void TrustStore::refresh(bool force_stat, Logger *log) {
     return;
   }
   std::string error;
-  if (load(&error)) {
+  if (loadLocked(&error)) {
     if (log != nullptr) {
       log->info("reloaded CA '{}'{}", ca_file_, crl_file_ ? " and CRL '" + *crl_file_ + "'" : std::string());
     }
@@ -115,14 +129,27 @@ void TrustStore::refresh(bool force_stat, Logger *log) {
   }
 }
 
-TrustStore::Check TrustStore::verifyOnce(X509 *leaf, std::string *detail) {
-  if (!store_) {
+TrustStore::Snapshot TrustStore::snapshot(bool force_stat, Logger *log) {
+  std::lock_guard<std::mutex> lock(mu_);
+  refreshLocked(force_stat, log);
+  Snapshot s;
+  s.generation = reloads_.load(std::memory_order_acquire);
+  // X509_STORE is reference counted and safe to verify against from several threads; the
+  // reference keeps it alive while a reload replaces store_.
+  if (store_ && X509_STORE_up_ref(store_.get()) == 1) {
+    s.store.reset(store_.get());
+  }
+  return s;
+}
+
+TrustStore::Check TrustStore::verifyOnce(X509_STORE *store, X509 *leaf, std::string *detail) const {
+  if (store == nullptr) {
     *detail = "CA/CRL not loaded";
     return Check::Untrusted;
   }
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
                                                                        &X509_STORE_CTX_free);
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), store_.get(), leaf, nullptr) != 1) {
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store, leaf, nullptr) != 1) {
     *detail = x509::opensslErrors();
     return Check::Untrusted;
   }
@@ -148,27 +175,102 @@ TrustStore::Check TrustStore::verifyOnce(X509 *leaf, std::string *detail) {
   }
 }
 
-TrustStore::Check TrustStore::verify(X509 *leaf, std::string *detail, Logger *log) {
-  refresh(false, log);
-  Check c = verifyOnce(leaf, detail);
-  if (c == Check::Ok) {
-    return c;
+TrustStore::Check TrustStore::verify(X509 *leaf, std::string *detail, Logger *log, std::uint64_t *generation) {
+  Snapshot s = snapshot(false, log);
+  Check c = verifyOnce(s.store.get(), leaf, detail);
+  if (c != Check::Ok) {
+    // interop-spec 2.5 step 4: on failure, pick up new trust material and try once more
+    // (a renewed CRL or CA). Only when the files changed: a stream of forged messages must
+    // not turn into a stream of file reads.
+    Snapshot again = snapshot(true, log);
+    if (again.generation != s.generation) {
+      c = verifyOnce(again.store.get(), leaf, detail);
+      s = std::move(again);
+    }
   }
-  // interop-spec 2.5 step 4: on failure, pick up new trust material and try once more
-  // (a renewed CRL or CA). Only when the files changed: a stream of forged messages must
-  // not turn into a stream of file reads.
-  std::uint64_t before = reloads_;
-  refresh(true, log);
-  if (reloads_ != before) {
-    c = verifyOnce(leaf, detail);
+  if (generation != nullptr) {
+    *generation = s.generation;
   }
   return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// CertCache
+
+CertCache::CertCache(std::size_t capacity, std::chrono::steady_clock::duration max_age)
+    : capacity_(capacity == 0 ? 1 : capacity), max_age_(max_age) {}
+
+void CertCache::adoptGenerationLocked(std::uint64_t generation) {
+  if (generation > generation_) {
+    map_.clear();  // new trust material: no earlier result holds
+    generation_ = generation;
+  }
+}
+
+CertCache::Lookup CertCache::find(std::string_view key, std::uint64_t generation,
+                                  std::chrono::steady_clock::time_point now, std::int64_t wall_now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  adoptGenerationLocked(generation);
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    return {};
+  }
+  it->second.last_use = ++tick_;
+  const CertCheck &c = *it->second.check;
+  bool fresh = c.generation == generation && now - c.checked_at < max_age_;
+  // An Ok result must not outlive the certificate: past notAfter it is checked (and
+  // refused as expired) at once, not up to a second later.
+  if (fresh && c.result == TrustStore::Check::Ok) {
+    fresh = wall_now >= c.info->not_before && wall_now < c.info->not_after;
+  }
+  if (fresh) {
+    return {it->second.check, nullptr};
+  }
+  return {nullptr, c.info};
+}
+
+void CertCache::put(std::string_view key, std::shared_ptr<const CertCheck> check) {
+  std::lock_guard<std::mutex> lock(mu_);
+  adoptGenerationLocked(check->generation);
+  if (check->generation != generation_) {
+    return;  // checked against material that has been replaced meanwhile
+  }
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    if (map_.size() >= capacity_) {
+      auto oldest = map_.begin();
+      for (auto i = map_.begin(); i != map_.end(); ++i) {
+        if (i->second.last_use < oldest->second.last_use) {
+          oldest = i;
+        }
+      }
+      map_.erase(oldest);
+    }
+    it = map_.emplace(std::string(key), Slot{}).first;
+  }
+  it->second.check = std::move(check);
+  it->second.last_use = ++tick_;
+}
+
+std::size_t CertCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_.size();
 }
 
 // ---------------------------------------------------------------------------------------
 // Verifier
 
 namespace {
+
+/// An ASN1_TIME as seconds since the epoch; @p fallback when it cannot be read.
+std::int64_t epochSeconds(const ASN1_TIME *t, std::int64_t fallback) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    ERR_clear_error();
+    return fallback;
+  }
+  return static_cast<std::int64_t>(timegm(&tm));
+}
 
 std::optional<std::string> optionalStr(const sdk::Config &c, const char *key) {
   if (!c.has(key)) {
@@ -219,6 +321,7 @@ Verifier::Verifier(const sdk::Config &config)
 Status Verifier::start(FilterContext &ctx) noexcept {
   unsigned_passed_ = &ctx.counter("unsigned_passed");
   verified_ = &ctx.counter("verified");
+  cache_hits_ = &ctx.counter("cert_cache_hits");
   if (!trust_.loaded()) {
     return Status::fatal("CA/CRL not loaded", "ca_file");
   }
@@ -302,26 +405,27 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
     return reject(ctx, msg, "malformed_envelope", "signature and certificate must both be strings");
   }
   auto sig_bytes = x509::base64Decode(sig->text);
-  auto cert_pem = x509::base64Decode(cert->text);
-  if (!sig_bytes || !cert_pem) {
-    return reject(ctx, msg, "bad_base64", !sig_bytes ? "signature" : "certificate");
+  if (!sig_bytes) {
+    return reject(ctx, msg, "bad_base64", "signature");
   }
-  std::string error;
-  x509::CertPtr leaf = x509::certFromPem(*cert_pem, &error);
-  if (!leaf) {
-    return reject(ctx, msg, "untrusted_certificate", error);
+  Verdict refused = Verdict::pass();
+  std::shared_ptr<const CertCheck> checked = certificate(ctx, msg, cert->text, refused);
+  if (!checked) {
+    return refused;
   }
-  switch (trust_.verify(leaf.get(), &error, &ctx.log())) {
+  switch (checked->result) {
     case TrustStore::Check::Ok: break;
-    case TrustStore::Check::Revoked: return reject(ctx, msg, "revoked", error);
-    case TrustStore::Check::Expired: return reject(ctx, msg, "expired", error);
-    case TrustStore::Check::Untrusted: return reject(ctx, msg, "untrusted_certificate", error);
+    case TrustStore::Check::Revoked: return reject(ctx, msg, "revoked", checked->detail);
+    case TrustStore::Check::Expired: return reject(ctx, msg, "expired", checked->detail);
+    case TrustStore::Check::Untrusted: return reject(ctx, msg, "untrusted_certificate", checked->detail);
   }
+  X509 *leaf = checked->info->cert.get();
+  std::string error;
   std::string canonical = json::canonical(*env, {"signature", "certificate"});
-  if (!x509::verifySha1(leaf.get(), canonical, *sig_bytes, &error)) {
+  if (!x509::verifySha1(leaf, canonical, *sig_bytes, &error)) {
     return reject(ctx, msg, "bad_signature", error);
   }
-  auto cn = x509::commonName(leaf.get());
+  const std::optional<std::string> &cn = checked->info->common_name;
   if (!cn) {
     return reject(ctx, msg, "policy_denied", "the certificate has no commonName");
   }
@@ -337,6 +441,48 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
     verified_->add();
   }
   return Verdict::pass();
+}
+
+std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const Message &msg,
+                                                       const std::string &field, Verdict &verdict) {
+  auto now = std::chrono::steady_clock::now();
+  std::int64_t wall_now = static_cast<std::int64_t>(std::time(nullptr));
+  CertCache::Lookup found = cache_.find(field, trust_.reloads(), now, wall_now);
+  if (found.fresh) {
+    if (cache_hits_ != nullptr) {
+      cache_hits_->add();
+    }
+    return found.fresh;
+  }
+  // Parse (unless an outdated entry already holds the parsed certificate) and check the
+  // chain outside the cache lock: other threads keep verifying meanwhile. Two threads that
+  // miss on the same certificate at once both do the work; the later result wins.
+  std::shared_ptr<const CertInfo> info = std::move(found.reparsed);
+  if (!info) {
+    auto pem = x509::base64Decode(field);
+    if (!pem) {
+      verdict = reject(ctx, msg, "bad_base64", "certificate");
+      return nullptr;
+    }
+    std::string error;
+    auto parsed = std::make_shared<CertInfo>();
+    parsed->cert = x509::certFromPem(*pem, &error);
+    if (!parsed->cert) {
+      verdict = reject(ctx, msg, "untrusted_certificate", error);
+      return nullptr;
+    }
+    parsed->common_name = x509::commonName(parsed->cert.get());
+    // An unreadable date leaves an empty window, so an Ok result is never reused.
+    parsed->not_before = epochSeconds(X509_get0_notBefore(parsed->cert.get()), std::numeric_limits<std::int64_t>::max());
+    parsed->not_after = epochSeconds(X509_get0_notAfter(parsed->cert.get()), std::numeric_limits<std::int64_t>::min());
+    info = std::move(parsed);
+  }
+  auto check = std::make_shared<CertCheck>();
+  check->info = info;
+  check->result = trust_.verify(info->cert.get(), &check->detail, &ctx.log(), &check->generation);
+  check->checked_at = std::chrono::steady_clock::now();
+  cache_.put(field, check);
+  return check;
 }
 
 }  // namespace switchyard::plugins

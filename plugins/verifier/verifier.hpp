@@ -23,13 +23,33 @@
 // The CA (first certificate of ca_file) and the CRL (first CRL of crl_file) are files;
 // they are re-read when their inode, size or mtime changes (checked at most once a second,
 // and at once when a chain check fails) and after a failed load. Never network.
+//
+// Certificate cache: parsing a PEM certificate and checking its chain cost far more than
+// the message's own signature check, and a bus has a handful of certificates. So the
+// parsed certificate and its chain-check result are kept per `certificate` field text
+// (CertCache, 64 entries, least recently used evicted). A result is reused for at most
+// one second, an Ok result only while the certificate's validity window holds, and the
+// whole cache is dropped when the trust material reloads; after that the chain is checked
+// again, so expiry, a new CRL or a new CA still apply within a second.
+//
+// THREADING: one Verifier may be called concurrently from several threads (filter worker
+// pools): the trust store and the cache are locked internally, the expensive work
+// (parsing, chain checks, signature checks) runs outside the locks, the counters are
+// atomic and the log limiter is locked.
 #pragma once
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,7 +61,9 @@ namespace switchyard::plugins {
 
 extern const sy_config_key kVerifierSchema[];
 
-/// CA + optional CRL loaded from files, reloaded when the files change.
+/// CA + optional CRL loaded from files, reloaded when the files change. THREADING: all
+/// methods are thread-safe; chain checks run on a reference to the current store, outside
+/// the lock, so a reload never frees a store that is in use.
 class TrustStore {
  public:
   enum class Check : std::uint8_t { Ok, Untrusted, Revoked, Expired };
@@ -50,9 +72,12 @@ class TrustStore {
   /// (Re)loads both files; on failure the store is empty and every check fails closed.
   bool load(std::string *error);
   /// Chain check of @p leaf at the current time; @p detail gets OpenSSL's reason.
-  Check verify(X509 *leaf, std::string *detail, Logger *log);
-  [[nodiscard]] bool loaded() const noexcept { return static_cast<bool>(store_); }
-  [[nodiscard]] std::uint64_t reloads() const noexcept { return reloads_; }
+  /// @p generation (optional) receives reloads() of the material the answer is based on.
+  Check verify(X509 *leaf, std::string *detail, Logger *log, std::uint64_t *generation = nullptr);
+  [[nodiscard]] bool loaded() const;
+  /// How many times the material was (re)loaded: a new value means results of earlier
+  /// checks may no longer hold.
+  [[nodiscard]] std::uint64_t reloads() const noexcept { return reloads_.load(std::memory_order_acquire); }
 
  private:
   struct Stamp {
@@ -63,19 +88,86 @@ class TrustStore {
     std::int64_t mtime_ns = 0;
     bool operator==(const Stamp &) const = default;
   };
+  struct Snapshot {
+    x509::StorePtr store;  ///< null when the material is not loaded
+    std::uint64_t generation = 0;
+  };
   static Stamp stampOf(const std::string &path);
   bool filesChanged() const;
-  void refresh(bool force_stat, Logger *log);
-  Check verifyOnce(X509 *leaf, std::string *detail);
+  bool loadLocked(std::string *error);
+  void refreshLocked(bool force_stat, Logger *log);
+  /// refresh() and a reference to the current store, under the lock.
+  Snapshot snapshot(bool force_stat, Logger *log);
+  Check verifyOnce(X509_STORE *store, X509 *leaf, std::string *detail) const;
 
-  std::string ca_file_;
-  std::optional<std::string> crl_file_;
-  int auth_level_;
+  const std::string ca_file_;
+  const std::optional<std::string> crl_file_;
+  const int auth_level_;
+  mutable std::mutex mu_;  ///< guards everything below but reloads_
   x509::StorePtr store_;
   Stamp ca_stamp_;
   Stamp crl_stamp_;
   std::chrono::steady_clock::time_point last_stat_{};
-  std::uint64_t reloads_ = 0;
+  std::atomic<std::uint64_t> reloads_{0};
+};
+
+/// A parsed certificate: immutable once built, shared by every thread that uses it
+/// (OpenSSL 3 allows concurrent verification with one X509 and its public key).
+struct CertInfo {
+  x509::CertPtr cert;
+  std::optional<std::string> common_name;
+  /// Validity window in seconds since the epoch, as X509_verify_cert applies it:
+  /// valid while not_before <= now < not_after.
+  std::int64_t not_before = 0;
+  std::int64_t not_after = 0;
+};
+
+/// The chain-check result of one certificate at one time.
+struct CertCheck {
+  std::shared_ptr<const CertInfo> info;
+  TrustStore::Check result = TrustStore::Check::Untrusted;
+  std::string detail;
+  std::chrono::steady_clock::time_point checked_at{};
+  std::uint64_t generation = 0;  ///< TrustStore::reloads() the result is based on
+};
+
+/// Bounded map from the `certificate` field text to its last chain check (see the top of
+/// this file). THREADING: thread-safe; a small mutex-guarded map, nothing expensive inside.
+class CertCache {
+ public:
+  explicit CertCache(std::size_t capacity = 64,
+                     std::chrono::steady_clock::duration max_age = std::chrono::seconds(1));
+
+  struct Lookup {
+    std::shared_ptr<const CertCheck> fresh;     ///< usable as is
+    std::shared_ptr<const CertInfo> reparsed;  ///< outdated entry: its parsed certificate
+  };
+  /// @p generation is the trust store's current reloads(): entries of other generations
+  /// are dropped (all of them: the trust material changed). @p wall_now is time(nullptr).
+  Lookup find(std::string_view key, std::uint64_t generation, std::chrono::steady_clock::time_point now,
+              std::int64_t wall_now);
+  /// Stores @p check under @p key (evicting the least recently used entry when full);
+  /// ignored when it is based on older trust material than the cache holds.
+  void put(std::string_view key, std::shared_ptr<const CertCheck> check);
+  [[nodiscard]] std::size_t size() const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  struct Slot {
+    std::shared_ptr<const CertCheck> check;
+    std::uint64_t last_use = 0;
+  };
+  void adoptGenerationLocked(std::uint64_t generation);
+
+  const std::size_t capacity_;
+  const std::chrono::steady_clock::duration max_age_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Slot, Hash, std::equal_to<>> map_;
+  std::uint64_t generation_ = 0;
+  std::uint64_t tick_ = 0;
 };
 
 class Verifier final : public Filter {
@@ -90,13 +182,19 @@ class Verifier final : public Filter {
  private:
   Verdict reject(FilterContext &ctx, const Message &msg, const char *reason, std::string_view detail) noexcept;
   Verdict check(FilterContext &ctx, Message &msg);
+  /// The chain-checked certificate of a `certificate` field, from the cache or parsed and
+  /// checked now. Null after a rejection (then @p verdict holds it).
+  std::shared_ptr<const CertCheck> certificate(FilterContext &ctx, const Message &msg, const std::string &field,
+                                               Verdict &verdict);
 
   TrustStore trust_;
+  CertCache cache_;
   std::unordered_map<std::string, std::vector<std::string>> policy_;
   bool nitpicky_;
   bool allow_unsigned_;
   Counter *unsigned_passed_ = nullptr;
   Counter *verified_ = nullptr;
+  Counter *cache_hits_ = nullptr;
   LogLimit log_limit_;
 };
 

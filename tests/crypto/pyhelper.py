@@ -7,6 +7,9 @@
                          sort_keys=True, separators=(',', ':')); framed as
                          "<len_in> <len_out>\\n<in><out>" records on stdout
   pki DIR                test CA, leaf key pairs, a CRL and a foreign CA, made with openssl
+  leaf DIR NAME SECONDS  one more leaf NAME.key/NAME.crt from the CA of DIR (after pki), valid
+                         from a minute ago until SECONDS from now; prints its notAfter as
+                         seconds since the epoch
   sign KEY CRT [--oneline]   reads an envelope on stdin, signs it the way fedmsg's x509
                          backend does, writes it with json.dumps' default (non-canonical) layout
   verify                 reads a signed envelope on stdin, checks the signature with
@@ -231,6 +234,25 @@ def pki(d):
             os.chmod(os.path.join(d, f), 0o600)
 
 
+def leaf(d, name, seconds):
+    import calendar
+    import time
+    openssl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', name + '.key', '-out', name + '.csr',
+            '-subj', '/CN=%s.example.org' % name, cwd=d)
+    os.chmod(os.path.join(d, name + '.key'), 0o600)
+    # The dates are taken after the (slow) key generation, so the certificate really is
+    # valid for about SECONDS from now.
+    now = int(time.time())
+    fmt = '%Y%m%d%H%M%SZ'
+    start = time.strftime(fmt, time.gmtime(now - 60))
+    end_epoch = now + seconds
+    end = time.strftime(fmt, time.gmtime(end_epoch))
+    openssl('ca', '-batch', '-notext', '-config', 'ca.cnf', '-in', name + '.csr', '-out', name + '.crt',
+            '-startdate', start, '-enddate', end, cwd=d)
+    assert calendar.timegm(time.strptime(end, fmt)) == end_epoch
+    print(end_epoch)
+
+
 # ---------------------------------------------------------------------------------------
 # sign / verify with python3-cryptography, the way fedmsg's x509_ng backend does
 
@@ -279,6 +301,8 @@ def main(argv):
         corpus(int(argv[2]), int(argv[3]))
     elif cmd == 'pki':
         pki(argv[2])
+    elif cmd == 'leaf':
+        leaf(argv[2], argv[3], int(argv[4]))
     elif cmd == 'sign':
         sign(argv[2], argv[3], '--oneline' in argv[4:])
     elif cmd == 'verify':
