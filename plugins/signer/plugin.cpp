@@ -9,5 +9,5 @@
 #include "signer.hpp"
 
 SWITCHYARD_PLUGIN(switchyard::plugins::Signer, SY_KIND_FILTER, "signer", "1.0.0",
-                  "Signs fedmsg envelopes (x509: RSA PKCS#1 v1.5 / SHA-1), like fedmsg's signer", 0,
+                  "Signs fedmsg envelopes (x509: RSA PKCS#1 v1.5 / SHA-1), like fedmsg's signer", SY_FLAG_PARALLEL,
                   switchyard::plugins::kSignerSchema)

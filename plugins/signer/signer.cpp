@@ -25,7 +25,9 @@ const sy_config_key kSignerSchema[] = {
 };
 
 Signer::Signer(const sdk::Config &config)
-    : builder_(config.str("username")), keep_signed_(config.has("keep_signed") && config.boolean("keep_signed")) {
+    : username_(config.str("username")),
+      builder_(std::make_shared<SharedBuilder>(username_)),
+      keep_signed_(config.has("keep_signed") && config.boolean("keep_signed")) {
   std::string error;
   cert_ = x509::loadCertFile(config.str("cert_file"), &error);
   if (!cert_) {
@@ -47,8 +49,23 @@ Signer::Signer(const sdk::Config &config)
   cert_field_ = x509::wrap76(x509::base64Encode(*pem));
 }
 
+std::shared_ptr<Signer::SharedBuilder> Signer::sharedBuilder(const std::string &key, const std::string &username) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<SharedBuilder>> builders;
+  std::lock_guard<std::mutex> lock(mu);
+  auto &slot = builders[key];
+  auto b = slot.lock();
+  if (!b) {
+    b = std::make_shared<SharedBuilder>(username);
+    slot = b;
+  }
+  return b;
+}
+
 Status Signer::start(FilterContext &ctx) noexcept {
   try {
+    // The instances of one entry (one per filter worker) have the same instance name.
+    builder_ = sharedBuilder(fmt::format("{}\n{}\n{}", ctx.pipeline(), ctx.instance(), username_), username_);
     kept_signed_count_ = &ctx.counter("kept_signed");
   } catch (const std::exception &e) {
     return Status::fatal(e.what());
@@ -87,7 +104,11 @@ Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
         }
       }
     } else {
-      fedmsg::Result r = builder_.build(msg, built);
+      fedmsg::Result r;
+      {
+        std::lock_guard<std::mutex> lock(builder_->mu);
+        r = builder_->builder.build(msg, built);
+      }
       if (!r.ok()) {
         return refuse(ctx, msg, r.reason.c_str(), r.detail);
       }

@@ -7,8 +7,22 @@
 // minus `signature` and `certificate`) and `certificate` (base64 of the PEM text), both
 // cut into 76-column lines. The signed envelope, in canonical form, replaces
 // "fedmsg.envelope" so that zmq-pub sends it byte-exact.
+//
+// THREADING: one Signer may be called concurrently from several threads: the key and the
+// certificate are read-only (OpenSSL 3 signs with one EVP_PKEY from several threads, each
+// call has its own EVP_MD_CTX), the envelope builder (its `i` counter) is locked, the
+// counters are atomic and the log limiter is locked.
+//
+// PARALLEL (SY_FLAG_PARALLEL): with filter workers, the core makes one Signer per worker.
+// They share one envelope builder (found by the instance name at start()), so `i` keeps
+// counting 1, 2, 3... per pipeline entry, as with one signer; since workers finish in any
+// order (the core restores the stream's order afterwards), neighbouring `i` values may
+// leave the PUB socket swapped. `i` is informational (interop-spec 1.6).
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "../fedmsg_crypto/log_limit.hpp"
@@ -33,7 +47,16 @@ class Signer final : public Filter {
   x509::PkeyPtr key_;
   x509::CertPtr cert_;
   std::string cert_field_;  ///< base64 of the PEM, 76-column lines
-  fedmsg::EnvelopeBuilder builder_;
+  /// The builder of envelopes for messages that came without one, and its lock (it is
+  /// single-threaded: its `i` sequence). Shared by the instances of one pipeline entry.
+  struct SharedBuilder {
+    explicit SharedBuilder(std::string username) : builder(std::move(username)) {}
+    std::mutex mu;
+    fedmsg::EnvelopeBuilder builder;
+  };
+  static std::shared_ptr<SharedBuilder> sharedBuilder(const std::string &key, const std::string &username);
+  std::string username_;
+  std::shared_ptr<SharedBuilder> builder_;
   LogLimit log_limit_;
   bool keep_signed_ = false;  ///< pass already signed envelopes unchanged (bridged signatures)
   Counter *kept_signed_count_ = nullptr;

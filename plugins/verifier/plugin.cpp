@@ -10,5 +10,5 @@
 #include "verifier.hpp"
 
 SWITCHYARD_PLUGIN(switchyard::plugins::Verifier, SY_KIND_FILTER, "verifier", "1.0.0",
-                  "Verifies fedmsg x509 signatures, CA/CRL chain and routing policy", 0,
+                  "Verifies fedmsg x509 signatures, CA/CRL chain and routing policy", SY_FLAG_PARALLEL,
                   switchyard::plugins::kVerifierSchema)
