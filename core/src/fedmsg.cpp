@@ -292,6 +292,9 @@ bool isValidUtf8(std::string_view s) noexcept {
         continue;
       }
     }
+    if (p == end) {  // the 16-byte steps may have reached the end: never read past it
+      break;
+    }
     // One byte or one multi-byte sequence.
     unsigned c = *p;
     if (c < 0x80) {

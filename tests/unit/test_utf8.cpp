@@ -206,6 +206,24 @@ TEST_CASE("utf8: edge cases, alone and at every offset of the 8- and 16-byte ASC
   CHECK(!fm::isValidUtf8(std::string(997, 'a') + "\xC3"));
 }
 
+TEST_CASE("utf8: never reads past the end of the view (the byte after it is invalid UTF-8)") {
+  // A view into a larger buffer whose next byte is 0xFF: reading it would refuse valid
+  // text. (A std::string hides such a bug: its terminating NUL is valid ASCII.) This is
+  // how zmq-sub hands ZeroMQ frames to the codec.
+  for (std::size_t len = 0; len <= 80; ++len) {
+    CAPTURE(len);
+    std::string buf(len, 'a');
+    buf += '\xff';
+    CHECK(fm::isValidUtf8(std::string_view(buf.data(), len)));
+    if (len >= 2) {
+      std::string two = buf;
+      two[len - 2] = '\xc3';  // "...\xc3\xa9" then 0xFF outside the view
+      two[len - 1] = '\xa9';
+      CHECK(fm::isValidUtf8(std::string_view(two.data(), len)));
+    }
+  }
+}
+
 TEST_CASE("utf8: every 1- and 2-byte string, and every 3-byte string with a lead byte >= 0xC0") {
   for (unsigned a = 0; a < 256; ++a) {
     checkAgree(bytes({a}));
