@@ -18,9 +18,21 @@
 // and libzmq drops beyond it at the publisher; those losses show up as sequence gaps.
 // Every malformed message is dropped with a counted reason (see fedmsg.hpp) and a log
 // line; nothing a peer sends stops the source. See docs/plugins/zmq-sub.md.
+//
+// Waiting scales with the number of endpoints: zmq_poll() over N sockets costs O(N) per
+// wake-up (it builds a pollfd array and asks every socket for ZMQ_EVENTS), which made a
+// fixed message rate spread over 1,000 publishers cost several times as much CPU as over
+// one. Instead each socket's ZMQ_FD sits in an epoll set, and a ready list holds the
+// sockets that may still have queued messages; a wake-up touches only those.
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +73,10 @@ const sy_config_key kSchema[] = {
 };
 
 constexpr std::size_t kMaxPerPoll = 512;  // messages per poll() call, so that stop is prompt
+// Messages taken from one socket before the next ready socket gets its turn, so that a
+// flooding publisher cannot starve the others (the leftovers stay on the ready list).
+constexpr std::size_t kMaxPerSocketTurn = 64;
+constexpr int kMaxEpollEvents = 256;  // per epoll_wait(); level-triggered, the rest come next time
 // Metadata set on the message whose `i` revealed a sequence gap (or a restart above 1): the
 // number of messages of that publisher that never arrived, in decimal.
 constexpr std::string_view kSeqMissingMeta = "zmq.seq_missing";
@@ -130,6 +146,10 @@ class ZmqSubSource final : public Source {
       sockets_.clear();
       return Status::fatal(fmt::format("cannot set up the SUB socket: {}", e.what()));
     }
+    if (Status st = setUpEpoll(); !st.isOk()) {
+      sockets_.clear();
+      return st;
+    }
     received_ = &ctx.counter("zmq_received");
     gaps_ = &ctx.counter("seq_gaps");
     missing_ = &ctx.counter("seq_missing");
@@ -138,10 +158,6 @@ class ZmqSubSource final : public Source {
     restarts_ = &ctx.counter("seq_restarts");
     untracked_ = &ctx.counter("seq_untracked");
     publishers_ = &ctx.gauge("publishers");
-    items_.clear();
-    for (auto &s : sockets_) {
-      items_.push_back({s.sock.handle(), 0, ZMQ_POLLIN, 0});
-    }
     return Status::ok();
   }
 
@@ -153,16 +169,56 @@ class ZmqSubSource final : public Source {
       return Status::ok();
     }
     try {
-      for (auto &it : items_) {
-        it.revents = 0;
+      // ctx.wakeFd() is not in the set, as before: ZeroMQ cannot acknowledge, so waiting
+      // completions need no prompt service (the runtime takes them between polls).
+      // With sockets on the ready list there is work already: only collect new signals.
+      int wait_ms = ready_.empty() ? static_cast<int>(timeout.count()) : 0;
+      std::array<epoll_event, kMaxEpollEvents> events{};
+      int n = ::epoll_wait(epoll_fd_, events.data(), kMaxEpollEvents, wait_ms);
+      if (n < 0) {
+        if (errno == EINTR) {
+          return Status::ok();
+        }
+        return Status::error(fmt::format("zmq-sub: epoll_wait: {}", std::strerror(errno)));
       }
-      int n = zmq::poll(items_.data(), items_.size(), timeout);
-      if (n <= 0) {
-        return Status::ok();
+      if (n == 0 && ready_.empty()) {
+        // An idle period (the runtime's poll timeout, 100 ms) passed without a signal:
+        // ask every socket once. ZMQ_FD does not promise a signal for every arrival (a
+        // message can slip in between a recv's EAGAIN and the fd being re-armed, e.g. on
+        // a freshly attached pipe), and zmq_poll() used to cover that by checking
+        // ZMQ_EVENTS of all sockets on every call. Here it costs O(sockets) per idle
+        // timeout, not per wake-up.
+        sweepIdle();
       }
-      for (std::size_t k = 0; k < items_.size() && !stopped_intake_; ++k) {
-        if ((items_[k].revents & ZMQ_POLLIN) != 0) {
-          drainSocket(ctx, sockets_[k]);
+      for (int k = 0; k < n; ++k) {
+        std::size_t idx = events[static_cast<std::size_t>(k)].data.u32;
+        // ZMQ_FD only says "something happened" (commands, not necessarily messages).
+        // Reading ZMQ_EVENTS processes the socket's pending commands, which also resets
+        // the fd, so the level-triggered epoll does not keep reporting it.
+        if (idx < sockets_.size() && !sockets_[idx].ready &&
+            (sockets_[idx].sock.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
+          markReady(idx);
+        }
+      }
+      // Round robin over the ready sockets. A socket leaves the list only when a recv
+      // returned EAGAIN: from then on libzmq signals its fd when a message arrives. A
+      // socket left before EAGAIN (turn or poll budget used up) may never signal again,
+      // so it stays on the list.
+      std::size_t budget = kMaxPerPoll;
+      while (budget > 0 && !ready_.empty() && !stopped_intake_) {
+        // Popped only after the drain: if it throws, the socket stays on the list.
+        std::size_t idx = ready_.front();
+        std::size_t turn = std::min(budget, kMaxPerSocketTurn);
+        std::size_t got = 0;
+        bool empty = drainSocket(ctx, sockets_[idx], turn, got);
+        budget -= got;
+        ready_.pop_front();
+        // After the EAGAIN, ask once more: per libzmq's documentation the fd need not
+        // signal again for what arrived while we were reading (see sweepIdle()).
+        if (empty && (sockets_[idx].sock.get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) {
+          sockets_[idx].ready = false;
+        } else {
+          ready_.push_back(idx);
         }
       }
     } catch (const zmq::error_t &e) {
@@ -179,19 +235,71 @@ class ZmqSubSource final : public Source {
   void stopIntake(SourceContext &) noexcept override { stopped_intake_ = true; }
 
   void stop() noexcept override {
-    items_.clear();
+    ready_.clear();
+    if (epoll_fd_ >= 0) {
+      ::close(epoll_fd_);
+      epoll_fd_ = -1;
+    }
     sockets_.clear();  // linger 0: nothing to flush on a SUB socket
     zctx_.reset();
+  }
+
+  ~ZmqSubSource() override {
+    if (epoll_fd_ >= 0) {
+      ::close(epoll_fd_);
+    }
   }
 
  private:
   struct Socket {
     zmq::socket_t sock;
     std::string endpoint;  // connect mode: the one endpoint; bind mode: empty
+    bool ready = false;    // on ready_
   };
 
-  void drainSocket(SourceContext &ctx, Socket &s) {
-    for (std::size_t got = 0; got < kMaxPerPoll && !stopped_intake_; ++got) {
+  Status setUpEpoll() {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) {
+      return Status::fatal(fmt::format("epoll_create1: {}", std::strerror(errno)));
+    }
+    for (std::size_t k = 0; k < sockets_.size(); ++k) {
+      int fd = -1;
+      try {
+        fd = sockets_[k].sock.get(zmq::sockopt::fd);
+      } catch (const zmq::error_t &e) {
+        return Status::fatal(fmt::format("cannot get ZMQ_FD: {}", e.what()));
+      }
+      // Level-triggered on purpose: a spurious report costs one ZMQ_EVENTS call, while a
+      // missed edge would leave a socket's messages waiting until the next one arrives.
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<std::uint32_t>(k);
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
+      }
+      // Nothing has been read yet, so nothing guarantees a signal for what is already
+      // queued: start with every socket on the ready list (each leaves it at its EAGAIN).
+      markReady(k);
+    }
+    return Status::ok();
+  }
+
+  void sweepIdle() {
+    for (std::size_t k = 0; k < sockets_.size(); ++k) {
+      if (!sockets_[k].ready && (sockets_[k].sock.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
+        markReady(k);
+      }
+    }
+  }
+
+  void markReady(std::size_t idx) {
+    sockets_[idx].ready = true;
+    ready_.push_back(idx);
+  }
+
+  /// Reads up to @p limit messages; true when the socket's queue ran empty (EAGAIN).
+  bool drainSocket(SourceContext &ctx, Socket &s, std::size_t limit, std::size_t &got) {
+    for (got = 0; got < limit && !stopped_intake_; ++got) {
       // Keep at most 3 frames: anything beyond 2 is refused anyway, but every part must
       // be read so that the next message starts at a message boundary.
       std::size_t count = 0;
@@ -200,7 +308,7 @@ class ZmqSubSource final : public Source {
         auto r = s.sock.recv(part, zmq::recv_flags::dontwait);
         if (!r) {
           if (count == 0) {
-            return;  // nothing more queued
+            return true;  // nothing more queued
           }
           break;  // cannot happen: the parts of a message arrive together
         }
@@ -215,6 +323,7 @@ class ZmqSubSource final : public Source {
       }
       handle(ctx, s, count);
     }
+    return false;
   }
 
   void handle(SourceContext &ctx, Socket &s, std::size_t count) {
@@ -307,7 +416,8 @@ class ZmqSubSource final : public Source {
 
   std::unique_ptr<zmq::context_t> zctx_;
   std::vector<Socket> sockets_;
-  std::vector<zmq::pollitem_t> items_;
+  int epoll_fd_ = -1;
+  std::deque<std::size_t> ready_;  // sockets that may still have messages queued
   std::array<zmq::message_t, 3> frames_;
   bool stopped_intake_ = false;
   std::uint64_t tag_ = 0;
