@@ -782,6 +782,8 @@ def main():
     if not a.switchyard_bin:
         ap.error('--switchyard-bin or $SWITCHYARD_BIN is required')
     t0 = time.monotonic()
+    if a.profile:
+        os.makedirs(a.profile_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix='sy-bench-')
     stop_broker = None
     url = os.environ.get('SWITCHYARD_TEST_AMQP_URL')
