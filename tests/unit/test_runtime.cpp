@@ -616,51 +616,28 @@ pipelines:
 }
 
 TEST_CASE("filter workers: auto uses one worker unless every filter is parallel; asking for more is an error") {
-  {
+  // Loads one pipeline with @p workers_line and @p filters; returns the filter instances made.
+  auto instancesFor = [](const std::string &workers_line, const std::string &filters) {
     Fixture f{.engine = Engine(isolated())};
     ParallelLog plog;
     f.registerAll();
     registerParallel(f, plog);
-    f.engine.loadString(R"(
+    f.engine.loadString(fmt::format(R"(
 version: 1
 pipelines:
   p:
-    input: {type: mem-source}
-    filters: [{type: parallel}, {type: drop-every}]
-    outputs: [{type: mem-sink-a}]
-)");
-    CHECK(plog.instances == 1);  // drop-every is not parallel: one chain
-  }
-  {
-    Fixture f{.engine = Engine(isolated())};
-    ParallelLog plog;
-    f.registerAll();
-    registerParallel(f, plog);
-    f.engine.loadString(R"(
-version: 1
-pipelines:
-  p:
-    input: {type: mem-source}
-    workers: 3
-    filters: [{type: parallel}]
-    outputs: [{type: mem-sink-a}]
-)");
-    CHECK(plog.instances == 3);
-  }
-  Fixture f{.engine = Engine(isolated())};
-  ParallelLog plog;
-  f.registerAll();
-  registerParallel(f, plog);
+    input: {{type: mem-source}}
+    {}
+    filters: {}
+    outputs: [{{type: mem-sink-a}}]
+)",
+                                    workers_line, filters));
+    return plog.instances.load();
+  };
+  CHECK(instancesFor("", "[{type: parallel}, {type: drop-every}]") == 1);  // drop-every is serial: one chain
+  CHECK(instancesFor("workers: 3", "[{type: parallel}]") == 3);
   try {
-    f.engine.loadString(R"(
-version: 1
-pipelines:
-  p:
-    input: {type: mem-source}
-    workers: 2
-    filters: [{type: parallel}, {type: drop-every}]
-    outputs: [{type: mem-sink-a}]
-)");
+    instancesFor("workers: 2", "[{type: parallel}, {type: drop-every}]");
     FAIL("workers: 2 with a serial filter was accepted");
   } catch (const ConfigError &e) {
     REQUIRE(e.diagnostics().size() == 1);
@@ -671,18 +648,8 @@ pipelines:
   }
   for (const char *bad : {"0", "257", "many", "[1]"}) {
     CAPTURE(bad);
-    Fixture g{.engine = Engine(isolated())};
-    g.registerAll();
-    CHECK_THROWS_WITH_AS(g.engine.loadString(fmt::format(R"(
-version: 1
-pipelines:
-  p:
-    input: {{type: mem-source}}
-    workers: {}
-    outputs: [{{type: mem-sink-a}}]
-)",
-                                                        bad)),
-                         doctest::Contains("pipelines.p.workers"), ConfigError);
+    CHECK_THROWS_WITH_AS(instancesFor(fmt::format("workers: {}", bad), "[]"), doctest::Contains("pipelines.p.workers"),
+                         ConfigError);
   }
 }
 

@@ -13,6 +13,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "switchyard/fedmsg.hpp"
+
 namespace switchyard::amqp {
 
 namespace {
@@ -437,55 +439,13 @@ bool TableArena::value(const rapidjson::Value &v, amqp_field_value_t &out, std::
 
 // --- AMQP table -> JSON ---------------------------------------------------------------
 
-bool validUtf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-  std::size_t n = s.size();
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) {
-      return false;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
 namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void writeString(JsonWriter &w, const amqp_bytes_t &b) {
   std::string_view s(static_cast<const char *>(b.bytes), b.len);
-  if (validUtf8(s)) {
+  if (fedmsg::isValidUtf8(s)) {
     w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
     return;
   }

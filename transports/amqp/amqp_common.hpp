@@ -169,9 +169,6 @@ class TableArena {
 /// represented (invalid UTF-8 in a string is written with U+FFFD replacements instead).
 void tableToJson(const amqp_table_t &table, std::string &out);
 
-/// True if @p s is valid UTF-8.
-bool validUtf8(std::string_view s) noexcept;
-
 /// Sends channel.close-ok / connection.close-ok after a server close method.
 void sendChannelCloseOk(amqp_connection_state_t st, amqp_channel_t ch) noexcept;
 void sendConnectionCloseOk(amqp_connection_state_t st) noexcept;

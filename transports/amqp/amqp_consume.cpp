@@ -453,7 +453,7 @@ class AmqpConsume final : public Source {
       Message out;
       out.body.assign(static_cast<char *>(msg.body.bytes), msg.body.len);
       const char *bad = nullptr;
-      if (!validUtf8(out.body)) {
+      if (!fedmsg::isValidUtf8(out.body)) {
         bad = "invalid_utf8";
       } else {
         rapidjson::Document d;
@@ -486,7 +486,7 @@ class AmqpConsume final : public Source {
       }
       if ((p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) {
         out.id.assign(static_cast<char *>(p.message_id.bytes), p.message_id.len);
-        if (!validUtf8(out.id)) {
+        if (!fedmsg::isValidUtf8(out.id)) {
           out.id.clear();
         }
       }
