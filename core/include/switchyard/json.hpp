@@ -102,6 +102,32 @@ void writeCanonical(const Value &v, std::string &out,
                                                       std::string *error_reason = nullptr,
                                                       const ParseLimits &limits = {});
 
+/// One member of the top-level object found by scanCanonicalObject(): views into the
+/// scanned text.
+struct RawMember {
+  std::string_view key;     ///< the key's characters between its quotes (printable ASCII, no escapes)
+  std::string_view value;   ///< the value's JSON text
+  std::string_view member;  ///< the whole member, `"key":value`
+};
+
+/// Fast path for text that is already in canonical form, as fedmsg publishers send it
+/// (interop-spec 2.2): returns true, and the top-level members in order, only when @p json
+/// is an object that parse() accepts under @p limits and canonical(*parse(json)) == json
+/// byte for byte. Then removing top-level members gives the canonical form of the rest.
+///
+/// It proves that with one pass and no allocation per value, and gives up (false) on
+/// anything it does not prove: whitespace, bytes outside printable ASCII, a key with an
+/// escape, an escape the canonical form would not use (`\/`, upper-case hex, `\u0041`),
+/// a lone surrogate, keys out of order or repeated, a float that is not Python's
+/// repr of itself, NaN/Infinity, `-0`, integers longer than limits.max_integer_digits, or
+/// nesting deeper than limits.max_depth. False says nothing about validity: use parse().
+[[nodiscard]] bool scanCanonicalObject(std::string_view json, std::vector<RawMember> &top_level,
+                                       const ParseLimits &limits = {});
+
+/// The decoded UTF-8 text of a JSON string literal (with its quotes) that
+/// scanCanonicalObject() accepted; other literals give unspecified text.
+[[nodiscard]] std::string unescapeCanonicalString(std::string_view literal);
+
 /// Python's float.__repr__ (as used by json.dumps): "1.0", "1e+16", "1e-05", "-0.0",
 /// "NaN", "Infinity", "-Infinity".
 [[nodiscard]] std::string pythonFloatRepr(double d);
