@@ -3,7 +3,9 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -22,11 +24,6 @@ struct BioFree {
 };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX *p) const noexcept { EVP_MD_CTX_free(p); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-
 void setError(std::string *out, std::string msg) {
   if (out != nullptr) {
     *out = std::move(msg);
@@ -34,25 +31,6 @@ void setError(std::string *out, std::string msg) {
 }
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int sextet(char c) {
-  if (c >= 'A' && c <= 'Z') {
-    return c - 'A';
-  }
-  if (c >= 'a' && c <= 'z') {
-    return c - 'a' + 26;
-  }
-  if (c >= '0' && c <= '9') {
-    return c - '0' + 52;
-  }
-  if (c == '+') {
-    return 62;
-  }
-  if (c == '/') {
-    return 63;
-  }
-  return -1;
-}
 
 BioPtr memBio(std::string_view data) {
   return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
@@ -124,35 +102,45 @@ std::string wrap76(std::string_view b64) {
 }
 
 std::optional<std::string> base64Decode(std::string_view text) {
-  std::string clean;
-  clean.reserve(text.size());
-  for (char c : text) {
-    if (sextet(c) >= 0 || c == '=') {
-      clean += c;
+  // One pass over a lookup table (this runs for every verified message's signature):
+  // alphabet characters are decoded, '=' is counted, anything else is skipped. A '='
+  // followed by more alphabet characters is refused, as are impossible lengths.
+  static constexpr auto kTable = [] {
+    std::array<std::int8_t, 256> t{};
+    t.fill(-1);
+    for (int i = 0; i < 64; ++i) {
+      t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
     }
-  }
-  std::size_t end = clean.size();
-  while (end > 0 && clean[end - 1] == '=') {
-    --end;
-  }
-  std::size_t pad = clean.size() - end;
-  clean.resize(end);
-  if (clean.empty() || clean.find('=') != std::string::npos || clean.size() % 4 == 1 || pad > 2 ||
-      (pad != 0 && (clean.size() + pad) % 4 != 0)) {
-    return std::nullopt;
-  }
-  std::string out;
-  out.reserve(clean.size() * 3 / 4);
+    t[static_cast<unsigned char>('=')] = -2;
+    return t;
+  }();
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  std::size_t o = 0;
+  std::size_t sextets = 0;
+  std::size_t pad = 0;
   unsigned acc = 0;
   int bits = 0;
-  for (char c : clean) {
-    acc = (acc << 6) | static_cast<unsigned>(sextet(c));
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
+  for (char c : text) {
+    const std::int8_t v = kTable[static_cast<unsigned char>(c)];
+    if (v >= 0) {
+      if (pad != 0) {
+        return std::nullopt;  // '=' before the end
+      }
+      acc = (acc << 6) | static_cast<unsigned>(v);
+      bits += 6;
+      ++sextets;
+      if (bits >= 8) {
+        bits -= 8;
+        out[o++] = static_cast<char>((acc >> bits) & 0xFF);
+      }
+    } else if (v == -2) {
+      ++pad;
     }
   }
+  if (sextets == 0 || sextets % 4 == 1 || pad > 2 || (pad != 0 && (sextets + pad) % 4 != 0)) {
+    return std::nullopt;
+  }
+  out.resize(o);
   return out;
 }
 
@@ -278,17 +266,26 @@ std::optional<std::string> signSha1(EVP_PKEY *key, std::string_view data, std::s
   return sig;
 }
 
-bool verifySha1(X509 *cert, std::string_view data, std::string_view signature, std::string *error) {
+MdCtxPtr sha1VerifyTemplate(X509 *cert, std::string *error) {
   EVP_PKEY *key = X509_get0_pubkey(cert);
   if (key == nullptr || EVP_PKEY_is_a(key, "RSA") != 1) {
     ERR_clear_error();
     setError(error, "the certificate's key is not RSA");
-    return false;
+    return nullptr;
   }
   MdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX *pctx = nullptr;
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha1(), nullptr, key) != 1 ||
       EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+    setError(error, "cannot set up RSA/SHA-1 verification: " + opensslErrors());
+    return nullptr;
+  }
+  return ctx;
+}
+
+bool verifySha1(const EVP_MD_CTX *tmpl, std::string_view data, std::string_view signature, std::string *error) {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), tmpl) != 1) {
     setError(error, "cannot set up RSA/SHA-1 verification: " + opensslErrors());
     return false;
   }
@@ -300,6 +297,11 @@ bool verifySha1(X509 *cert, std::string_view data, std::string_view signature, s
     return false;
   }
   return true;
+}
+
+bool verifySha1(X509 *cert, std::string_view data, std::string_view signature, std::string *error) {
+  MdCtxPtr tmpl = sha1VerifyTemplate(cert, error);
+  return tmpl && verifySha1(tmpl.get(), data, signature, error);
 }
 
 }  // namespace switchyard::x509

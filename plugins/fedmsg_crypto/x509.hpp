@@ -28,10 +28,14 @@ struct PkeyFree {
 struct StoreFree {
   void operator()(X509_STORE *p) const noexcept { X509_STORE_free(p); }
 };
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX *p) const noexcept { EVP_MD_CTX_free(p); }
+};
 using CertPtr = std::unique_ptr<X509, X509Free>;
 using CrlPtr = std::unique_ptr<X509_CRL, X509CrlFree>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using StorePtr = std::unique_ptr<X509_STORE, StoreFree>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
 /// The queued OpenSSL errors as one line (and clears the queue).
 std::string opensslErrors();
@@ -62,5 +66,12 @@ std::optional<std::string> commonName(X509 *cert);
 std::optional<std::string> signSha1(EVP_PKEY *key, std::string_view data, std::string *error);
 /// Verifies such a signature with the public key of @p cert.
 bool verifySha1(X509 *cert, std::string_view data, std::string_view signature, std::string *error);
+/// A verification context for that check with @p cert's key, set up once; null (and
+/// @p error set) when the key is not RSA. Setting up OpenSSL 3's provider state is about
+/// 15 % of a verification, so a verifier keeps one per certificate and copies it.
+MdCtxPtr sha1VerifyTemplate(X509 *cert, std::string *error);
+/// verifySha1() on a copy of @p tmpl (from sha1VerifyTemplate()). THREADING: the template
+/// is only read, so one template serves concurrent calls.
+bool verifySha1(const EVP_MD_CTX *tmpl, std::string_view data, std::string_view signature, std::string *error);
 
 }  // namespace switchyard::x509

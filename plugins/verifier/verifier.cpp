@@ -369,11 +369,51 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   if (!text) {
     return passUnsigned();  // not a fedmsg envelope at all (e.g. from AMQP): nothing signed
   }
-  std::string reason;
-  std::string detail;
-  auto env = json::parse(*text, &reason, {}, &detail);
-  if (!env) {
-    return reject(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
+  // The signed bytes are the canonical form of the envelope without `signature` and
+  // `certificate` (interop-spec 2.2, 2.5). fedmsg publishers send the canonical form, so
+  // in the common case those bytes are the envelope minus two members: scanCanonicalObject()
+  // proves that in one pass, and only the members checked below are decoded. Anything
+  // else (re-serialised on the way, e.g. by the Python AMQP->ZMQ bridge) is parsed into a
+  // tree and canonicalised from it.
+  std::optional<json::Value> env;
+  std::string canonical;
+  std::string_view cert_literal;
+  thread_local std::vector<json::RawMember> members;
+  if (json::scanCanonicalObject(*text, members)) {
+    json::Value fields = json::Value::object();
+    canonical.reserve(text->size());
+    canonical += '{';
+    for (const json::RawMember &m : members) {
+      const bool unsigned_part = m.key == "signature" || m.key == "certificate";
+      if (!unsigned_part) {
+        if (canonical.size() > 1) {
+          canonical += ',';
+        }
+        canonical.append(m.member);
+      }
+      if (m.key == "certificate" && m.value.front() == '"') {
+        // Kept as its literal: the cache key; decoded only when it is not cached.
+        cert_literal = m.value;
+        fields.set("certificate", json::Value::fromString({}));
+      } else if (unsigned_part || m.key == "topic" || m.key == "crypto") {
+        json::Value v;
+        if (m.value.front() == '"') {
+          v = json::Value::fromString(json::unescapeCanonicalString(m.value));
+        } else if (auto parsed = json::parse(m.value)) {
+          v = std::move(*parsed);
+        }
+        fields.set(std::string(m.key), std::move(v));
+      }
+    }
+    canonical += '}';
+    env = std::move(fields);
+  } else {
+    std::string reason;
+    std::string detail;
+    env = json::parse(*text, &reason, {}, &detail);
+    if (!env) {
+      return reject(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
+    }
   }
   if (!env->isObject()) {
     return reject(ctx, msg, "malformed_envelope", "the envelope is not a JSON object");
@@ -409,7 +449,12 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
     return reject(ctx, msg, "bad_base64", "signature");
   }
   Verdict refused = Verdict::pass();
-  std::shared_ptr<const CertCheck> checked = certificate(ctx, msg, cert->text, refused);
+  std::string literal;
+  if (cert_literal.empty()) {  // tree path: the same key as the one-pass path would use
+    json::writeAsciiString(cert->text, literal);
+    cert_literal = literal;
+  }
+  std::shared_ptr<const CertCheck> checked = certificate(ctx, msg, cert_literal, refused);
   if (!checked) {
     return refused;
   }
@@ -421,8 +466,12 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   }
   X509 *leaf = checked->info->cert.get();
   std::string error;
-  std::string canonical = json::canonical(*env, {"signature", "certificate"});
-  if (!x509::verifySha1(leaf, canonical, *sig_bytes, &error)) {
+  if (canonical.empty()) {
+    canonical = json::canonical(*env, {"signature", "certificate"});
+  }
+  const EVP_MD_CTX *tmpl = checked->info->verify_template.get();
+  if (!(tmpl != nullptr ? x509::verifySha1(tmpl, canonical, *sig_bytes, &error)
+                        : x509::verifySha1(leaf, canonical, *sig_bytes, &error))) {
     return reject(ctx, msg, "bad_signature", error);
   }
   const std::optional<std::string> &cn = checked->info->common_name;
@@ -443,11 +492,11 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   return Verdict::pass();
 }
 
-std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const Message &msg,
-                                                       const std::string &field, Verdict &verdict) {
+std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const Message &msg, std::string_view key,
+                                                       Verdict &verdict) {
   auto now = std::chrono::steady_clock::now();
   std::int64_t wall_now = static_cast<std::int64_t>(std::time(nullptr));
-  CertCache::Lookup found = cache_.find(field, trust_.reloads(), now, wall_now);
+  CertCache::Lookup found = cache_.find(key, trust_.reloads(), now, wall_now);
   if (found.fresh) {
     if (cache_hits_ != nullptr) {
       cache_hits_->add();
@@ -459,7 +508,7 @@ std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const
   // miss on the same certificate at once both do the work; the later result wins.
   std::shared_ptr<const CertInfo> info = std::move(found.reparsed);
   if (!info) {
-    auto pem = x509::base64Decode(field);
+    auto pem = x509::base64Decode(json::unescapeCanonicalString(key));
     if (!pem) {
       verdict = reject(ctx, msg, "bad_base64", "certificate");
       return nullptr;
@@ -472,6 +521,8 @@ std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const
       return nullptr;
     }
     parsed->common_name = x509::commonName(parsed->cert.get());
+    std::string not_rsa;
+    parsed->verify_template = x509::sha1VerifyTemplate(parsed->cert.get(), &not_rsa);  // null: refused later
     // An unreadable date leaves an empty window, so an Ok result is never reused.
     parsed->not_before = epochSeconds(X509_get0_notBefore(parsed->cert.get()), std::numeric_limits<std::int64_t>::max());
     parsed->not_after = epochSeconds(X509_get0_notAfter(parsed->cert.get()), std::numeric_limits<std::int64_t>::min());
@@ -481,7 +532,7 @@ std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const
   check->info = info;
   check->result = trust_.verify(info->cert.get(), &check->detail, &ctx.log(), &check->generation);
   check->checked_at = std::chrono::steady_clock::now();
-  cache_.put(field, check);
+  cache_.put(key, check);
   return check;
 }
 

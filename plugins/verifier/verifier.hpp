@@ -26,8 +26,8 @@
 //
 // Certificate cache: parsing a PEM certificate and checking its chain cost far more than
 // the message's own signature check, and a bus has a handful of certificates. So the
-// parsed certificate and its chain-check result are kept per `certificate` field text
-// (CertCache, 64 entries, least recently used evicted). A result is reused for at most
+// parsed certificate, its chain-check result and a prepared RSA/SHA-1 verification context
+// are kept per `certificate` field (CertCache, 64 entries, least recently used evicted). A result is reused for at most
 // one second, an Ok result only while the certificate's validity window holds, and the
 // whole cache is dropped when the trust material reloads; after that the chain is checked
 // again, so expiry, a new CRL or a new CA still apply within a second.
@@ -120,6 +120,9 @@ struct CertInfo {
   /// valid while not_before <= now < not_after.
   std::int64_t not_before = 0;
   std::int64_t not_after = 0;
+  /// RSA/SHA-1 verification context of the certificate's key (x509::sha1VerifyTemplate);
+  /// null when the key is not RSA.
+  x509::MdCtxPtr verify_template;
 };
 
 /// The chain-check result of one certificate at one time.
@@ -131,8 +134,9 @@ struct CertCheck {
   std::uint64_t generation = 0;  ///< TrustStore::reloads() the result is based on
 };
 
-/// Bounded map from the `certificate` field text to its last chain check (see the top of
-/// this file). THREADING: thread-safe; a small mutex-guarded map, nothing expensive inside.
+/// Bounded map from the `certificate` field (its canonical JSON literal) to its last chain
+/// check (see the top of this file). THREADING: thread-safe; a small mutex-guarded map,
+/// nothing expensive inside.
 class CertCache {
  public:
   explicit CertCache(std::size_t capacity = 64,
@@ -184,7 +188,9 @@ class Verifier final : public Filter {
   Verdict check(FilterContext &ctx, Message &msg);
   /// The chain-checked certificate of a `certificate` field, from the cache or parsed and
   /// checked now. Null after a rejection (then @p verdict holds it).
-  std::shared_ptr<const CertCheck> certificate(FilterContext &ctx, const Message &msg, const std::string &field,
+  /// @p key is the field's canonical JSON literal (quotes included), as it appears in a
+  /// canonical envelope: the cache key, decoded only on a cache miss.
+  std::shared_ptr<const CertCheck> certificate(FilterContext &ctx, const Message &msg, std::string_view key,
                                                Verdict &verdict);
 
   TrustStore trust_;

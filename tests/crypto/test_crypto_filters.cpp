@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -252,6 +254,40 @@ TEST_CASE("verifier: Python-signed messages verify, signature on one line or spl
   CHECK(passes(verify(*verifier, fromWire(wrapped), ctx)));
   CHECK(passes(verify(*verifier, fromWire(oneline), ctx)));
   CHECK(ctx.value("verified") == 2);
+}
+
+TEST_CASE("verifier: canonical wire text (one-pass path) and re-serialised text (tree path) agree") {
+  // fedmsg publishers send the canonical form, which the verifier splits in one pass
+  // (json::scanCanonicalObject); anything else is parsed into a tree and canonicalised.
+  // A blank after the brace is enough to take the tree path.
+  auto verifier = makeVerifier();
+  sytest::FakeContext ctx;
+  REQUIRE(verifier->start(ctx).isOk());
+  // pyhelper writes json.dumps' default layout, as the Python AMQP->ZMQ bridge does.
+  const std::string python = pySign("good", unsignedEnvelope());
+  const std::string good = json::canonical(*json::parse(python));
+  std::vector<json::RawMember> members;
+  REQUIRE_FALSE(json::scanCanonicalObject(python, members));
+  REQUIRE(json::scanCanonicalObject(good, members));
+  CHECK(passes(verify(*verifier, fromWire(python), ctx)));
+  auto spaced = [](const std::string &t) { return "{ " + t.substr(1); };
+  REQUIRE_FALSE(json::scanCanonicalObject(spaced(good), members));
+  CHECK(passes(verify(*verifier, fromWire(good), ctx)));
+  CHECK(passes(verify(*verifier, fromWire(spaced(good)), ctx)));
+  auto v = json::parse(good);
+  REQUIRE(v);
+  v->set("i", json::Value::fromInt(8));
+  const std::string tampered = json::canonical(*v);
+  CHECK(verify(*verifier, fromWire(tampered), ctx).reason == "bad_signature");
+  CHECK(verify(*verifier, fromWire(spaced(tampered)), ctx).reason == "bad_signature");
+  // A member that spells the others' keys inside a string is one string, on both paths.
+  v = json::parse(good);
+  v->set("note", json::Value::fromString("\",\"signature\":\"x\",\"certificate\":\"y"));
+  const std::string extra = json::canonical(*v);
+  REQUIRE(json::scanCanonicalObject(extra, members));
+  CHECK(verify(*verifier, fromWire(extra), ctx).reason == "bad_signature");
+  CHECK(verify(*verifier, fromWire(spaced(extra)), ctx).reason == "bad_signature");
+  CHECK(ctx.value("verified") == 3);
 }
 
 TEST_CASE("verifier: every rejection has its own reason") {
@@ -881,4 +917,36 @@ TEST_CASE("loop-guard: stripYearPrefix") {
   CHECK(plugins::stripYearPrefix("72b3") == "72b3");
   CHECK(plugins::stripYearPrefix("20a9-x") == "20a9-x");
   CHECK(plugins::stripYearPrefix("2019-") == "2019-");
+}
+
+TEST_CASE("x509::base64Decode: round trips, fedmsg's wrapped layout, and refusals") {
+  std::mt19937 rng(99);
+  for (int n = 0; n < 300; ++n) {
+    std::string bytes(static_cast<std::size_t>(rng() % 300), '\0');
+    for (char &c : bytes) {
+      c = static_cast<char>(rng() & 0xFF);
+    }
+    const std::string b64 = x509::base64Encode(bytes);
+    if (bytes.empty()) {
+      CHECK_FALSE(x509::base64Decode(b64));  // nothing to decode is refused, as before
+    } else {
+      CHECK(x509::base64Decode(b64) == bytes);
+      CHECK(x509::base64Decode(x509::wrap76(b64)) == bytes);  // newlines skipped
+      std::string unpadded = b64;
+      while (!unpadded.empty() && unpadded.back() == '=') {
+        unpadded.pop_back();
+      }
+      CHECK(x509::base64Decode(unpadded) == bytes);  // padding is optional
+    }
+  }
+  CHECK(x509::base64Decode(" Q U J D \r\n") == "ABC");  // anything outside the alphabet is skipped
+  CHECK(x509::base64Decode("QUI=") == "AB");
+  CHECK(x509::base64Decode("QQ==") == "A");
+  CHECK_FALSE(x509::base64Decode(""));
+  CHECK_FALSE(x509::base64Decode("@@@@"));
+  CHECK_FALSE(x509::base64Decode("QUJDR"));      // 5 sextets: impossible length
+  CHECK_FALSE(x509::base64Decode("QQ=A"));       // '=' before the end
+  CHECK_FALSE(x509::base64Decode("QQ==QUJD"));
+  CHECK_FALSE(x509::base64Decode("QQ==="));      // three pad characters
+  CHECK_FALSE(x509::base64Decode("QUJD="));      // padding that does not complete a quad
 }
