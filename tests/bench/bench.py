@@ -295,8 +295,11 @@ class Bench:
             'FEDMSG_CA': f'{self.pki}/ca.crt', 'FEDMSG_CERT': f'{self.pki}/bench.crt',
             'FEDMSG_KEY': f'{self.pki}/bench.key', 'FEDMSG_BRIDGE_BIND': endpoint}
 
-    def z2a_run(self, label, size, verify, rate=0, pubs=1, pipelines=1, seconds=None, nodrop=True, shipped=False):
-        """One Z->A run: generator -> switchyard -> durable queue, counted at the broker."""
+    def z2a_run(self, label, size, verify, rate=0, pubs=1, pipelines=1, seconds=None, nodrop=True, shipped=False,
+                relay=None):
+        """One Z->A run: generator -> switchyard -> durable queue, counted at the broker.
+        relay='plain' or 'verify' runs sy-bench relay-z2a (without or with one RSA verification
+        per message) in place of switchyard: the raw programs the bridge is compared with."""
         s = seconds or self.a.seconds
         self.setup_queue('bench-z2a', Z2A_TOPIC + '.#')
         epfile = os.path.join(self.work, f'ep-{label}.txt')
@@ -315,7 +318,12 @@ class Bench:
         gen = self.p.start(self.tool(*gargs), 'zmq-gen')
         endpoints = wait_for(lambda: os.path.exists(epfile) and open(epfile).read().split(), 60,
                              'the generator endpoints')
-        if shipped:
+        if relay:
+            rargs = ['relay-z2a', '--connect', endpoints[0], '--url', self.url]
+            if relay == 'verify':
+                rargs += ['--verify-key', f'{self.pki}/bench.key']
+            sy = self.p.start(self.tool(*rargs), 'relay-z2a')
+        elif shipped:
             path, env = self.shipped_z2a(endpoints)
             sy = self.switchyard(None, f'z2a-{label}', config_path=path, env=env)
         else:
@@ -337,7 +345,10 @@ class Bench:
         self.profile_stop(prof)
         cpu1 = proc_cpu(sy.pid)
         rss, hwm = proc_mem(sy.pid)
-        self.stop_switchyard(sy)
+        if relay:
+            self.p.stop(sy)
+        else:
+            self.stop_switchyard(sy)
         loss = g['sent'] - c['count']
         return {'rate': c['rate'], 'sent': g['sent'], 'count': c['count'], 'loss': loss,
                 'cpu_per_1000': (cpu1 - cpu0) / max(c['count'], 1) * 1000, 'rss_start': rss_idle,
@@ -353,6 +364,17 @@ class Bench:
                 self.record(key + '.cpu', r['cpu_per_1000'], 'CPU s/1000 msgs')
                 self.record(key + '.hwm', r['hwm'], 'MiB')
                 log(f'z2a verify={verify} size={size}: {r}')
+        # The raw relay, plain and with one RSA verification per message, on the same
+        # generator streams as the 1 KB bridge runs: what a minimal program of the same
+        # libraries reaches, with and without the cryptography the verifier must do.
+        for relay, verify in (('plain', False), ('verify', True)):
+            for size in self.sizes:
+                r = self.z2a_run(f'z2a-relay-{relay}-{size}', size, verify, relay=relay)
+                key = f'ceiling.relay_z2a.{relay}.{size}'
+                self.record(key, r['rate'], 'msg/s')
+                self.record(key + '.loss', r['loss'], 'msgs')
+                self.record(key + '.cpu', r['cpu_per_1000'], 'CPU s/1000 msgs')
+                log(f'z2a raw relay {relay} size={size}: {r}')
         if os.path.exists(self.shipped_z2a(['x'])[0]):
             r = self.z2a_run('z2a-shipped-1024', 1024, True, shipped=True)
             self.record('z2a.shipped.1024', r['rate'], 'msg/s')
@@ -627,6 +649,12 @@ def build_table(b):
     row('raw rabbitmq-c consume, prefetch 10, manual acks, 1 KB', 'ceiling.amqp_consume.1024', 'msg/s')
     for size in SIZES:
         row(f'raw libzmq PUB->SUB (XPUB_NODROP), {SIZE_NAMES[size]}', f'ceiling.zmq.{size}', 'msg/s')
+    for size in SIZES:
+        row(f'raw relay ZeroMQ->AMQP (sy-bench relay-z2a: SUB -> confirmed persistent publish, no parsing), '
+            f'{SIZE_NAMES[size]}', f'ceiling.relay_z2a.plain.{size}', 'msg/s')
+    for size in SIZES:
+        row(f'raw relay ZeroMQ->AMQP + one RSA-2048 verify per message (same OpenSSL calls), {SIZE_NAMES[size]} '
+            '(+signature)', f'ceiling.relay_z2a.verify.{size}', 'msg/s')
 
     ok08 = lambda r, s: r is not None and r >= 0.8  # noqa: E731
     for size in SIZES:
@@ -638,6 +666,13 @@ def build_table(b):
         which = 'raw publish' if (c and ver1 and c <= ver1 * NPROC) else f'{NPROC} x verify'
         row(f'Z->A, verifier on, {SIZE_NAMES[size]} (+signature)', f'z2a.verify.{size}', 'msg/s', cap, which,
             '>= 0.8x', ok08)
+    # Not goals: the bridge against the raw relay on the same generator streams.
+    for size in SIZES:
+        row(f'Z->A, verifier off, {SIZE_NAMES[size]}, against the raw relay', f'z2a.plain.{size}', 'msg/s',
+            med(f'ceiling.relay_z2a.plain.{size}'), 'raw relay')
+    for size in SIZES:
+        row(f'Z->A, verifier on, {SIZE_NAMES[size]} (+signature), against the raw relay that verifies',
+            f'z2a.verify.{size}', 'msg/s', med(f'ceiling.relay_z2a.verify.{size}'), 'relay+RSA')
     c = med('ceiling.amqp_publish.1024')
     cap = min(x for x in (c, ver1 and ver1 * NPROC) if x) if c else None
     row('Z->A as shipped (examples/pipelines/zmq-to-amqp.yaml: verifier, loop-guard), 1 KB', 'z2a.shipped.1024',
@@ -651,7 +686,7 @@ def build_table(b):
         'a2z.shipped.1024', 'msg/s', cap, which, '>= 0.8x', ok08)
     zero = lambda r, s: s['max'] == 0  # noqa: E731
     for k in sorted(S):
-        if k.endswith('.loss') and (k.startswith('z2a.') or k.startswith('a2z.')):
+        if k.endswith('.loss') and (k.startswith('z2a.') or k.startswith('a2z.') or k.startswith('ceiling.relay_')):
             row(f'loss, {k[:-5]}', k, 'msgs', goal='0', goal_ok=zero)
 
     for d in ('z2a', 'a2z'):
@@ -688,7 +723,7 @@ def build_table(b):
     for k in sorted(peak_keys):
         row(f'peak RSS at full load, {k[:-4]}', k, 'MiB', goal='<= 64 MiB', goal_ok=lambda r, s: s['max'] <= 64)
     for k in sorted(S):
-        if k.endswith('.cpu') and (k.startswith('z2a.') or k.startswith('a2z.')):
+        if k.endswith('.cpu') and (k.startswith('z2a.') or k.startswith('a2z.') or k.startswith('ceiling.relay_')):
             row(f'CPU per 1,000 msgs at full load, {k[:-4]}', k, 'CPU s')
     base = med('scale.pubs.1.cpu')
     for pubs in (1, 10, 100, 1000):

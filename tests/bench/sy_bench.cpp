@@ -15,7 +15,7 @@
 //   sy-bench zmq-gen [--pubs N | --bind EP] [--endpoints-file F] [--size B] [--seconds S | --count N]
 //                    [--rate R] [--nodrop] [--topics K] [--subscribers K] [--sign KEY CERT] [--pool P]
 //   sy-bench zmq-count --connect EP [--expect N] [--idle S] [--latency [--dump F]] [--timeout S] [--ignore-prefix T]
-//   sy-bench relay-z2a --connect EP --url U [--exchange X] [--window W] [--key-prefix P]
+//   sy-bench relay-z2a --connect EP --url U [--exchange X] [--window W] [--key-prefix P] [--verify-key KEY]
 //   sy-bench relay-a2z --url U --queue Q [--prefetch P] --endpoints-file F
 //
 // Message bodies carry "t":<CLOCK_MONOTONIC ns> stamped just before sending, so any
@@ -882,6 +882,19 @@ int cmdRelayZ2a(const Args &a) {
   ConfirmPublisher pub(c, static_cast<std::size_t>(a.integer("window", 256)));
   std::string ex = a.str("exchange", "amq.topic");
   std::string prefix = a.str("key-prefix");
+  // --verify-key: one RSA/SHA-1 verification per message with the calls of
+  // plugins/fedmsg_crypto/x509.cpp, of a fixed 1 KB text (no parsing: the cost of the
+  // cryptography alone, what any verifying relay must pay).
+  EVP_PKEY *key = nullptr;
+  EVP_MD_CTX *tmpl = nullptr;
+  std::string data;
+  std::string sig;
+  if (!a.str("verify-key").empty()) {
+    key = loadKey(a.str("verify-key"));
+    data = payload(1, 900, nowNs());
+    sig = signSha1(key, data);
+    tmpl = verifyTemplate(key);
+  }
   zmq::context_t ctx(1);
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "");
@@ -898,6 +911,9 @@ int cmdRelayZ2a(const Args &a) {
       if (!topic.more() || !sub.recv(body)) {
         continue;
       }
+      if (tmpl != nullptr && !verifySha1(tmpl, data, sig)) {
+        die("verify failed");
+      }
       pub.publish(ex, prefix + topic.to_string(), body.to_string(), ++n);
     }
     pub.poll();
@@ -905,6 +921,8 @@ int cmdRelayZ2a(const Args &a) {
   pub.drain(10);
   std::printf("{\"relayed\":%llu,\"confirmed\":%llu}\n", static_cast<unsigned long long>(n),
               static_cast<unsigned long long>(pub.confirmed()));
+  EVP_MD_CTX_free(tmpl);
+  EVP_PKEY_free(key);
   return 0;
 }
 
