@@ -399,6 +399,23 @@ TEST_CASE("scanCanonicalObject refuses what is not provably canonical") {
     CHECK_FALSE(scans(text));
   }
   CHECK_FALSE(scans(std::string("{\"a\":\"x\0y\"}", 11)));
+  // Long strings are scanned in blocks (16 or 8 bytes): a byte that needs a look is found
+  // wherever it sits in a block.
+  for (std::size_t pos = 0; pos < 48; ++pos) {
+    std::string plain(64, 'a');
+    for (const char *bad : {"\x01", "\x7f", "\xc3\xa9", "\""}) {
+      std::string s = plain;
+      s.replace(pos, 1, bad);
+      INFO("pos " << pos << " byte " << static_cast<int>(static_cast<unsigned char>(bad[0])));
+      CHECK_FALSE(scans("{\"a\":\"" + s + "\"}"));
+    }
+    std::string escaped = plain;
+    escaped.replace(pos, 1, "\\n");
+    CHECK(scans("{\"a\":\"" + escaped + "\"}"));
+    escaped = plain;
+    escaped.replace(pos, 1, "\\/");
+    CHECK_FALSE(scans("{\"a\":\"" + escaped + "\"}"));
+  }
   // Limits: depth counts the top-level object as 1, integer digits as parse() does.
   sj::ParseLimits limits;
   limits.max_depth = 3;
