@@ -321,7 +321,7 @@ class Bench:
         if relay:
             rargs = ['relay-z2a', '--connect', endpoints[0], '--url', self.url]
             if relay == 'verify':
-                rargs += ['--verify-key', f'{self.pki}/bench.key']
+                rargs += ['--verify-key', f'{self.pki}/bench.key', '--verify-size', size]
             sy = self.p.start(self.tool(*rargs), 'relay-z2a')
         elif shipped:
             path, env = self.shipped_z2a(endpoints)

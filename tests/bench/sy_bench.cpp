@@ -15,7 +15,7 @@
 //   sy-bench zmq-gen [--pubs N | --bind EP] [--endpoints-file F] [--size B] [--seconds S | --count N]
 //                    [--rate R] [--nodrop] [--topics K] [--subscribers K] [--sign KEY CERT] [--pool P]
 //   sy-bench zmq-count --connect EP [--expect N] [--idle S] [--latency [--dump F]] [--timeout S] [--ignore-prefix T]
-//   sy-bench relay-z2a --connect EP --url U [--exchange X] [--window W] [--key-prefix P] [--verify-key KEY]
+//   sy-bench relay-z2a --connect EP --url U [--exchange X] [--window W] [--key-prefix P] [--verify-key KEY [--verify-size B]]
 //   sy-bench relay-a2z --url U --queue Q [--prefetch P] --endpoints-file F
 //
 // Message bodies carry "t":<CLOCK_MONOTONIC ns> stamped just before sending, so any
@@ -883,15 +883,17 @@ int cmdRelayZ2a(const Args &a) {
   std::string ex = a.str("exchange", "amq.topic");
   std::string prefix = a.str("key-prefix");
   // --verify-key: one RSA/SHA-1 verification per message with the calls of
-  // plugins/fedmsg_crypto/x509.cpp, of a fixed 1 KB text (no parsing: the cost of the
-  // cryptography alone, what any verifying relay must pay).
+  // plugins/fedmsg_crypto/x509.cpp, of a fixed text of --verify-size bytes (the size of the
+  // signed part of the messages; no parsing: the cost of the cryptography alone, the hash
+  // of that many bytes and the RSA operation, which any verifying relay must pay).
   EVP_PKEY *key = nullptr;
   EVP_MD_CTX *tmpl = nullptr;
   std::string data;
   std::string sig;
   if (!a.str("verify-key").empty()) {
     key = loadKey(a.str("verify-key"));
-    data = payload(1, 900, nowNs());
+    const auto size = static_cast<std::size_t>(a.integer("verify-size", 1024));
+    data = payload(1, size > 64 ? size - 64 : 0, nowNs());
     sig = signSha1(key, data);
     tmpl = verifyTemplate(key);
   }
