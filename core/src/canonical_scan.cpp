@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <rapidjson/encodings.h>
+
 #include "switchyard/json.hpp"
 
 #if defined(__SSE2__)
@@ -306,23 +308,12 @@ class Scanner {
   std::vector<Frame> stack_;
 };
 
-void appendUtf8(std::string &out, unsigned cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+/// RapidJSON output stream over a std::string, for rapidjson::UTF8<>::Encode.
+struct StringOut {
+  using Ch = char;
+  std::string &s;
+  void Put(char c) { s += c; }
+};
 
 }  // namespace
 
@@ -364,7 +355,8 @@ std::string unescapeCanonicalString(std::string_view literal) {
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         s.remove_prefix(6);
       }
-      appendUtf8(out, cp);
+      StringOut os{out};
+      rapidjson::UTF8<>::Encode(os, cp);
       continue;
     }
     switch (e) {

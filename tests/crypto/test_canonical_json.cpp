@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <rapidjson/encodings.h>
+
 #include "switchyard/json.hpp"
 #include "test_util.hpp"
 
@@ -323,22 +325,14 @@ class Gen {
   int pick(int n) { return static_cast<int>(rng_() % static_cast<std::uint32_t>(n)); }
 
  private:
+  struct StringOut {
+    using Ch = char;
+    std::string &s;
+    void Put(char c) { s += c; }
+  };
   static void appendUtf8(std::string &out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    StringOut os{out};
+    rapidjson::UTF8<>::Encode(os, cp);
   }
 
   std::mt19937 rng_;
