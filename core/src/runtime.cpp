@@ -338,6 +338,10 @@ class Pipeline {
     void done(DeliveryId id, Outcome outcome, std::string_view reason) noexcept override;
     int wakeFd() const noexcept override;
     std::size_t pending() const noexcept override;
+    void retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept override;
+    bool inputCanRedeliver() const noexcept override { return p_.input_.can_ack; }
+    unsigned attempt() const noexcept override { return attempt_; }
+    unsigned attempt_ = 0;
 
    private:
     Output &out_;
@@ -498,6 +502,11 @@ void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view re
   } catch (...) {
     logger_.error("out of memory while settling delivery {}", id);
   }
+}
+
+void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept {
+  (void)msg;  // placeholder until the output retry queue lands
+  done(id, Outcome::Retry, reason);
 }
 
 int Pipeline::SinkCtx::wakeFd() const noexcept { return out_.queue->fd(); }

@@ -200,6 +200,24 @@ class SinkContext : public PluginContext {
   [[nodiscard]] virtual int wakeFd() const noexcept = 0;
   /// Messages handed to the sink and not yet reported done.
   [[nodiscard]] virtual std::size_t pending() const noexcept = 0;
+
+  // ABI 1.2 (docs/delivery.md) -------------------------------------------------------
+  /// A transient failure of delivery @p id (broker nack, unroutable under
+  /// `unroutable: retry`, no subscriber yet, ...): hands @p msg back so that the runtime
+  /// sends it to this output again after a backoff (the output's `retry:` settings),
+  /// without touching the message's other outputs. Settles @p id: call exactly one of
+  /// done() and retry() per id, from the sink thread. When the output's retry budget is
+  /// spent the runtime settles the message as failed under @p reason (an input that can
+  /// redeliver rejects it without requeue, so it is dead-lettered; any other input counts
+  /// it as lost). done(id, Outcome::Retry) without the message hands the retry to the
+  /// input instead, which only an input that can redeliver can honour.
+  virtual void retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept = 0;
+  /// True when the pipeline's input can redeliver (it has SY_FLAG_CAN_ACK, e.g. AMQP):
+  /// a sink may then hold back or retry what it cannot deliver yet instead of dropping it.
+  [[nodiscard]] virtual bool inputCanRedeliver() const noexcept = 0;
+  /// How many times the message being sent was tried before at this output (0 on its
+  /// first send). Valid inside send() only.
+  [[nodiscard]] virtual unsigned attempt() const noexcept = 0;
 };
 
 /// Base of every plugin instance. OWNERSHIP: the core owns instances; they never outlive
