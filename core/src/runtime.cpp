@@ -326,6 +326,7 @@ class Pipeline {
     }
     int wakeFd() const noexcept override { return p_.completions_.fd(); }
     std::size_t inFlight() const noexcept override { return p_.in_flight_.load(); }
+    void wantFiltered(bool on) noexcept override { p_.want_filtered_.store(on); }
   };
 
   using FilterCtx = Ctx<PluginContext>;
@@ -426,6 +427,7 @@ class Pipeline {
   Counter *received_ = nullptr;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> intake_stopped_{false};
+  std::atomic<bool> want_filtered_{false};
   std::atomic<std::int64_t> drain_deadline_ns_{0};
   std::atomic<bool> abort_{false};
   std::atomic<bool> failed_{false};
@@ -794,6 +796,7 @@ void Pipeline::inputMain(std::promise<Status> started) {
         source_ctx_->log().warn("{}", st.message());
         break;
       case Status::Code::Fatal:
+      case Status::Code::Permanent:
         failPipeline(source_ctx_->instance(), st);
         break;
     }
@@ -860,7 +863,7 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
     if (st.code() == Status::Code::Error) {
       errors.add();
       ctx.log().warn("{}", st.message());
-    } else if (st.code() == Status::Code::Fatal) {
+    } else if (st.code() == Status::Code::Fatal || st.code() == Status::Code::Permanent) {
       o.sink_failed = true;
       failPipeline(ctx.instance(), st);
     }

@@ -33,6 +33,9 @@ class Status {
     EndOfStream,  ///< source: no more input will ever come (stdin at EOF)
     Error,        ///< recoverable: logged and counted, the plugin keeps going
     Fatal,        ///< unrecoverable: the pipeline stops and the process exits non-zero
+    Permanent,    ///< ABI 1.2, from start() only: a restart cannot help (credentials refused,
+                  ///< vhost missing, inequivalent declaration, unusable TLS files); the
+                  ///< command exits with status 3, which systemd units do not restart
   };
   Status() = default;
   static Status ok() { return {}; }
@@ -42,6 +45,9 @@ class Status {
   }
   static Status fatal(std::string message, std::string key = {}) {
     return Status(Code::Fatal, std::move(message), std::move(key));
+  }
+  static Status permanent(std::string message, std::string key = {}) {
+    return Status(Code::Permanent, std::move(message), std::move(key));
   }
   [[nodiscard]] bool isOk() const { return code_ == Code::Ok; }
   [[nodiscard]] Code code() const { return code_; }
@@ -186,6 +192,8 @@ class SourceContext : public PluginContext {
   [[nodiscard]] virtual int wakeFd() const noexcept = 0;
   /// Number of messages submitted and not yet completed.
   [[nodiscard]] virtual std::size_t inFlight() const noexcept = 0;
+  /// ABI 1.2: opt in to Source::filtered() (call from start()).
+  virtual void wantFiltered(bool on) noexcept = 0;
 };
 
 /// Identifies one message handed to a sink; pass it back to SinkContext::done().
@@ -243,9 +251,21 @@ class Source : public Plugin {
   virtual void complete(std::uint64_t tag, Outcome outcome, std::string_view reason) noexcept {
     (void)tag, (void)outcome, (void)reason;
   }
-  /// Shutdown began: take no new input (AMQP: cancel the consumer). poll() and complete()
-  /// keep being called while in-flight messages drain.
+  /// Shutdown began: take no new input (AMQP: cancel the consumer). Messages submitted
+  /// during this call are still accepted (within the drain timeout), so a source that
+  /// cannot redeliver reads what its sockets already hold and submits it here; after it
+  /// returns, submit() answers Stopping. poll() and complete() keep being called while
+  /// in-flight messages drain.
   virtual void stopIntake(SourceContext &ctx) noexcept { (void)ctx; }
+  /// ABI 1.2, only after ctx.wantFiltered(true): the filters are done with the message
+  /// submitted under @p tag. Called on the input thread, in submission order, before
+  /// complete() for the same tag. @p passed: every filter passed it (it is on its way to
+  /// the outputs); otherwise @p refused_by is the plugin name of the filter that dropped or
+  /// failed it ("verifier") and @p reason its reason.
+  virtual void filtered(std::uint64_t tag, bool passed, std::string_view refused_by,
+                        std::string_view reason) noexcept {
+    (void)tag, (void)passed, (void)refused_by, (void)reason;
+  }
   /// Release everything; last call.
   virtual void stop() noexcept {}
 };
