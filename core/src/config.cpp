@@ -758,6 +758,83 @@ bool settingInt(const State &st, const ConfigNode::Entry &e, const std::string &
   return true;
 }
 
+/// A `retry:` mapping (settings.retry, or an output's own): every key optional, each
+/// overriding the value already in @p policy.
+void checkRetry(const State &st, const ConfigNode::Entry &re, const std::string &path,
+                RetryPolicy &policy) {
+  const ConfigNode &n = *re.value;
+  if (n.kind == Kind::Null || n.broken) {
+    return;
+  }
+  if (n.kind != Kind::Map) {
+    st.add(re.value_mark, path,
+           fmt::format("expected a mapping (initial_backoff, max_backoff, max_duration, jitter), got {}",
+                       describe(n)));
+    return;
+  }
+  static const std::vector<std::string> kKeys = {"initial_backoff", "max_backoff", "max_duration",
+                                                 "jitter"};
+  RetryPolicy p = policy;
+  bool ok = true;
+  for (const auto &e : n.entries) {
+    std::string kpath = joinPath(path, e.key);
+    if (!isKnown(kKeys, e.key)) {
+      st.unknownKey(e, path, "in retry", kKeys);
+      ok = false;
+      continue;
+    }
+    const ConfigNode &vn = *e.value;
+    if (vn.kind == Kind::Null || vn.broken) {
+      continue;
+    }
+    double d = 0;
+    if (vn.kind != Kind::Scalar || !parseFloat(vn.scalar, d)) {
+      st.add(e.value_mark, kpath,
+             fmt::format("expected {}, got {}", e.key == "jitter" ? "a fraction (0 to 0.5)" : "a number of seconds",
+                         describe(vn)));
+      ok = false;
+      continue;
+    }
+    if (e.key == "initial_backoff") {
+      if (d < 0.001 || d > 3600) {
+        st.add(e.value_mark, kpath, fmt::format("must be between 0.001 and 3600 seconds, got {}", vn.scalar));
+        ok = false;
+      }
+      p.initial_backoff_s = d;
+    } else if (e.key == "max_backoff") {
+      if (d < 1 || d > 3600) {
+        st.add(e.value_mark, kpath,
+               fmt::format("must be between 1 and 3600 seconds (at least 1 s, so that a failing "
+                           "message is retried at most once a second), got {}",
+                           vn.scalar));
+        ok = false;
+      }
+      p.max_backoff_s = d;
+    } else if (e.key == "max_duration") {
+      if (d < 0) {
+        st.add(e.value_mark, kpath, "must not be negative (0: retry without a time limit)");
+        ok = false;
+      }
+      p.max_duration_s = d;
+    } else {
+      if (d < 0 || d > 0.5) {
+        st.add(e.value_mark, kpath, fmt::format("must be between 0 and 0.5, got {}", vn.scalar));
+        ok = false;
+      }
+      p.jitter = d;
+    }
+  }
+  if (ok && p.initial_backoff_s > p.max_backoff_s) {
+    st.add(re.value_mark, path,
+           fmt::format("initial_backoff ({} s) is larger than max_backoff ({} s)", p.initial_backoff_s,
+                       p.max_backoff_s));
+    ok = false;
+  }
+  if (ok) {
+    policy = p;
+  }
+}
+
 void checkSettings(const State &st, const ConfigNode::Entry &se, Settings &settings) {
   const ConfigNode &n = *se.value;
   if (n.kind == Kind::Null || n.broken) {
@@ -768,7 +845,7 @@ void checkSettings(const State &st, const ConfigNode::Entry &se, Settings &setti
     return;
   }
   static const std::vector<std::string> kKeys = {"queue_max_messages", "queue_max_bytes",
-                                                 "drain_timeout"};
+                                                 "drain_timeout", "retry"};
   for (const auto &e : n.entries) {
     std::string path = joinPath("settings", e.key);
     if (!isKnown(kKeys, e.key)) {
@@ -779,7 +856,9 @@ void checkSettings(const State &st, const ConfigNode::Entry &se, Settings &setti
       continue;  // an empty value keeps the default
     }
     std::int64_t v = 0;
-    if (e.key == "queue_max_messages") {
+    if (e.key == "retry") {
+      checkRetry(st, e, path, settings.retry);
+    } else if (e.key == "queue_max_messages") {
       if (settingInt(st, e, path, 1, v)) {
         settings.queue_max_messages = static_cast<std::size_t>(v);
       }
@@ -1424,17 +1503,26 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
     for (const auto &k : *schema) {
       allowed.push_back(k.name);
     }
+    if (want == SY_KIND_SINK) {
+      allowed.push_back("retry");
+    }
 
     rapidjson::Document doc;
     doc.SetObject();
     auto &alloc = doc.GetAllocator();
     bool ok = true;
     spec.key_marks.clear();
+    spec.retry = model.settings.retry;
     for (const auto &e : n.entries) {
       if (e.key == "type") {
         continue;
       }
       std::string path = joinPath(spec.path, e.key);
+      if (want == SY_KIND_SINK && e.key == "retry") {  // the runtime's key, on every output
+        spec.has_retry = true;
+        checkRetry(st, e, path, spec.retry);
+        continue;
+      }
       auto ks = std::find_if(schema->begin(), schema->end(),
                              [&](const KeySpec &k) { return k.name == e.key; });
       if (ks == schema->end()) {

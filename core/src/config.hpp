@@ -31,6 +31,17 @@ struct Mark {
   int column = 0;  ///< 1-based
 };
 
+/// How an output retries a message its sink handed back (SinkContext::retry()):
+/// exponential backoff from `initial_backoff` doubling up to `max_backoff` (each wait
+/// jittered by ±`jitter`), until `max_duration` after the first failure (0: no limit).
+/// docs/delivery.md.
+struct RetryPolicy {
+  double initial_backoff_s = 0.1;
+  double max_backoff_s = 5.0;   ///< at least 1 s: never more than one retry per second at the cap
+  double max_duration_s = 300;  ///< below RabbitMQ's consumer_timeout (30 min by default)
+  double jitter = 0.2;          ///< fraction of each wait, 0..0.5
+};
+
 /// One plugin entry of a pipeline after validation.
 struct PluginSpec {
   std::string type;         ///< plugin name
@@ -39,6 +50,8 @@ struct PluginSpec {
   Mark mark;                ///< of the entry itself
   std::map<std::string, Mark> key_marks;  ///< of each key's value given in the file
   std::shared_ptr<const ConfigNode> node;  ///< the entry's mapping (phase 1 -> phase 2)
+  bool has_retry = false;   ///< outputs: a `retry:` mapping was given
+  RetryPolicy retry;        ///< outputs: settings.retry, overridden by the entry's `retry:`
 };
 
 struct PipelineSpec {
@@ -61,6 +74,7 @@ struct Settings {
   std::size_t queue_max_messages = 1000;       ///< per output queue
   std::size_t queue_max_bytes = 64u << 20;      ///< per output queue
   double drain_timeout_s = 10.0;                ///< how long shutdown waits for in-flight messages
+  RetryPolicy retry;                            ///< default of every output's `retry:`
 };
 
 struct ConfigModel {

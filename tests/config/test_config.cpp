@@ -672,6 +672,51 @@ pipelines:
   CHECK_MESSAGE(d.size() == 4, dump(d));
 }
 
+TEST_CASE("retry: settings.retry is every output's default; an output's own retry overrides it") {
+  auto c = check(R"(version: 1
+settings:
+  retry: {initial_backoff: 0.5, max_duration: 60}
+pipelines:
+  p:
+    input: {type: t-src, address: a}
+    outputs:
+      - {type: t-sink}
+      - {type: t-sink, retry: {max_backoff: 30, jitter: 0}}
+)");
+  REQUIRE_MESSAGE(c.diags.empty(), dump(c.diags));
+  CHECK(c.model.settings.retry.initial_backoff_s == 0.5);
+  auto &outs = c.model.pipelines.at(0).outputs;
+  REQUIRE(outs.size() == 2);
+  CHECK(outs[0].retry.initial_backoff_s == 0.5);
+  CHECK(outs[0].retry.max_backoff_s == 5.0);
+  CHECK(outs[0].retry.max_duration_s == 60);
+  CHECK(outs[1].retry.initial_backoff_s == 0.5);
+  CHECK(outs[1].retry.max_backoff_s == 30);
+  CHECK(outs[1].retry.jitter == 0);
+  CHECK(outs[1].config_json.find("retry") == std::string::npos);  // the runtime's key, not the plugin's
+
+  auto d = load(R"(version: 1
+settings:
+  retry: {max_backoff: 0.5}
+pipelines:
+  p:
+    input: {type: t-src, address: a, retry: {}}
+    outputs:
+      - {type: t-sink, retry: {initial_backof: 1}}
+      - {type: t-sink, retry: {initial_backoff: 10, max_backoff: 2}}
+      - {type: t-sink, retry: {max_duration: -1, jitter: 0.9}}
+      - {type: t-sink, retry: 5}
+)");
+  CHECK_DIAG(d, 3, 24, "settings.retry.max_backoff", "at least 1 s");
+  CHECK_DIAG(d, 6, 38, "pipelines.p.input.retry", "unknown key 'retry'");
+  CHECK_DIAG(d, 8, 32, "pipelines.p.outputs[0].retry.initial_backof", "did you mean 'initial_backoff'?");
+  CHECK_DIAG(d, 9, 31, "pipelines.p.outputs[1].retry", "initial_backoff (10 s) is larger than max_backoff (2 s)");
+  CHECK_DIAG(d, 10, 46, "pipelines.p.outputs[2].retry.max_duration", "must not be negative");
+  CHECK_DIAG(d, 10, 58, "pipelines.p.outputs[2].retry.jitter", "between 0 and 0.5");
+  CHECK_DIAG(d, 11, 31, "pipelines.p.outputs[3].retry", "expected a mapping");
+  CHECK_MESSAGE(d.size() == 7, dump(d));
+}
+
 TEST_CASE("plugin_path is made absolute against the configuration's directory") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / fmt::format("sy-config-test-{}", ::getpid());
