@@ -31,6 +31,15 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
   auto log = logging::core();
   try {
     engine.start();
+  } catch (const StartError &e) {
+    log->critical("start failed: {}", e.what());
+    if (e.permanent()) {
+      log->critical("this is not a transient error: fix the configuration or the broker's set-up; "
+                    "exiting with status {} (restarting cannot help)",
+                    kExitPermanent);
+      return kExitPermanent;
+    }
+    return kExitFailure;
   } catch (const std::exception &e) {
     log->critical("start failed: {}", e.what());
     return kExitFailure;

@@ -53,6 +53,10 @@ inline std::string yamlList(const std::vector<std::string> &items) {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitConfig = 2;
+/// A plugin could not start and said a restart cannot help (wrong credentials, missing
+/// vhost, inequivalent declaration, unusable TLS files): systemd units list it in
+/// RestartPreventExitStatus=.
+inline constexpr int kExitPermanent = 3;
 
 /// Blocks SIGINT and SIGTERM for the calling thread and returns them as a set. Call it
 /// before any pipeline thread starts: the threads inherit the mask and only the main

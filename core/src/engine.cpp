@@ -162,6 +162,7 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     s.place = place;
     const PluginDescriptor *d = registry.find(spec.type);
     s.can_ack = d != nullptr && d->canAck();
+    s.retry = spec.retry;
     Status error;
     std::string instance = fmt::format("{} ({})", spec.path, spec.type);
     s.plugin = registry.create(spec.type, spec.config_json, instance, &logger(), error);

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
@@ -124,6 +126,11 @@ struct Completion {
   std::uint64_t tag;
   Outcome outcome;
   std::string reason;
+  /// Source::filtered() notice rather than a settlement: @p outcome is unused, @p passed
+  /// says whether the filters passed it, @p refused_by names the refusing filter.
+  bool filtered = false;
+  bool passed = false;
+  std::string refused_by;
 };
 
 class CompletionQueue {
@@ -194,12 +201,14 @@ class OutputQueue {
         depth_(depth),
         bytes_gauge_(bytes) {}
 
-  /// Blocks while full. Returns false (item not queued) when @p give_up says so.
+  /// Blocks while full. Returns false (item not queued) when @p give_up says so. Messages
+  /// the output holds for a retry count against the same limits (hold()).
   template <typename GiveUp>
   bool push(Item &&item, GiveUp &&give_up) {
     std::size_t size = item.msg.byteSize();
     std::unique_lock lock(mutex_);
-    while (!items_.empty() && (items_.size() >= max_messages_ || bytes_ + size > max_bytes_)) {
+    while (items_.size() + held_count_ > 0 &&
+           (items_.size() + held_count_ >= max_messages_ || bytes_ + held_bytes_ + size > max_bytes_)) {
       if (give_up()) {
         return false;
       }
@@ -236,6 +245,21 @@ class OutputQueue {
     not_full_.notify_all();
   }
 
+  /// A message of @p size bytes waits in the output for a retry: it still takes room.
+  void hold(std::size_t size) {
+    std::lock_guard lock(mutex_);
+    ++held_count_;
+    held_bytes_ += size;
+  }
+  void release(std::size_t size) {
+    {
+      std::lock_guard lock(mutex_);
+      --held_count_;
+      held_bytes_ -= size;
+    }
+    not_full_.notify_all();
+  }
+
   void close() {
     {
       std::lock_guard lock(mutex_);
@@ -265,8 +289,25 @@ class OutputQueue {
   std::deque<Item> items_;
   std::deque<std::size_t> item_sizes_;
   std::size_t bytes_ = 0;
+  std::size_t held_count_ = 0;
+  std::size_t held_bytes_ = 0;
   bool closed_ = false;
   EventFd ready_;
+};
+
+/// A delivery handed to a sink and not yet settled.
+struct PendingDelivery {
+  Tracker *tracker = nullptr;
+  unsigned attempt = 0;            ///< earlier tries of this message at this output
+  Clock::time_point first_failure;  ///< of the first retry (attempt > 0)
+};
+
+/// A message an output waits to send again.
+struct RetryItem {
+  Message msg;
+  std::size_t size = 0;  ///< as held in the queue's accounting
+  PendingDelivery d;
+  std::string reason;
 };
 
 }  // namespace
@@ -342,7 +383,7 @@ class Pipeline {
     void retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept override;
     bool inputCanRedeliver() const noexcept override { return p_.input_.can_ack; }
     unsigned attempt() const noexcept override { return attempt_; }
-    unsigned attempt_ = 0;
+    unsigned attempt_ = 0;  ///< of the message being sent (output thread only)
 
    private:
     Output &out_;
@@ -354,9 +395,14 @@ class Pipeline {
     std::unique_ptr<SinkCtx> ctx;
     std::unique_ptr<OutputQueue> queue;
     std::mutex pending_mutex;
-    std::unordered_map<DeliveryId, Tracker *> pending;
+    std::unordered_map<DeliveryId, PendingDelivery> pending;
     DeliveryId next_id = 0;
     Counter *sent = nullptr;
+    // Output retries (output thread only): due time -> message.
+    std::multimap<Clock::time_point, RetryItem> retries;
+    std::uint64_t rng = 0x9e3779b97f4a7c15ULL;  ///< jitter (xorshift; not for secrets)
+    Counter *retried = nullptr;
+    Gauge *retry_held = nullptr;
     std::thread thread;
     bool sink_failed = false;
   };
@@ -366,7 +412,21 @@ class Pipeline {
 
   SourceContext::SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept;
   /// Runs @p lane over @p msg; true when every filter passed it, else it is settled.
-  bool runFilters(Lane &lane, Message &msg, std::uint64_t tag);
+  struct Refusal {
+    Outcome outcome = Outcome::Dropped;
+    std::string reason;
+    std::string by;  ///< plugin name of the refusing filter ("" when not a filter's verdict)
+  };
+  /// Runs @p lane over @p msg; true when every filter passed it, else @p why says how it
+  /// ended (counted already; the caller settles it).
+  bool runFilters(Lane &lane, Message &msg, Refusal &why);
+  /// Settles a message the filters refused, after the filtered() notice when wanted.
+  void settleRefused(std::uint64_t tag, Refusal &&why);
+  void notifyPassed(std::uint64_t tag);
+  /// Sends @p msg to the sink under a fresh delivery id.
+  void sendToSink(Output &o, Message &&msg, PendingDelivery d);
+  /// Settles every message waiting for a retry as @p outcome (shutdown, failed sink).
+  void dropRetries(Output &o, const char *why);
   /// Queues @p msg for every output (blocking while a queue is full).
   void dispatch(Message &&msg, std::uint64_t tag);
   void submitParallel(Message &&msg, std::uint64_t tag);
@@ -404,9 +464,10 @@ class Pipeline {
   };
   struct Slot {
     bool ready = false;
-    bool pass = false;  ///< false: the filters settled it already
+    bool pass = false;  ///< false: refused (settled when emitted, in order)
     std::uint64_t tag = 0;
     Message msg;
+    Refusal why;
   };
   std::mutex par_mutex_;
   std::condition_variable par_work_cv_;   ///< workers: a job arrived, or closing
@@ -428,6 +489,7 @@ class Pipeline {
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> intake_stopped_{false};
   std::atomic<bool> want_filtered_{false};
+  std::atomic<bool> intake_closed_{false};  ///< stopIntake() returned: submit says Stopping
   std::atomic<std::int64_t> drain_deadline_ns_{0};
   std::atomic<bool> abort_{false};
   std::atomic<bool> failed_{false};
@@ -474,6 +536,9 @@ Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &se
                                              o->ctx->gauge("queue_depth"),
                                              o->ctx->gauge("queue_bytes"));
     o->sent = &o->ctx->counter("sent", {});
+    o->retried = &o->ctx->counter("retries", {});
+    o->retry_held = &o->ctx->gauge("retry_held");
+    o->rng ^= reinterpret_cast<std::uintptr_t>(o.get()) * 0xff51afd7ed558ccdULL;
     o->stage = std::move(s);
     outputs_.push_back(std::move(o));
   }
@@ -490,7 +555,7 @@ void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view re
       logger_.error("done() called for unknown or already settled delivery {}", id);
       return;
     }
-    t = it->second;
+    t = it->second.tracker;
     out_.pending.erase(it);
   }
   switch (outcome) {
@@ -506,9 +571,73 @@ void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view re
   }
 }
 
+// Output thread. The message waits in this output (counted in its queue's limits) and is
+// sent again after a jittered exponential backoff; the other outputs of the message are not
+// involved. When the policy's max_duration has passed since the first failure, it is settled
+// as Reject: an input that can redeliver dead-letters it, any other input counts it lost.
 void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept {
-  (void)msg;  // placeholder until the output retry queue lands
-  done(id, Outcome::Retry, reason);
+  PendingDelivery d;
+  {
+    std::lock_guard lock(out_.pending_mutex);
+    auto it = out_.pending.find(id);
+    if (it == out_.pending.end()) {
+      logger_.error("retry() called for unknown or already settled delivery {}", id);
+      return;
+    }
+    d = it->second;
+    out_.pending.erase(it);
+  }
+  std::string why(reason.empty() ? "unspecified" : reason);
+  try {
+    const RetryPolicy &pol = out_.stage.retry;
+    auto now = Clock::now();
+    if (d.attempt == 0) {
+      d.first_failure = now;
+    }
+    double spent = std::chrono::duration<double>(now - d.first_failure).count();
+    bool exhausted = pol.max_duration_s > 0 && spent >= pol.max_duration_s;
+    if (exhausted || p_.abort_.load()) {
+      const char *what = exhausted ? "retry_exhausted" : "shutdown";
+      counter("failed", exhausted ? why : std::string("shutdown")).add();
+      if (exhausted) {
+        counter("retry_exhausted", why).add();
+        logger_.error("gave up on message '{}' after {} attempt(s) over {:.1f} s ({}); {}", msg.id,
+                      d.attempt + 1, spent, why,
+                      p_.input_.can_ack ? "the input rejects it (dead-letter)" : "it is lost");
+      }
+      d.tracker->settle(exhausted ? Outcome::Reject : Outcome::Retry, exhausted ? why : what);
+      return;
+    }
+    // Exponential from initial_backoff, capped at max_backoff, jittered by ±jitter.
+    double base = pol.initial_backoff_s * std::pow(2.0, std::min(d.attempt, 30u));
+    base = std::min(base, pol.max_backoff_s);
+    auto &r = out_.rng;
+    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+    double u = static_cast<double>(r >> 11) / static_cast<double>(1ULL << 53);  // [0, 1)
+    double wait = base * (1.0 + pol.jitter * (2.0 * u - 1.0));
+    if (base >= pol.max_backoff_s) {
+      wait = std::max(wait, 1.0);  // at the cap: never more than one retry a second
+    }
+    ++d.attempt;
+    out_.retried->add();
+    counter("retried", why).add();
+    if (d.attempt == 1 || d.attempt % 10 == 0) {
+      logger_.debug("message '{}' will be retried in {:.2f} s (attempt {}): {}", msg.id, wait,
+                    d.attempt + 1, why);
+    }
+    RetryItem item;
+    item.size = msg.byteSize();
+    item.msg = std::move(msg);
+    item.d = d;
+    item.reason = std::move(why);
+    out_.queue->hold(item.size);
+    auto due = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait));
+    out_.retries.emplace(due, std::move(item));
+    out_.retry_held->set(static_cast<std::int64_t>(out_.retries.size()));
+  } catch (...) {
+    logger_.error("out of memory while scheduling a retry of delivery {}", id);
+    d.tracker->settle(Outcome::Retry, "out_of_memory");
+  }
 }
 
 int Pipeline::SinkCtx::wakeFd() const noexcept { return out_.queue->fd(); }
@@ -534,7 +663,9 @@ void Pipeline::settleNow(std::uint64_t tag, Outcome o, std::string_view reason) 
 }
 
 SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) noexcept {
-  if (intake_stopped_.load() || abort_.load()) {
+  // During Source::stopIntake() submissions are still taken (a ZeroMQ source hands over what
+  // its socket holds); after it, and when aborting, they are refused.
+  if (intake_closed_.load() || abort_.load()) {
     return SourceContext::SubmitResult::Stopping;
   }
   try {
@@ -543,8 +674,14 @@ SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) n
     in_flight_gauge_.add(1);
     if (lanes_.size() > 1) {
       submitParallel(std::move(msg), tag);
-    } else if (runFilters(lanes_.front(), msg, tag)) {
-      dispatch(std::move(msg), tag);
+    } else {
+      Refusal why;
+      if (runFilters(lanes_.front(), msg, why)) {
+        notifyPassed(tag);
+        dispatch(std::move(msg), tag);
+      } else {
+        settleRefused(tag, std::move(why));
+      }
     }
   } catch (const std::exception &e) {
     source_ctx_->log().error("internal error while submitting: {}", e.what());
@@ -553,24 +690,44 @@ SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) n
   return SourceContext::SubmitResult::Accepted;
 }
 
-bool Pipeline::runFilters(Lane &lane, Message &msg, std::uint64_t tag) {
+bool Pipeline::runFilters(Lane &lane, Message &msg, Refusal &why) {
   for (auto &f : lane) {
     Verdict v = f.filter->process(*f.ctx, msg);
     if (v.kind == Verdict::Kind::Pass) {
       continue;
     }
-    std::string reason = v.reason.empty() ? "unspecified" : v.reason;
+    why.reason = v.reason.empty() ? "unspecified" : v.reason;
+    why.by = f.stage.type;
     if (v.kind == Verdict::Kind::Drop) {
-      f.ctx->countDrop(reason);
-      settleNow(tag, Outcome::Dropped, reason);
+      f.ctx->countDrop(why.reason);
+      why.outcome = Outcome::Dropped;
     } else {
-      f.ctx->counter("errors", reason).add();
-      f.ctx->log().debug("message failed: {}", reason);
-      settleNow(tag, v.retry ? Outcome::Retry : Outcome::Reject, reason);
+      f.ctx->counter("errors", why.reason).add();
+      f.ctx->log().debug("message failed: {}", why.reason);
+      why.outcome = v.retry ? Outcome::Retry : Outcome::Reject;
     }
     return false;
   }
   return true;
+}
+
+void Pipeline::notifyPassed(std::uint64_t tag) {
+  if (want_filtered_.load(std::memory_order_relaxed)) {
+    Completion c{tag, Outcome::Delivered, {}};
+    c.filtered = true;
+    c.passed = true;
+    completions_.push(std::move(c));
+  }
+}
+
+void Pipeline::settleRefused(std::uint64_t tag, Refusal &&why) {
+  if (want_filtered_.load(std::memory_order_relaxed)) {
+    Completion c{tag, Outcome::Delivered, why.reason};
+    c.filtered = true;
+    c.refused_by = std::move(why.by);
+    completions_.push(std::move(c));
+  }
+  completions_.push({tag, why.outcome, std::move(why.reason)});
 }
 
 void Pipeline::dispatch(Message &&msg, std::uint64_t tag) {
@@ -592,7 +749,7 @@ void Pipeline::submitParallel(Message &&msg, std::uint64_t tag) {
     while (par_next_seq_ - par_next_emit_ >= par_ring_.size()) {
       if (giveUp()) {
         lock.unlock();
-        settleNow(tag, Outcome::Retry, "shutdown");
+        settleRefused(tag, Refusal{Outcome::Retry, "shutdown", {}});
         return;
       }
       par_space_cv_.wait_for(lock, std::chrono::milliseconds(20));
@@ -615,15 +772,16 @@ void Pipeline::workerMain(std::size_t lane) {
       par_jobs_.pop_front();
     }
     bool pass = false;
+    Refusal why;
     try {
       if (abort_.load()) {
-        settleNow(job.tag, Outcome::Retry, "shutdown");
+        why = Refusal{Outcome::Retry, "shutdown", {}};
       } else {
-        pass = runFilters(lanes_[lane], job.msg, job.tag);
+        pass = runFilters(lanes_[lane], job.msg, why);
       }
     } catch (const std::exception &e) {
       source_ctx_->log().error("internal error in a filter worker: {}", e.what());
-      settleNow(job.tag, Outcome::Retry, "internal_error");
+      why = Refusal{Outcome::Retry, "internal_error", {}};
       pass = false;
     }
     {
@@ -634,6 +792,8 @@ void Pipeline::workerMain(std::size_t lane) {
       slot.tag = job.tag;
       if (pass) {
         slot.msg = std::move(job.msg);
+      } else {
+        slot.why = std::move(why);
       }
     }
     emitReady();
@@ -661,13 +821,16 @@ void Pipeline::emitReady() {
         ++par_next_emit_;
       }
       par_space_cv_.notify_one();
-      if (slot.pass) {
-        try {
+      try {
+        if (slot.pass) {
+          notifyPassed(slot.tag);
           dispatch(std::move(slot.msg), slot.tag);
-        } catch (const std::exception &e) {
-          source_ctx_->log().error("internal error while queueing: {}", e.what());
-          settleNow(slot.tag, Outcome::Retry, "internal_error");
+        } else {
+          settleRefused(slot.tag, std::move(slot.why));
         }
+      } catch (const std::exception &e) {
+        source_ctx_->log().error("internal error while queueing: {}", e.what());
+        settleNow(slot.tag, Outcome::Retry, "internal_error");
       }
     }
     par_emitting_.store(false);
@@ -695,7 +858,16 @@ void Pipeline::stopWorkers() {
 void Pipeline::processCompletions(Source &src) {
   completions_.take(completion_buf_);
   for (auto &c : completion_buf_) {
+    if (c.filtered) {
+      src.filtered(c.tag, c.passed, c.refused_by, c.reason);
+      continue;
+    }
     source_ctx_->counter("completed", outcomeName(c.outcome)).add();
+    if (c.outcome == Outcome::Retry && !input_.can_ack) {
+      // Only an input that can redeliver can act on "retry": for any other input the
+      // message is gone. Count it, so that received = delivered + dropped + lost + ...
+      source_ctx_->counter("lost", c.reason).add();
+    }
     src.complete(c.tag, c.outcome, c.reason);
     in_flight_.fetch_sub(1);
     in_flight_gauge_.add(-1);
@@ -764,6 +936,7 @@ void Pipeline::inputMain(std::promise<Status> started) {
     processCompletions(src);
     if (stop_requested_.load() && !intake_stopped_.exchange(true)) {
       src.stopIntake(*source_ctx_);
+      intake_closed_.store(true);
     }
     if (eos || intake_stopped_.load()) {
       if (in_flight_.load() == 0) {
@@ -788,6 +961,7 @@ void Pipeline::inputMain(std::promise<Status> started) {
       case Status::Code::EndOfStream:
         eos = true;
         intake_stopped_.store(true);
+        intake_closed_.store(true);
         logging::core()->info("pipeline '{}': input ended; draining {} message(s)", name_,
                               in_flight_.load());
         break;
@@ -835,6 +1009,22 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
   std::vector<Item> batch;
   batch.reserve(kSinkBatch);
   while (true) {
+    // Messages waiting for a retry go first once due; at shutdown's deadline, or when the
+    // sink failed, they are settled for the input to redeliver (or counted lost).
+    if (!o.retries.empty()) {
+      if (o.sink_failed || abort_.load() || giveUp()) {
+        dropRetries(o, o.sink_failed ? "output_failed" : "shutdown");
+      } else {
+        auto now = Clock::now();
+        while (!o.retries.empty() && o.retries.begin()->first <= now) {
+          auto node = o.retries.extract(o.retries.begin());
+          RetryItem &r = node.mapped();
+          o.queue->release(r.size);
+          sendToSink(o, std::move(r.msg), r.d);
+        }
+        o.retry_held->set(static_cast<std::int64_t>(o.retries.size()));
+      }
+    }
     o.queue->popBatch(batch, kSinkBatch);
     for (auto &it : batch) {
       if (o.sink_failed || abort_.load()) {
@@ -843,15 +1033,10 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
         it.tracker->settle(Outcome::Retry, why);
         continue;
       }
-      DeliveryId id = ++o.next_id;
-      {
-        std::lock_guard lock(o.pending_mutex);
-        o.pending.emplace(id, it.tracker);
-      }
-      sink.send(ctx, std::move(it.msg), id);
+      sendToSink(o, std::move(it.msg), PendingDelivery{it.tracker, 0, {}});
     }
     batch.clear();
-    if (o.queue->closedAndEmpty()) {
+    if (o.queue->closedAndEmpty() && o.retries.empty()) {
       break;
     }
     if (o.sink_failed) {
@@ -859,7 +1044,12 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
       (void)::poll(&p, 1, static_cast<int>(kIdlePoll.count()));
       continue;
     }
-    st = sink.poll(ctx, o.queue->empty() ? kIdlePoll : std::chrono::milliseconds(0));
+    auto timeout = o.queue->empty() ? kIdlePoll : std::chrono::milliseconds(0);
+    if (!o.retries.empty()) {
+      auto until = std::chrono::ceil<std::chrono::milliseconds>(o.retries.begin()->first - Clock::now());
+      timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
+    }
+    st = sink.poll(ctx, timeout);
     if (st.code() == Status::Code::Error) {
       errors.add();
       ctx.log().warn("{}", st.message());
@@ -880,8 +1070,9 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
       ctx.log().warn("flush: {}", st.message());
     }
   }
+  dropRetries(o, "shutdown");
   // Whatever the sink still owes is not known to be delivered: the input must redeliver.
-  std::unordered_map<DeliveryId, Tracker *> left;
+  std::unordered_map<DeliveryId, PendingDelivery> left;
   {
     std::lock_guard lock(o.pending_mutex);
     left.swap(o.pending);
@@ -889,11 +1080,36 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
   if (!left.empty()) {
     ctx.log().warn("{} message(s) not confirmed at shutdown", left.size());
   }
-  for (auto &[id, t] : left) {
+  for (auto &[id, d] : left) {
     ctx.counter("failed", "shutdown").add();
-    t->settle(Outcome::Retry, "shutdown");
+    d.tracker->settle(Outcome::Retry, "shutdown");
   }
   sink.stop();
+}
+
+void Pipeline::sendToSink(Output &o, Message &&msg, PendingDelivery d) {
+  DeliveryId id = ++o.next_id;
+  {
+    std::lock_guard lock(o.pending_mutex);
+    o.pending.emplace(id, d);
+  }
+  o.ctx->attempt_ = d.attempt;
+  o.sink->send(*o.ctx, std::move(msg), id);
+  o.ctx->attempt_ = 0;
+}
+
+void Pipeline::dropRetries(Output &o, const char *why) {
+  if (o.retries.empty()) {
+    return;
+  }
+  o.ctx->log().warn("{} message(s) waiting for a retry settled as '{}'", o.retries.size(), why);
+  for (auto &[due, r] : o.retries) {
+    o.queue->release(r.size);
+    o.ctx->counter("failed", why).add();
+    r.d.tracker->settle(Outcome::Retry, why);
+  }
+  o.retries.clear();
+  o.retry_held->set(0);
 }
 
 void Pipeline::start() {
@@ -906,10 +1122,12 @@ void Pipeline::start() {
     });
   }
   std::string failure;
+  bool permanent = false;
   for (std::size_t i = 0; i < starts.size(); ++i) {
     Status st = starts[i].get();
     if (!st.isOk()) {
       failure = fmt::format("{}: {}", outputs_[i]->ctx->instance(), st.message());
+      permanent = permanent || st.code() == Status::Code::Permanent;
     }
   }
   if (failure.empty()) {
@@ -919,6 +1137,7 @@ void Pipeline::start() {
     Status st = f.get();
     if (!st.isOk()) {
       failure = fmt::format("{}: {}", source_ctx_->instance(), st.message());
+      permanent = st.code() == Status::Code::Permanent;
       input_thread_.join();
     }
   }
@@ -933,7 +1152,7 @@ void Pipeline::start() {
       }
     }
     done_.store(true);
-    throw std::runtime_error(failure);
+    throw StartError(failure, permanent);
   }
   started_ = true;
 }

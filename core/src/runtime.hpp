@@ -42,6 +42,7 @@ struct StageInstance {
   std::string type;   ///< plugin name
   std::string place;  ///< "input", "filters[0]", "outputs[1]"
   bool can_ack = false;
+  RetryPolicy retry;  ///< outputs only
 };
 
 struct PipelinePlan {

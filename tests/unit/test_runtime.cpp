@@ -37,6 +37,13 @@ struct SourceLog {
   std::atomic<bool> intake_stopped{false};
   std::atomic<bool> stopped{false};
   std::atomic<int> stopping_results{0};
+  // With want_filtered: every event in arrival order ("f:TAG:pass" / "f:TAG:BY:REASON" /
+  // "c:TAG"), to check that filtered() comes once per tag, in order, before complete().
+  bool want_filtered = false;
+  std::vector<std::string> events;
+  std::vector<std::uint64_t> filtered_order;
+  int submit_in_stop_intake = 0;  ///< messages to submit from inside stopIntake()
+  bool permanent_start = false;
 
   std::size_t completedCount() {
     std::lock_guard l(m);
@@ -48,7 +55,18 @@ struct SourceLog {
 class MemSource final : public Source {
  public:
   MemSource(SourceLog &log, std::int64_t count, bool end) : log_(log), count_(count), end_(end) {}
-  Status start(SourceContext &) noexcept override { return Status::ok(); }
+  Status start(SourceContext &ctx) noexcept override {
+    if (log_.permanent_start) {
+      return Status::permanent("credentials refused (test)");
+    }
+    ctx.wantFiltered(log_.want_filtered);
+    return Status::ok();
+  }
+  void filtered(std::uint64_t tag, bool passed, std::string_view by, std::string_view reason) noexcept override {
+    std::lock_guard l(log_.m);
+    log_.filtered_order.push_back(tag);
+    log_.events.push_back(passed ? fmt::format("f:{}:pass", tag) : fmt::format("f:{}:{}:{}", tag, by, reason));
+  }
   Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept override {
     if (log_.intake_stopped || (count_ >= 0 && next_ >= static_cast<std::uint64_t>(count_))) {
       if (end_ && !log_.intake_stopped) {
@@ -79,8 +97,25 @@ class MemSource final : public Source {
     std::lock_guard l(log_.m);
     CHECK(log_.completed.count(tag) == 0);  // exactly once per message
     log_.completed[tag] = {o, std::string(reason)};
+    if (log_.want_filtered) {
+      log_.events.push_back(fmt::format("c:{}", tag));
+    }
   }
-  void stopIntake(SourceContext &) noexcept override { log_.intake_stopped = true; }
+  void stopIntake(SourceContext &ctx) noexcept override {
+    log_.intake_stopped = true;
+    for (int i = 0; i < log_.submit_in_stop_intake; ++i) {  // what a socket still held
+      Message m;
+      m.topic = "late";
+      m.body = "{}";
+      m.id = std::to_string(next_);
+      if (ctx.submit(std::move(m), next_) == SourceContext::SubmitResult::Accepted) {
+        ++next_;
+        log_.submitted = next_;
+      } else {
+        ++log_.stopping_results;
+      }
+    }
+  }
   void stop() noexcept override { log_.stopped = true; }
 
  private:
@@ -93,6 +128,7 @@ class MemSource final : public Source {
 struct SinkLog {
   std::mutex m;
   std::vector<std::string> ids;
+  std::map<std::string, std::vector<std::pair<unsigned, std::chrono::steady_clock::time_point>>> tries;
   std::atomic<bool> flushed{false};
   std::size_t count() {
     std::lock_guard l(m);
@@ -111,6 +147,10 @@ struct SinkBehaviour {
   bool never_confirm = false;
   std::chrono::microseconds delay{0};
   bool fail_start = false;
+  // Hand messages with n % give_back_every == 0 back with ctx.retry() while
+  // ctx.attempt() < give_back_times (forever when give_back_times < 0).
+  int give_back_every = 0;
+  int give_back_times = 0;
 };
 
 class MemSink final : public Sink {
@@ -126,8 +166,14 @@ class MemSink final : public Sink {
     {
       std::lock_guard l(log_.m);
       log_.ids.push_back(msg.id);
+      log_.tries[msg.id].emplace_back(ctx.attempt(), std::chrono::steady_clock::now());
     }
     int n = std::stoi(msg.id);
+    if (b_.give_back_every > 0 && n % b_.give_back_every == 0 &&
+        (b_.give_back_times < 0 || static_cast<int>(ctx.attempt()) < b_.give_back_times)) {
+      ctx.retry(id, std::move(msg), "not_yet");
+      return;
+    }
     Outcome o = Outcome::Delivered;
     std::string reason;
     if (b_.retry_every > 0 && n % b_.retry_every == 0) {
@@ -207,6 +253,10 @@ struct Fixture {
     engine.registerSource("mem-source-b", {}, [this](const sdk::Config &) {
       return std::make_unique<MemSource>(src_b, count, end);
     }, true);
+    // Like ZeroMQ: cannot redeliver.
+    engine.registerSource("mem-source-noack", {}, [this](const sdk::Config &) {
+      return std::make_unique<MemSource>(src, count, end);
+    }, false);
     engine.registerSink("mem-sink-a", {}, [this](const sdk::Config &) {
       return std::make_unique<MemSink>(sink_a, beh_a);
     }, true);
@@ -480,6 +530,158 @@ pipelines:
 )");
   CHECK_THROWS_WITH_AS(f.engine.start(), doctest::Contains("cannot start (test)"), std::runtime_error);
   CHECK(f.src.submitted.load() == 0);
+  try {
+    Fixture g{.engine = Engine(isolated())};
+    g.beh_a.fail_start = true;
+    g.registerAll();
+    g.engine.loadString("version: 1\npipelines:\n  p:\n    input: {type: mem-source}\n    outputs: [{type: mem-sink-a}]\n");
+    g.engine.start();
+    FAIL("start() did not throw");
+  } catch (const StartError &e) {
+    CHECK_FALSE(e.permanent());  // Status::fatal: a restart may help
+  }
+}
+
+TEST_CASE("a source that fails with Status::permanent makes start() throw a permanent StartError") {
+  Fixture f{.engine = Engine(isolated())};
+  f.src.permanent_start = true;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs: [{type: mem-sink-a}]
+)");
+  try {
+    f.engine.start();
+    FAIL("start() did not throw");
+  } catch (const StartError &e) {
+    CHECK(e.permanent());
+    CHECK(std::string(e.what()).find("credentials refused (test)") != std::string::npos);
+  }
+}
+
+TEST_CASE("output retry: a message handed back is sent again to that output only, after a backoff") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = 200;
+  f.beh_a.give_back_every = 5;
+  f.beh_a.give_back_times = 2;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs:
+      - {type: mem-sink-a, retry: {initial_backoff: 0.02, max_backoff: 1}}
+      - {type: mem-sink-b}
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  CHECK(f.engine.stop());
+  REQUIRE(f.src.completedCount() == 200);
+  for (auto &[tag, oc] : f.src.completed) {
+    CHECK(oc.first == Outcome::Delivered);  // retried until the sink took it
+  }
+  CHECK(f.sink_b.count() == 200);  // the healthy output saw every message once: no duplicates
+  std::set<std::string> b_ids(f.sink_b.ids.begin(), f.sink_b.ids.end());
+  CHECK(b_ids.size() == 200);
+  CHECK(f.sink_a.count() == 200 + 40 * 2);
+  CHECK(f.engine.counter("p", "retries") == 80);
+  CHECK(f.engine.counter("p", "retried", "not_yet") == 80);
+  CHECK(f.engine.counter("p", "sent") == 400);
+  CHECK(f.engine.counter("p", "retry_held") == 0);
+  for (int n = 0; n < 200; n += 5) {
+    auto &t = f.sink_a.tries[std::to_string(n)];
+    REQUIRE(t.size() == 3);
+    CHECK(t[0].first == 0);
+    CHECK(t[1].first == 1);
+    CHECK(t[2].first == 2);
+    // Backoff 0.02 s then 0.04 s, each jittered by at most 20 %.
+    CHECK(t[1].second - t[0].second >= 15ms);
+    CHECK(t[2].second - t[1].second >= 31ms);
+  }
+}
+
+TEST_CASE("output retry: a spent budget settles as reject; at the cap at most one retry a second") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = 3;
+  f.beh_a.give_back_every = 1000;  // only message 0, forever
+  f.beh_a.give_back_times = -1;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    outputs:
+      - {type: mem-sink-a, retry: {initial_backoff: 0.1, max_backoff: 1, max_duration: 3.5}}
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  CHECK(f.engine.stop());
+  REQUIRE(f.src.completedCount() == 3);
+  CHECK(f.src.completed[0].first == Outcome::Reject);  // an AMQP input dead-letters it
+  CHECK(f.src.completed[0].second == "not_yet");
+  CHECK(f.src.completed[1].first == Outcome::Delivered);
+  CHECK(f.src.completed[2].first == Outcome::Delivered);
+  CHECK(f.engine.counter("p", "retry_exhausted", "not_yet") == 1);
+  CHECK(f.engine.counter("p", "failed", "not_yet") == 1);
+  auto &t = f.sink_a.tries["0"];
+  // 0.1, 0.2, 0.4, 0.8, then 1 s at the cap: about 8 tries in 3.5 s, never a hot loop.
+  CHECK(t.size() >= 6);
+  CHECK(t.size() <= 9);
+  for (std::size_t i = 1; i < t.size(); ++i) {
+    CHECK(t[i].second - t[i - 1].second >= 79ms);  // 0.1 s - 20 % jitter
+    if (i >= 5) {
+      CHECK(t[i].second - t[i - 1].second >= 1000ms);  // at the cap: one retry a second at most
+    }
+  }
+}
+
+TEST_CASE("an input that cannot redeliver counts a retry outcome as lost, by reason") {
+  Fixture f{.engine = Engine(isolated())};
+  f.beh_a.retry_every = 7;  // done(Retry) without handing the message back
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source-noack}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(f.engine.wait(30s));
+  f.engine.stop();
+  REQUIRE(f.src.completedCount() == 1000);
+  CHECK(f.engine.counter("p", "lost", "broker_nack") == 143);  // 0, 7, ..., 994
+  CHECK(f.engine.counter("p", "completed", "retry") == 143);
+}
+
+TEST_CASE("messages submitted during stopIntake() are accepted and delivered; later ones are refused") {
+  Fixture f{.engine = Engine(isolated())};
+  f.count = -1;
+  f.end = false;
+  f.src.submit_in_stop_intake = 50;
+  f.registerAll();
+  f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source-noack}
+    outputs: [{type: mem-sink-a}]
+)");
+  f.engine.start();
+  REQUIRE(eventually([&] { return f.src.submitted.load() >= 100; }));
+  f.engine.requestStop();
+  REQUIRE(f.engine.wait(30s));
+  CHECK(f.engine.stop());
+  CHECK(f.src.stopping_results == 0);  // none of the 50 refused
+  CHECK(f.src.completedCount() == f.src.submitted.load());
+  CHECK(f.sink_a.count() == f.src.submitted.load());
+  std::lock_guard l(f.sink_a.m);
+  CHECK(std::count(f.sink_a.ids.begin(), f.sink_a.ids.end(), std::to_string(f.src.submitted.load() - 1)) == 1);
 }
 
 TEST_CASE("several pipelines run side by side, each with its own counters") {
@@ -686,4 +888,46 @@ pipelines:
     CHECK(oc.second == "shutdown");
   }
   CHECK(plog.stopped == 2);
+}
+
+TEST_CASE("filtered(): the source hears, in submission order and before complete(), what the filters decided") {
+  for (const char *workers : {"1", "4"}) {
+    CAPTURE(workers);
+    Fixture f{.engine = Engine(isolated())};
+    ParallelLog plog;
+    f.src.want_filtered = true;
+    f.count = 500;
+    f.registerAll();
+    registerParallel(f, plog);
+    f.engine.loadString(fmt::format(R"(
+version: 1
+pipelines:
+  p:
+    input: {{type: mem-source}}
+    workers: {}
+    filters: [{{type: parallel, every: 4}}]
+    outputs: [{{type: mem-sink-a}}]
+)", workers));
+    f.engine.start();
+    REQUIRE(f.engine.wait(30s));
+    CHECK(f.engine.stop());
+    REQUIRE(f.src.completedCount() == 500);
+    REQUIRE(f.src.filtered_order.size() == 500);
+    for (std::uint64_t i = 0; i < 500; ++i) {
+      CHECK(f.src.filtered_order[i] == i);
+    }
+    std::map<std::uint64_t, std::string> first;  // tag -> first event seen for it
+    for (auto &e : f.src.events) {
+      auto tag = std::stoull(e.substr(2, e.find(':', 2) - 2));
+      first.try_emplace(tag, e);
+    }
+    for (auto &[tag, e] : first) {
+      CHECK(e[0] == 'f');  // filtered() before complete()
+      if (tag % 4 == 0) {
+        CHECK(e.find(":parallel:") != std::string::npos);
+      } else {
+        CHECK(e.find(":pass") != std::string::npos);
+      }
+    }
+  }
 }

@@ -77,6 +77,19 @@ struct EngineOptions {
   Logger *logger = nullptr;               ///< null: the default stderr logger
 };
 
+/// Thrown by Engine::start() when a plugin could not start. permanent(): the plugin said a
+/// restart cannot help (Status::permanent: credentials refused, vhost missing, ...); the
+/// `switchyard run` command then exits with status 3 instead of 1.
+class StartError : public std::runtime_error {
+ public:
+  StartError(const std::string &what, bool permanent)
+      : std::runtime_error(what), permanent_(permanent) {}
+  [[nodiscard]] bool permanent() const noexcept { return permanent_; }
+
+ private:
+  bool permanent_;
+};
+
 class Engine {
  public:
   explicit Engine(EngineOptions options = {});
@@ -100,8 +113,8 @@ class Engine {
   void loadFile(const std::string &path);
   void loadString(std::string_view yaml, const std::string &name = "<string>");
 
-  /// Start every pipeline, each input on its own thread. Throws std::runtime_error when
-  /// a plugin fails to start (the others are stopped again).
+  /// Start every pipeline, each input on its own thread. Throws StartError when a plugin
+  /// fails to start (the others are stopped again).
   void start();
   /// Ask every pipeline to stop (thread-safe, returns at once).
   void requestStop() noexcept;
