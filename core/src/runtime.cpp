@@ -1113,6 +1113,19 @@ void Pipeline::dropRetries(Output &o, const char *why) {
 }
 
 void Pipeline::start() {
+  // A delivery held longer than RabbitMQ's consumer_timeout (30 min by default) makes the
+  // broker close the consumer's channel: retries must give up well before.
+  if (input_.can_ack) {
+    for (auto &o : outputs_) {
+      const RetryPolicy &r = o->stage.retry;
+      if (r.max_duration_s == 0 || r.max_duration_s > 1500) {
+        o->ctx->log().warn(
+            "retry.max_duration is {}: a message the input cannot settle for 30 minutes makes "
+            "RabbitMQ close the consumer's channel (consumer_timeout); keep it below 1500 s",
+            r.max_duration_s == 0 ? std::string("0 (no limit)") : fmt::format("{} s", r.max_duration_s));
+      }
+    }
+  }
   std::vector<std::future<Status>> starts;
   for (auto &o : outputs_) {
     std::promise<Status> p;
