@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "matcher.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <utility>
 
 namespace switchyard::verify {
@@ -8,6 +10,43 @@ namespace switchyard::verify {
 namespace {
 // Gap events remembered for the ZeroMQ-loss annotation; older ones are merged away.
 constexpr std::size_t kMaxGapEvents = 4096;
+// Unverified ids kept for log lines between two takeUnverified() calls; the rest are counted.
+constexpr std::size_t kMaxNotes = 64;
+
+std::uint64_t keyHash(std::string_view key) noexcept {
+  return static_cast<std::uint64_t>(std::hash<std::string_view>{}(key));
+}
+
+std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Probes per id in the filter of forgotten ids. With 16 bits per id (the size below at
+// max_entries forgotten ids per generation) about 0.2 % of new ids would be blind.
+constexpr unsigned kFilterProbes = 4;
+
+bool testBits(const std::vector<std::uint64_t> &bits, std::uint64_t h) noexcept {
+  if (bits.empty()) {
+    return false;
+  }
+  const std::uint64_t mask = bits.size() * 64 - 1;
+  const std::uint64_t step = mix(h) | 1;
+  for (unsigned k = 0; k < kFilterProbes; ++k) {
+    std::uint64_t i = (h + k * step) & mask;
+    if ((bits[i / 64] & (std::uint64_t{1} << (i % 64))) == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Side firstSideOf(std::uint8_t sides) noexcept {
+  return (sides & (1u << static_cast<unsigned>(Side::Zmq))) != 0 ? Side::Zmq : Side::Amqp;
+}
 }  // namespace
 
 const char *sideName(Side s) noexcept { return s == Side::Zmq ? "zmq" : "amqp"; }
@@ -46,6 +85,9 @@ const char *statName(Stat s) noexcept {
     case Stat::Evicted: return "evicted";
     case Stat::Unverifiable: return "unverifiable";
     case Stat::ZmqLoss: return "unmatched_zmq_loss";
+    case Stat::Unverified: return "unverified";
+    case Stat::LateMatched: return "late_matched";
+    case Stat::Forgotten: return "forgotten";
   }
   return "unknown";
 }
@@ -63,8 +105,56 @@ void Matcher::count(Side side, Stat s, std::uint64_t n) {
   }
 }
 
-Side Matcher::firstSide(const Entry &e) noexcept {
-  return (e.sides & (1u << static_cast<unsigned>(Side::Zmq))) != 0 ? Side::Zmq : Side::Amqp;
+Side Matcher::firstSide(const Entry &e) noexcept { return firstSideOf(e.sides); }
+
+Matcher::Result Matcher::sighting(Side side, std::uint8_t &sides, State &state) {
+  const auto bit = static_cast<std::uint8_t>(1u << static_cast<unsigned>(side));
+  if ((sides & bit) != 0) {
+    count(side, Stat::Duplicates);
+    return Result::Duplicate;
+  }
+  sides = static_cast<std::uint8_t>(sides | bit);
+  switch (state) {
+    case State::Pending:
+    case State::Unverifiable:
+      state = State::Matched;
+      count(Side::Zmq, Stat::Matched);
+      count(Side::Amqp, Stat::Matched);
+      return Result::Matched;
+    case State::Reported:
+      // Reported missing here, then it came after all: slow, not lost.
+      count(side, Stat::Late);
+      return Result::Late;
+    case State::Unverified:
+      // Forgotten unverified (or settled blind), and now its twin came: it was on both
+      // buses after all. Counted, never reported; further copies are duplicates.
+      count(side, Stat::LateMatched);
+      return Result::LateMatched;
+    case State::Matched:
+      break;  // both bits were set already: handled as a duplicate above
+  }
+  count(side, Stat::Duplicates);
+  return Result::Duplicate;
+}
+
+void Matcher::note(const Entry &e, UnverifiedNote::Why why) {
+  if (notes_.size() < kMaxNotes) {
+    notes_.push_back(UnverifiedNote{e.id, e.topic, firstSide(e), why});
+  } else {
+    ++notes_more_;
+  }
+}
+
+std::vector<UnverifiedNote> Matcher::takeUnverified(std::size_t max, std::uint64_t &more) {
+  std::vector<UnverifiedNote> out;
+  out.swap(notes_);
+  more = notes_more_;
+  notes_more_ = 0;
+  if (out.size() > max) {
+    more += out.size() - max;
+    out.resize(max);
+  }
+  return out;
 }
 
 Matcher::Result Matcher::observe(Side side, std::string_view id, std::string_view topic,
@@ -73,30 +163,20 @@ Matcher::Result Matcher::observe(Side side, std::string_view id, std::string_vie
   std::string key(matchKey(id));
   count(side, Stat::Seen);
   if (auto it = entries_.find(key); it != entries_.end()) {
-    Entry &e = it->second;
-    if ((e.sides & bit) != 0) {
-      count(side, Stat::Duplicates);
-      return Result::Duplicate;
-    }
-    e.sides = static_cast<std::uint8_t>(e.sides | bit);
-    switch (e.state) {
-      case State::Pending:
-      case State::Unverifiable:
-        e.state = State::Matched;
-        count(Side::Zmq, Stat::Matched);
-        count(Side::Amqp, Stat::Matched);
-        return Result::Matched;
-      case State::Reported:
-        // Reported missing here, then it came after all: slow, not lost.
-        count(side, Stat::Late);
-        return Result::Late;
-      case State::Matched:
-        break;  // both bits were set already: handled as a duplicate above
-    }
-    count(side, Stat::Duplicates);
-    return Result::Duplicate;
+    return sighting(side, it->second.sides, it->second.state);
   }
-  makeRoom();
+  const std::uint64_t hash = keyHash(key);
+  if (!ghosts_.empty()) {
+    if (auto g = ghosts_.find(hash); g != ghosts_.end()) {
+      if (g->second.end > now) {
+        // Forgotten early for want of room, but its trace is still here: a twin, a late
+        // arrival or a duplicate, never a new message.
+        return sighting(side, g->second.sides, g->second.state);
+      }
+      ghosts_.erase(g);  // past the end of its retention: as forgotten as any entry
+    }
+  }
+  makeRoom(now);
   Entry e;
   e.gen = ++next_gen_;
   e.id.assign(id);
@@ -105,12 +185,13 @@ Matcher::Result Matcher::observe(Side side, std::string_view id, std::string_vie
   e.first_seen_ms = wall_ms;
   e.sides = bit;
   e.verifiable = verifiable;
+  e.blind = mayBeForgotten(hash, now);
   pending_.push_back(Slot{key, e.gen, now});
   entries_.emplace(std::move(key), std::move(e));
   return Result::New;
 }
 
-void Matcher::makeRoom() {
+void Matcher::makeRoom(Clock::time_point now) {
   while (entries_.size() >= settings_.max_entries) {
     auto &q = retained_.empty() ? pending_ : retained_;
     if (q.empty()) {
@@ -122,11 +203,108 @@ void Matcher::makeRoom() {
     if (it == entries_.end() || it->second.gen != slot.gen) {
       continue;
     }
-    if (&q == &pending_ && it->second.state == State::Pending) {
-      count(firstSide(it->second), Stat::Evicted);
+    Entry &e = it->second;
+    if (e.state == State::Pending) {
+      // Its window is still open: it can no longer be verified. Never reported missing.
+      Side side = firstSide(e);
+      count(side, Stat::Evicted);
+      count(side, Stat::Unverified);
+      e.state = State::Unverified;
+      note(e, UnverifiedNote::Why::Evicted);
     }
+    addGhost(keyHash(slot.key), e, now);
     entries_.erase(it);
   }
+}
+
+void Matcher::addGhost(std::uint64_t hash, const Entry &e, Clock::time_point now) {
+  const auto end = e.created + settings_.window + settings_.retain;
+  if (end <= now) {
+    return;  // it would have been forgotten by now anyway
+  }
+  Ghost ghost{++next_gen_, end, e.sides, e.state};
+  if (settings_.max_evicted == 0) {
+    forgetGhost(hash, ghost, now);
+    return;
+  }
+  while (ghosts_.size() >= settings_.max_evicted && !ghost_order_.empty()) {
+    auto [h, gen] = ghost_order_.front();
+    ghost_order_.pop_front();
+    auto g = ghosts_.find(h);
+    if (g == ghosts_.end() || g->second.gen != gen) {
+      continue;
+    }
+    forgetGhost(h, g->second, now);
+    ghosts_.erase(g);
+  }
+  if (auto g = ghosts_.find(hash); g != ghosts_.end()) {
+    forgetGhost(hash, g->second, now);  // two keys with one 64-bit hash: the older trace goes
+    g->second = ghost;
+  } else {
+    ghosts_.emplace(hash, ghost);
+  }
+  ghost_order_.emplace_back(hash, ghost.gen);
+}
+
+std::size_t Matcher::filterBits() const noexcept {
+  // 16 bits per id at max_entries forgotten ids per generation, a power of two, at least
+  // 64 Ki bits (8 KiB).
+  std::size_t want = 16 * std::max<std::size_t>(settings_.max_entries, 4096);
+  std::size_t bits = 64;
+  while (bits < want) {
+    bits *= 2;
+  }
+  return bits;
+}
+
+void Matcher::rotateFilter(Clock::time_point now) {
+  const auto span = settings_.window + settings_.retain;
+  if (filter_cur_n_ == 0 && filter_prev_n_ == 0) {
+    filter_start_ = now;
+    return;
+  }
+  if (now - filter_start_ < span) {
+    return;
+  }
+  // An id put in at time t stays until the second rotation after it: at least `span`, which
+  // is as long as any forgotten entry had left to live.
+  if (now - filter_start_ >= 2 * span) {
+    std::fill(filter_prev_.begin(), filter_prev_.end(), 0);
+    filter_prev_n_ = 0;
+  } else {
+    filter_prev_.swap(filter_cur_);
+    filter_prev_n_ = filter_cur_n_;
+  }
+  std::fill(filter_cur_.begin(), filter_cur_.end(), 0);
+  filter_cur_n_ = 0;
+  filter_start_ = now;
+}
+
+void Matcher::forgetGhost(std::uint64_t hash, const Ghost &g, Clock::time_point now) {
+  if (g.end <= now) {
+    return;  // its time was over anyway
+  }
+  count(firstSideOf(g.sides), Stat::Forgotten);
+  rotateFilter(now);
+  if (filter_cur_.empty()) {
+    filter_cur_.assign(filterBits() / 64, 0);
+    filter_prev_.assign(filterBits() / 64, 0);
+  }
+  const std::uint64_t mask = filter_cur_.size() * 64 - 1;
+  const std::uint64_t step = mix(hash) | 1;
+  for (unsigned k = 0; k < kFilterProbes; ++k) {
+    std::uint64_t i = (hash + k * step) & mask;
+    filter_cur_[i / 64] |= std::uint64_t{1} << (i % 64);
+  }
+  ++filter_cur_n_;
+}
+
+bool Matcher::mayBeForgotten(std::uint64_t hash, Clock::time_point now) {
+  if (filter_cur_n_ == 0 && filter_prev_n_ == 0) {
+    return false;
+  }
+  rotateFilter(now);
+  return (filter_cur_n_ > 0 && testBits(filter_cur_, hash)) || (filter_prev_n_ > 0 && testBits(filter_prev_, hash));
 }
 
 void Matcher::noteZmqGap(Clock::time_point now, std::uint64_t missing) {
@@ -159,6 +337,13 @@ void Matcher::settle(Entry &e, std::vector<Report> &out) {
   if (!e.verifiable) {
     e.state = State::Unverifiable;
     count(side, Stat::Unverifiable);
+    return;
+  }
+  if (e.blind) {
+    // Created while a forgotten trace's twin could still come: this may be that twin.
+    e.state = State::Unverified;
+    count(side, Stat::Unverified);
+    note(e, UnverifiedNote::Why::Blind);
     return;
   }
   e.state = State::Reported;
@@ -195,6 +380,17 @@ std::vector<Report> Matcher::expire(Clock::time_point now) {
       entries_.erase(it);
     }
     retained_.pop_front();
+  }
+  while (!ghost_order_.empty()) {
+    auto [h, gen] = ghost_order_.front();
+    auto g = ghosts_.find(h);
+    if (g != ghosts_.end() && g->second.gen == gen) {
+      if (g->second.end > now) {
+        break;
+      }
+      ghosts_.erase(g);
+    }
+    ghost_order_.pop_front();
   }
   // Gap events are only asked about for entries still pending (created within one window),
   // looking one more window back.

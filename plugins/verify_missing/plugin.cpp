@@ -47,6 +47,8 @@ constexpr std::string_view kZmqSeqMissing = "zmq.seq_missing";
 // At most this many "only received via" warnings per sweep; the rest are summarised (the
 // report file and the counters still get every one).
 constexpr int kMaxWarningsPerSweep = 20;
+// At most this many lines per sweep name ids that could not be verified for want of memory.
+constexpr std::size_t kMaxUnverifiedLinesPerSweep = 5;
 
 const sy_config_key kSchema[] = {
     {"side", SY_CFG_STRING, 1, nullptr,
@@ -59,7 +61,11 @@ const sy_config_key kSchema[] = {
      "Seconds a settled id is remembered after its window, to recognise duplicates and late arrivals.", 0},
     {"max_entries", SY_CFG_INT, 0, "100000",
      "Ids held in memory at most (bounded memory under any load); beyond it the oldest are forgotten and "
-     "counted as evicted.",
+     "counted as evicted and unverified (never reported).",
+     0},
+    {"max_evicted", SY_CFG_INT, 0, "0",
+     "Traces of ids forgotten before the end of their retention kept at most (about 80 bytes each), so that "
+     "their twins are recognised instead of being reported one-sided; 0: as many as max_entries.",
      0},
     {"startup_grace", SY_CFG_FLOAT, 0, "5",
      "Seconds after both sides started during which one-sided messages are not reported (the subscriptions "
@@ -84,7 +90,8 @@ struct GroupSettings {
 
   bool operator==(const GroupSettings &o) const {
     return matcher.window == o.matcher.window && matcher.retain == o.matcher.retain &&
-           matcher.max_entries == o.matcher.max_entries && grace == o.grace && report == o.report &&
+           matcher.max_entries == o.matcher.max_entries && matcher.max_evicted == o.matcher.max_evicted &&
+           grace == o.grace && report == o.report &&
            log_matches == o.log_matches;
   }
 };
@@ -93,6 +100,7 @@ struct GroupSettings {
 struct SideHooks {
   std::array<Counter *, verify::kStats> counters{};
   Gauge *pending = nullptr;
+  Gauge *evicted_ids = nullptr;
 };
 
 std::string isoTime(std::int64_t ms) {
@@ -186,7 +194,7 @@ class Group {
       };
     } else if (!(settings_ == s)) {
       return Status::fatal(fmt::format("the two sides of group '{}' must have the same window, retain, "
-                                       "max_entries, startup_grace, report and log_matches",
+                                       "max_entries, max_evicted, startup_grace, report and log_matches",
                                        name_));
     }
     sides_[k] = hooks;
@@ -239,6 +247,11 @@ class Group {
         log.warn("message {} arrived via {} after it was reported missing there (slow, not lost)", id,
                  verify::busName(side));
         break;
+      case Matcher::Result::LateMatched:
+        log.info("message {} arrived via {} after its twin had been counted unverified for want of memory: it "
+                 "was on both buses after all (late_matched)",
+                 id, verify::busName(side));
+        break;
       case Matcher::Result::New: break;
     }
     updateGauges();
@@ -263,6 +276,9 @@ class Group {
       if (h != nullptr && h->pending != nullptr) {
         h->pending->set(static_cast<std::int64_t>(matcher_->size()));
       }
+      if (h != nullptr && h->evicted_ids != nullptr) {
+        h->evicted_ids->set(static_cast<std::int64_t>(matcher_->evictedSize()));
+      }
     }
   }
 
@@ -280,6 +296,7 @@ class Group {
                name_, sides_[0] != nullptr ? "zmq" : "amqp");
     }
     auto reports = matcher_->expire(now);
+    logUnverified(log);
     if (!reports.empty()) {
       int logged = 0;
       for (const auto &r : reports) {
@@ -306,6 +323,28 @@ class Group {
       }
     }
     updateGauges();
+  }
+
+  /// Every id that cannot be verified for want of memory is counted (unverified) and logged:
+  /// a few by name per sweep, the rest in one summary line.
+  void logUnverified(Logger &log) {
+    std::uint64_t more = 0;
+    auto notes = matcher_->takeUnverified(kMaxUnverifiedLinesPerSweep, more);
+    for (const auto &n : notes) {
+      if (n.why == verify::UnverifiedNote::Why::Evicted) {
+        log.warn("message {} (seen via {}, topic {}) was evicted before its window closed (max_entries {} "
+                 "reached): counted as unverified, not reported",
+                 n.id, verify::busName(n.side), n.topic, settings_.matcher.max_entries);
+      } else {
+        log.warn("message {} was seen only via {} (topic {}) but is not reported: the memory of evicted ids "
+                 "overflowed (max_evicted {}), so its twin may have been forgotten; counted as unverified",
+                 n.id, verify::busName(n.side), n.topic, settings_.matcher.max_evicted);
+      }
+    }
+    if (more > 0) {
+      log.warn("... and {} more id(s) not verified for want of memory (counter unverified): raise max_entries",
+               more);
+    }
   }
 
   void writeReport(Logger &log, const Report &r) {
@@ -356,6 +395,12 @@ class VerifyMissing final : public Sink {
       throw sdk::ConfigError("max_entries", "'max_entries' must be at least 1");
     }
     settings_.matcher.max_entries = static_cast<std::size_t>(max);
+    auto max_evicted = c.integer("max_evicted");
+    if (max_evicted < 0) {
+      throw sdk::ConfigError("max_evicted", "'max_evicted' must be 0 (as many as max_entries) or more");
+    }
+    settings_.matcher.max_evicted = max_evicted == 0 ? settings_.matcher.max_entries
+                                                     : static_cast<std::size_t>(max_evicted);
     settings_.report = c.str("report");
     settings_.log_matches = c.boolean("log_matches");
     if (side_ != Side::Amqp) {
@@ -369,6 +414,7 @@ class VerifyMissing final : public Sink {
         hooks_.counters[k] = &ctx.counter(verify::statName(static_cast<Stat>(k)));
       }
       hooks_.pending = &ctx.gauge("pending");
+      hooks_.evicted_ids = &ctx.gauge("evicted_ids");
       group_ = Group::get(group_name_);
       Status st = group_->attach(side_, &hooks_, settings_);
       if (!st.isOk()) {
