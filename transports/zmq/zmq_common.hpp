@@ -115,6 +115,18 @@ class DropLog {
   template <typename... Args>
   void warn(PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f,
             Args &&...args) noexcept {
+    emit(LogLevel::Warn, ctx, reason, f, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  void info(PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f,
+            Args &&...args) noexcept {
+    emit(LogLevel::Info, ctx, reason, f, std::forward<Args>(args)...);
+  }
+
+ private:
+  template <typename... Args>
+  void emit(LogLevel level, PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f,
+            Args &&...args) noexcept {
     try {
       auto now = std::chrono::steady_clock::now();
       auto &e = entries_[std::string(reason)];
@@ -124,19 +136,18 @@ class DropLog {
       }
       std::string text = fmt::format(f, std::forward<Args>(args)...);
       if (e.suppressed > 0) {
-        ctx.log().warn("{} [{} similar line(s) suppressed]", text, e.suppressed);
+        ctx.log().logf(level, "{} [{} similar line(s) suppressed]", text, e.suppressed);
       } else {
-        ctx.log().warn("{}", text);
+        ctx.log().log(level, text);
       }
       e.logged = true;
       e.last = now;
       e.suppressed = 0;
     } catch (...) {
-      ctx.log().warn("(log formatting failed)");
+      ctx.log().log(level, "(log formatting failed)");
     }
   }
 
- private:
   struct Entry {
     bool logged = false;
     std::chrono::steady_clock::time_point last;

@@ -24,13 +24,32 @@
 // fixed message rate spread over 1,000 publishers cost several times as much CPU as over
 // one. Instead each socket's ZMQ_FD sits in an epoll set, and a ready list holds the
 // sockets that may still have queued messages; a wake-up touches only those.
+//
+// Connections (issue 12, case 4): each socket has a monitor (zmq_socket_monitor, read
+// through a PAIR socket whose ZMQ_FD is in the same epoll set). libzmq 4.3.4 treats a frame
+// above ZMQ_MAXMSGSIZE, like a failed handshake, as a protocol error: the session ends with
+// DISCONNECTED and is never retried (no CONNECT_RETRIED follows, unlike after a TCP reset),
+// so the publisher would be cut off for good. A DISCONNECTED that no retry follows within
+// kRetryGrace is such a protocol disconnect: it is counted (`protocol_disconnects`), logged,
+// and the endpoint is disconnected and connected again by the application. What the dead
+// connection lost shows up as a sequence gap at the publisher's next `i`: the tracker keeps
+// its state across the reconnect. A new connection is reported to onEndpointConnected().
+//
+// Shutdown (issue 12, case 7): the sockets are XSUB, not SUB, which differ in one way that
+// matters here: XSUB does not filter what it receives against its subscriptions (the
+// publishers filter, ZMTP 3), so stopIntake() can unsubscribe (the publishers stop sending
+// to us) and still read everything the sockets already hold, and submit it. What the
+// pipeline no longer takes is counted as dropped{shutdown}.
+#include <netdb.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -81,6 +100,23 @@ constexpr int kMaxEpollEvents = 256;  // per epoll_wait(); level-triggered, the 
 // number of messages of that publisher that never arrived, in decimal.
 constexpr std::string_view kSeqMissingMeta = "zmq.seq_missing";
 
+using Clock = std::chrono::steady_clock;
+// epoll data of a monitor socket: its socket's index with this bit set.
+constexpr std::uint32_t kMonitorBit = 0x80000000U;
+constexpr int kMonitorEvents = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CONNECT_RETRIED |
+                               ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+// After a connection's DISCONNECTED, libzmq emits CONNECT_RETRIED from the same I/O thread
+// at once when it is going to reconnect by itself; without it within this time the session
+// ended for good (protocol error) and zmq-sub reconnects the endpoint itself.
+constexpr auto kRetryGrace = std::chrono::milliseconds(200);
+// Shutdown drain: the sockets count as drained once none of them had anything to read for
+// this long after the unsubscription (messages the publishers sent before it reached them
+// are still on the way), or after kDrainCap in all.
+constexpr auto kDrainQuiet = std::chrono::milliseconds(100);
+constexpr auto kDrainCap = std::chrono::seconds(10);
+
 class ZmqSubSource final : public Source {
  public:
   explicit ZmqSubSource(const sdk::Config &c)
@@ -117,17 +153,29 @@ class ZmqSubSource final : public Source {
 
   Status start(SourceContext &ctx) noexcept override {
     try {
-      zctx_ = std::make_unique<zmq::context_t>(1);
       std::size_t count = bind_ ? 1 : endpoints_.size();
+      // Three sockets per endpoint (the XSUB, libzmq's monitor PAIR, ours): raise the
+      // context's limit (1023 by default) where needed.
+      zctx_ = std::make_unique<zmq::context_t>(1, std::max<int>(ZMQ_MAX_SOCKETS_DFLT, static_cast<int>(3 * count + 16)));
       for (std::size_t k = 0; k < count; ++k) {
-        Socket s{zmq::socket_t(*zctx_, zmq::socket_type::sub), bind_ ? std::string() : endpoints_[k]};
+        Socket s{zmq::socket_t(*zctx_, zmq::socket_type::xsub), bind_ ? std::string() : endpoints_[k]};
         s.sock.set(zmq::sockopt::rcvhwm, hwm_);
         s.sock.set(zmq::sockopt::maxmsgsize, socket_max_);
         s.sock.set(zmq::sockopt::linger, 0);
         tuning_.apply(s.sock);
+        // XSUB: a subscription is a message (0x01 + prefix), kept by the socket and sent to
+        // every peer that connects.
         for (const auto &t : topics_) {
-          s.sock.set(zmq::sockopt::subscribe, t);
+          sendSubscription(s.sock, true, t);
         }
+        // The monitor first, so that no event of the first connection is missed.
+        std::string mon_addr = fmt::format("inproc://zmq-sub-monitor-{}", k);
+        if (zmq_socket_monitor(s.sock.handle(), mon_addr.c_str(), kMonitorEvents) != 0) {
+          throw zmq::error_t();
+        }
+        s.monitor = zmq::socket_t(*zctx_, zmq::socket_type::pair);
+        s.monitor.set(zmq::sockopt::linger, 0);
+        s.monitor.connect(mon_addr);
         if (bind_) {
           for (const auto &e : endpoints_) {
             s.sock.bind(e);
@@ -158,6 +206,9 @@ class ZmqSubSource final : public Source {
     restarts_ = &ctx.counter("seq_restarts");
     untracked_ = &ctx.counter("seq_untracked");
     publishers_ = &ctx.gauge("publishers");
+    disconnects_ = &ctx.counter("disconnects");
+    protocol_disconnects_ = &ctx.counter("protocol_disconnects");
+    reconnects_ = &ctx.counter("reconnects");
     return Status::ok();
   }
 
@@ -173,6 +224,9 @@ class ZmqSubSource final : public Source {
       // completions need no prompt service (the runtime takes them between polls).
       // With sockets on the ready list there is work already: only collect new signals.
       int wait_ms = ready_.empty() ? static_cast<int>(timeout.count()) : 0;
+      if (wait_ms > 0 && lost_count_ > 0) {
+        wait_ms = std::min(wait_ms, msUntilNextReconnect());
+      }
       std::array<epoll_event, kMaxEpollEvents> events{};
       int n = ::epoll_wait(epoll_fd_, events.data(), kMaxEpollEvents, wait_ms);
       if (n < 0) {
@@ -190,8 +244,22 @@ class ZmqSubSource final : public Source {
         // timeout, not per wake-up.
         sweepIdle();
       }
+      // Connection events first, so that a new connection is known before its messages.
       for (int k = 0; k < n; ++k) {
-        std::size_t idx = events[static_cast<std::size_t>(k)].data.u32;
+        std::uint32_t data = events[static_cast<std::size_t>(k)].data.u32;
+        if ((data & kMonitorBit) != 0 && (data & ~kMonitorBit) < sockets_.size()) {
+          serviceMonitor(ctx, sockets_[data & ~kMonitorBit]);
+        }
+      }
+      if (lost_count_ > 0) {
+        reconnectLost(ctx);
+      }
+      for (int k = 0; k < n; ++k) {
+        std::uint32_t data = events[static_cast<std::size_t>(k)].data.u32;
+        if ((data & kMonitorBit) != 0) {
+          continue;
+        }
+        std::size_t idx = data;
         // ZMQ_FD only says "something happened" (commands, not necessarily messages).
         // Reading ZMQ_EVENTS processes the socket's pending commands, which also resets
         // the fd, so the level-triggered epoll does not keep reporting it.
@@ -205,7 +273,7 @@ class ZmqSubSource final : public Source {
       // socket left before EAGAIN (turn or poll budget used up) may never signal again,
       // so it stays on the list.
       std::size_t budget = kMaxPerPoll;
-      while (budget > 0 && !ready_.empty() && !stopped_intake_) {
+      while (budget > 0 && !ready_.empty() && !stopped_intake_ && !ctx.stopping()) {
         // Popped only after the drain: if it throws, the socket stays on the list.
         std::size_t idx = ready_.front();
         std::size_t turn = std::min(budget, kMaxPerSocketTurn);
@@ -232,13 +300,38 @@ class ZmqSubSource final : public Source {
     return Status::ok();
   }
 
-  void stopIntake(SourceContext &) noexcept override { stopped_intake_ = true; }
+  /// Shutdown: unsubscribe (the publishers stop sending to us once it reaches them), then
+  /// read what the sockets hold and what was already on the way, and submit it; the runtime
+  /// takes submissions during this call until its drain timeout. Whatever is read after the
+  /// pipeline stopped taking messages is counted as dropped{shutdown}.
+  void stopIntake(SourceContext &ctx) noexcept override {
+    if (stopped_intake_) {
+      return;  // submit() already answered Stopping
+    }
+    draining_ = true;
+    try {
+      for (auto &s : sockets_) {
+        for (const auto &t : topics_) {
+          sendSubscription(s.sock, false, t);
+        }
+      }
+      drainAll(ctx);
+    } catch (const std::exception &e) {
+      ctx.log().error("shutdown drain of the ZeroMQ sockets failed: {}", e.what());
+    }
+    stopped_intake_ = true;
+  }
 
   void stop() noexcept override {
     ready_.clear();
     if (epoll_fd_ >= 0) {
       ::close(epoll_fd_);
       epoll_fd_ = -1;
+    }
+    for (auto &s : sockets_) {
+      if (s.sock.handle() != nullptr) {
+        (void)zmq_socket_monitor(s.sock.handle(), nullptr, 0);
+      }
     }
     sockets_.clear();  // linger 0: nothing to flush on a SUB socket
     zctx_.reset();
@@ -255,7 +348,229 @@ class ZmqSubSource final : public Source {
     zmq::socket_t sock;
     std::string endpoint;  // connect mode: the one endpoint; bind mode: empty
     bool ready = false;    // on ready_
+    zmq::socket_t monitor;  // PAIR: the socket's monitor events
+    // Connect mode: a connection ended (DISCONNECTED) and libzmq has not said it retries.
+    bool lost = false;
+    Clock::time_point lost_at;
+    unsigned protocol_streak = 0;  // protocol disconnects without a message in between
+    bool ever_connected = false;
+    // A connection may come up: look at the monitor before each read, so that the new
+    // connection is announced before its first message is handled.
+    bool expect_connect = true;
   };
+
+  static void sendSubscription(zmq::socket_t &sock, bool on, const std::string &prefix) {
+    std::string m;
+    m.reserve(prefix.size() + 1);
+    m += on ? '\x01' : '\x00';
+    m += prefix;
+    (void)sock.send(zmq::buffer(m), zmq::send_flags::dontwait);
+  }
+
+  /// Reads every monitor event queued for @p s.
+  void serviceMonitor(SourceContext &ctx, Socket &s) {
+    while (true) {
+      zmq::message_t head;
+      if (!s.monitor.recv(head, zmq::recv_flags::dontwait)) {
+        return;
+      }
+      zmq::message_t addr;
+      bool has_addr = false;
+      bool more = head.more();
+      while (more) {  // [event+value, address]; read every part whatever comes
+        zmq::message_t part;
+        if (!s.monitor.recv(part, zmq::recv_flags::dontwait)) {
+          break;
+        }
+        more = part.more();
+        if (!has_addr) {
+          addr = std::move(part);
+          has_addr = true;
+        }
+      }
+      if (head.size() < 6) {
+        continue;
+      }
+      std::uint16_t event = 0;
+      std::uint32_t value = 0;
+      std::memcpy(&event, head.data(), sizeof event);
+      std::memcpy(&value, static_cast<const char *>(head.data()) + 2, sizeof value);
+      std::string where = has_addr ? addr.to_string() : s.endpoint;
+      onMonitorEvent(ctx, s, event, value, where);
+    }
+  }
+
+  void onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t event, std::uint32_t value,
+                      const std::string &where) {
+    switch (event) {
+      case ZMQ_EVENT_CONNECT_DELAYED:
+      case ZMQ_EVENT_CONNECT_RETRIED:
+      case ZMQ_EVENT_CONNECTED:
+        clearLost(s);  // libzmq (re)connects by itself
+        break;
+      case ZMQ_EVENT_ACCEPTED:
+        if (bind_) {
+          // Bind mode tracks publishers by peer address; the fd is still open here.
+          std::string ip = peerIp(static_cast<int>(value));
+          if (!ip.empty()) {
+            onEndpointConnected(ctx, "bind|" + ip + "|");
+          }
+        }
+        break;
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        clearLost(s);
+        if (!bind_) {
+          if (s.ever_connected) {
+            reconnects_->add();
+            conn_log_.info(ctx, "reconnected", "reconnected to {}", s.endpoint);
+          } else {
+            ctx.log().info("connected to {}", s.endpoint);
+          }
+          s.ever_connected = true;
+          s.expect_connect = false;
+          onEndpointConnected(ctx, s.endpoint + "|");
+        }
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        drop_log_.warn(ctx, "handshake_failed", "ZeroMQ handshake with {} failed ({}, {})", where,
+                       event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol error"
+                       : event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH   ? "authentication"
+                                                                     : "no detail",
+                       value);
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        disconnects_->add();
+        conn_log_.info(ctx, "disconnected", "connection {} closed", bind_ ? "to " + where : "to " + s.endpoint);
+        if (!bind_ && !draining_ && !s.lost) {
+          s.lost = true;
+          s.lost_at = Clock::now();
+          s.expect_connect = true;
+          ++lost_count_;
+        }
+        break;
+      default: break;
+    }
+  }
+
+  void clearLost(Socket &s) {
+    if (s.lost) {
+      s.lost = false;
+      --lost_count_;
+    }
+  }
+
+  [[nodiscard]] Clock::duration reconnectDelay(const Socket &s) const {
+    if (s.protocol_streak == 0) {
+      return kRetryGrace;
+    }
+    std::int64_t ms = tuning_.reconnect_ivl;
+    for (unsigned k = 0; k < s.protocol_streak && ms < tuning_.reconnect_ivl_max; ++k) {
+      ms *= 2;
+    }
+    ms = std::min<std::int64_t>(ms, tuning_.reconnect_ivl_max);
+    return std::max<Clock::duration>(kRetryGrace, std::chrono::milliseconds(ms));
+  }
+
+  [[nodiscard]] int msUntilNextReconnect() const {
+    auto now = Clock::now();
+    auto next = Clock::duration::max();
+    for (const auto &s : sockets_) {
+      if (s.lost) {
+        next = std::min(next, s.lost_at + reconnectDelay(s) - now);
+      }
+    }
+    if (next <= Clock::duration::zero()) {
+      return 0;
+    }
+    return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(next).count());
+  }
+
+  /// Connect mode: a connection that ended without a retry (protocol error) is brought
+  /// back by disconnecting and connecting the endpoint.
+  void reconnectLost(SourceContext &ctx) {
+    auto now = Clock::now();
+    for (auto &s : sockets_) {
+      if (!s.lost || now < s.lost_at + reconnectDelay(s) || draining_ || stopped_intake_ || ctx.stopping()) {
+        continue;
+      }
+      clearLost(s);
+      protocol_disconnects_->add();
+      ++s.protocol_streak;
+      drop_log_.warn(ctx, "protocol_disconnect",
+                     "connection to {} closed by a protocol error (a frame above {} bytes, see "
+                     "socket_max_message_size, or a failed handshake); libzmq does not retry it: "
+                     "reconnecting (what it lost shows up as a sequence gap)",
+                     s.endpoint, socket_max_);
+      // What arrived before the error is still queued, and zmq_disconnect() would discard
+      // it: read it first.
+      std::size_t got = 0;
+      while (!drainSocket(ctx, s, kMaxPerPoll, got) && !stopped_intake_ && !ctx.stopping()) {
+      }
+      try {
+        s.sock.disconnect(s.endpoint);
+      } catch (const zmq::error_t &e) {
+        if (e.num() != ENOENT) {
+          throw;
+        }
+      }
+      s.sock.connect(s.endpoint);
+      s.expect_connect = true;
+    }
+  }
+
+  /// Hook: a new connection came up. Every publisher whose tracking key (see track())
+  /// begins with @p key_prefix may be a new incarnation from now on: connect mode gives
+  /// "ENDPOINT|", bind mode "bind|PEER_IP|". Called before any message of the new
+  /// connection is handled (in bind mode: as far as the monitor allows, see the docs).
+  void onEndpointConnected(SourceContext &ctx, const std::string &key_prefix) {
+    ctx.log().debug("new connection for publishers {}*", key_prefix);
+  }
+
+  static std::string peerIp(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0) {
+      return {};
+    }
+    std::array<char, NI_MAXHOST> host{};
+    if (::getnameinfo(reinterpret_cast<sockaddr *>(&ss), len, host.data(), host.size(), nullptr, 0,
+                      NI_NUMERICHOST) != 0) {
+      return {};
+    }
+    return host.data();
+  }
+
+  /// stopIntake(): reads every socket until none had anything for kDrainQuiet.
+  void drainAll(SourceContext &ctx) {
+    auto start = Clock::now();
+    std::uint64_t read_before = received_->value();
+    auto quiet_since = start;
+    std::array<epoll_event, kMaxEpollEvents> events{};
+    while (Clock::now() - start < kDrainCap) {
+      bool any = false;
+      for (auto &s : sockets_) {
+        std::size_t got = 0;
+        (void)drainSocket(ctx, s, kMaxPerSocketTurn, got);
+        any = any || got > 0;
+      }
+      auto now = Clock::now();
+      if (any) {
+        quiet_since = now;
+        continue;
+      }
+      auto left = kDrainQuiet - (now - quiet_since);
+      if (left <= Clock::duration::zero()) {
+        break;
+      }
+      (void)::epoll_wait(epoll_fd_, events.data(), kMaxEpollEvents,
+                         static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count()));
+    }
+    ctx.log().info("shutdown: read {} message(s) from the ZeroMQ sockets after unsubscribing; {} "
+                   "counted as dropped{{shutdown}}",
+                   received_->value() - read_before, shutdown_drops_);
+  }
 
   Status setUpEpoll() {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -274,6 +589,16 @@ class ZmqSubSource final : public Source {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u32 = static_cast<std::uint32_t>(k);
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
+      }
+      // The monitor's fd as well; its events are all read at every report, which resets it.
+      try {
+        fd = sockets_[k].monitor.get(zmq::sockopt::fd);
+      } catch (const zmq::error_t &e) {
+        return Status::fatal(fmt::format("cannot get the monitor's ZMQ_FD: {}", e.what()));
+      }
+      ev.data.u32 = static_cast<std::uint32_t>(k) | kMonitorBit;
       if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
         return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
       }
@@ -299,7 +624,15 @@ class ZmqSubSource final : public Source {
 
   /// Reads up to @p limit messages; true when the socket's queue ran empty (EAGAIN).
   bool drainSocket(SourceContext &ctx, Socket &s, std::size_t limit, std::size_t &got) {
-    for (got = 0; got < limit && !stopped_intake_; ++got) {
+    if (bind_) {
+      serviceMonitor(ctx, s);  // peers connect at any time: look once per turn
+    }
+    // Once shutdown began, poll() stops reading so that stopIntake() (unsubscribe, drain)
+    // comes at once; stopIntake() itself reads on.
+    for (got = 0; got < limit && !stopped_intake_ && (draining_ || !ctx.stopping()); ++got) {
+      if (s.expect_connect) {
+        serviceMonitor(ctx, s);
+      }
       // Keep at most 3 frames: anything beyond 2 is refused anyway, but every part must
       // be read so that the next message starts at a message boundary.
       std::size_t count = 0;
@@ -321,6 +654,7 @@ class ZmqSubSource final : public Source {
           break;
         }
       }
+      s.protocol_streak = 0;
       handle(ctx, s, count);
     }
     return false;
@@ -328,6 +662,10 @@ class ZmqSubSource final : public Source {
 
   void handle(SourceContext &ctx, Socket &s, std::size_t count) {
     received_->add();
+    if (refused_) {
+      countShutdownDrop(ctx);  // read while draining, after the pipeline stopped taking messages
+      return;
+    }
     if (count != 2) {
       ctx.countDrop("wrong_frame_count");
       drop_log_.warn(ctx, "wrong_frame_count", "dropped (wrong_frame_count): {} frame(s) instead of 2 from {}",
@@ -348,8 +686,20 @@ class ZmqSubSource final : public Source {
       m.setMeta("zmq.endpoint", s.endpoint);
     }
     if (ctx.submit(std::move(m), ++tag_) == SourceContext::SubmitResult::Stopping) {
-      stopped_intake_ = true;
+      // Not taken: counted. While draining (stopIntake), the rest is read and counted too;
+      // otherwise reading stops here.
+      refused_ = true;
+      countShutdownDrop(ctx);
+      if (!draining_) {
+        stopped_intake_ = true;
+      }
     }
+  }
+
+  void countShutdownDrop(SourceContext &ctx) {
+    ++shutdown_drops_;
+    ctx.countDrop("shutdown");
+    drop_log_.warn(ctx, "shutdown", "dropped (shutdown): the pipeline no longer takes messages");
   }
 
   std::string where(Socket &s) {
@@ -420,6 +770,11 @@ class ZmqSubSource final : public Source {
   std::deque<std::size_t> ready_;  // sockets that may still have messages queued
   std::array<zmq::message_t, 3> frames_;
   bool stopped_intake_ = false;
+  bool draining_ = false;  // inside stopIntake()
+  bool refused_ = false;   // submit() answered Stopping
+  std::uint64_t shutdown_drops_ = 0;
+  std::size_t lost_count_ = 0;  // sockets with lost == true
+  DropLog conn_log_;            // connection events, rate-limited like drops
   std::uint64_t tag_ = 0;
   SeqTracker tracker_;
   DropLog drop_log_;
@@ -432,6 +787,9 @@ class ZmqSubSource final : public Source {
   Counter *restarts_ = nullptr;
   Counter *untracked_ = nullptr;
   Gauge *publishers_ = nullptr;
+  Counter *disconnects_ = nullptr;
+  Counter *protocol_disconnects_ = nullptr;
+  Counter *reconnects_ = nullptr;
 };
 
 }  // namespace
