@@ -242,7 +242,7 @@ class ZmqSubSource final : public Source {
         // a freshly attached pipe), and zmq_poll() used to cover that by checking
         // ZMQ_EVENTS of all sockets on every call. Here it costs O(sockets) per idle
         // timeout, not per wake-up.
-        sweepIdle();
+        sweepIdle(ctx);
       }
       // Connection events first, so that a new connection is known before its messages.
       for (int k = 0; k < n; ++k) {
@@ -609,8 +609,11 @@ class ZmqSubSource final : public Source {
     return Status::ok();
   }
 
-  void sweepIdle() {
+  void sweepIdle(SourceContext &ctx) {
     for (std::size_t k = 0; k < sockets_.size(); ++k) {
+      // The monitors too: cheap insurance against a missed signal, which would delay the
+      // detection of a protocol disconnect.
+      serviceMonitor(ctx, sockets_[k]);
       if (!sockets_[k].ready && (sockets_[k].sock.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
         markReady(k);
       }
