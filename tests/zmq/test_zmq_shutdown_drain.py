@@ -13,7 +13,9 @@ to stdout, in order, exactly once; everything zmq-sub read is forwarded or count
 zmq_received = lines + dropped{shutdown} + failed{shutdown}, exactly.
 Run 2 (drain_timeout 1 s, stdout held up until the drain has ended): the pipeline stops
 taking messages before the socket is empty; what is not forwarded is counted, exactly, and
-what is forwarded is a gap-free prefix."""
+what is forwarded is a gap-free prefix.
+Run 3: a publisher that ignores the unsubscription keeps sending; the drain stops after
+10 s, what the socket holds then is counted, and the router exits (bounded shutdown)."""
 import json
 import os
 import signal
@@ -21,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zmqtest import TOPIC, Publisher, Switchyard, check, envelope, free_port, write_config  # noqa: E402
@@ -157,6 +161,80 @@ pipelines:
         return sent_before_term, received, forwarded, dropped, failed, state["next"] - 1
 
 
+def run_deaf_publisher():
+    """A publisher that ignores unsubscriptions (XPUB_MANUAL) keeps sending during the drain:
+    zmq-sub gives up submitting after 10 s, counts what its socket holds as
+    dropped{shutdown} for at most 1 s more, and the router exits."""
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    ctx = zmq.Context.instance()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.XPUB_MANUAL, 1)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(endpoint)
+    state = {"next": 1, "stop": False}
+
+    def keep_sending():
+        while not state["stop"]:
+            for _ in range(50):
+                i = state["next"]
+                try:
+                    pub.send_multipart([T, envelope(b'{"n":%d}' % i, msg_id=f"id-{i}", i=i)], zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                state["next"] = i + 1
+            time.sleep(0.01)  # pacing the load, not synchronising
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = write_config(tmp, f"""version: 1
+settings:
+  drain_timeout: 30
+pipelines:
+  deaf:
+    input:
+      type: zmq-sub
+      endpoints: ["{endpoint}"]
+      hwm: 0
+    outputs:
+      - type: stdout
+""")
+        sy = Switchyard(["run", cfg])
+        sender = threading.Thread(target=keep_sending, daemon=True)
+        try:
+            check(pub.poll(20000, zmq.POLLIN), "no subscription")
+            sub = pub.recv()
+            check(sub[:1] == b"\x01", sub)
+            pub.setsockopt(zmq.SUBSCRIBE, sub[1:])  # manual mode: accept it, ignore the rest
+            sender.start()
+            sy.read_lines(1000)
+            t0 = time.monotonic()
+            sy.proc.send_signal(signal.SIGTERM)
+            rc = sy.wait(60)
+            took = time.monotonic() - t0
+        finally:
+            state["stop"] = True
+            if sender.is_alive():
+                sender.join(10)
+            if sy.proc.poll() is None:
+                sy.proc.kill()
+            pub.close()
+        err = sy.stderr()
+        check(rc == 0, f"exit status {rc}\n{err[-3000:]}")
+        check(took < 20, f"the drain is bounded: exit {took:.1f} s after SIGTERM")
+        check("did not run empty within 10 s" in err, "the cut-off is logged")
+        ids = [json.loads(l)["id"] for l in sy.rest()]
+        stats = sy.stats()
+        received = stats.get(("zmq-sub", "zmq_received", ""), 0)
+        dropped = stats.get(("zmq-sub", "dropped", "shutdown"), 0)
+        failed = sum(v for (p, n, _), v in stats.items() if p == "stdout" and n == "failed")
+        forwarded = 1000 + len(ids)
+        check(received == forwarded + dropped + failed,
+              f"zmq_received {received} = forwarded {forwarded} + dropped{{shutdown}} {dropped} + failed {failed}")
+        print(f"ok: deaf publisher: exit {took:.1f} s after SIGTERM, {received} read, {forwarded} forwarded, "
+              f"dropped{{shutdown}} {dropped}, failed {failed}")
+
+
 def main():
     held, received, forwarded, dropped, failed, sent = run(10)
     check(forwarded >= held, f"all {held} held messages forwarded, got {forwarded}")
@@ -168,6 +246,8 @@ def main():
           f"the 1 s drain deadline cut the drain short: {forwarded} forwarded of {held}")
     print(f"ok: short drain: {received} read, {forwarded} forwarded, dropped{{shutdown}} {dropped}, "
           f"failed {failed}")
+
+    run_deaf_publisher()
 
 
 if __name__ == "__main__":

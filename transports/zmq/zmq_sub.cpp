@@ -116,6 +116,8 @@ constexpr auto kRetryGrace = std::chrono::milliseconds(200);
 // are still on the way), or after kDrainCap in all.
 constexpr auto kDrainQuiet = std::chrono::milliseconds(100);
 constexpr auto kDrainCap = std::chrono::seconds(10);
+// After kDrainCap, what the sockets still hold is read and counted for at most this long.
+constexpr auto kDrainCountCap = std::chrono::seconds(1);
 
 class ZmqSubSource final : public Source {
  public:
@@ -548,6 +550,7 @@ class ZmqSubSource final : public Source {
     std::uint64_t read_before = received_->value();
     auto quiet_since = start;
     std::array<epoll_event, kMaxEpollEvents> events{};
+    bool quiet = false;
     while (Clock::now() - start < kDrainCap) {
       bool any = false;
       for (auto &s : sockets_) {
@@ -562,10 +565,25 @@ class ZmqSubSource final : public Source {
       }
       auto left = kDrainQuiet - (now - quiet_since);
       if (left <= Clock::duration::zero()) {
+        quiet = true;
         break;
       }
       (void)::epoll_wait(epoll_fd_, events.data(), kMaxEpollEvents,
                          static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count()));
+    }
+    if (!quiet) {
+      // Peers that go on sending although we unsubscribed: what the sockets hold now is
+      // read and counted, not submitted, for at most kDrainCountCap more.
+      ctx.log().warn("shutdown: the ZeroMQ sockets did not run empty within {} s of unsubscribing; "
+                     "counting what they hold as dropped{{shutdown}}",
+                     std::chrono::duration_cast<std::chrono::seconds>(kDrainCap).count());
+      refused_ = true;
+      auto until = Clock::now() + kDrainCountCap;
+      for (auto &s : sockets_) {
+        std::size_t got = 0;
+        while (Clock::now() < until && !drainSocket(ctx, s, kMaxPerPoll, got)) {
+        }
+      }
     }
     ctx.log().info("shutdown: read {} message(s) from the ZeroMQ sockets after unsubscribing; {} "
                    "counted as dropped{{shutdown}}",
