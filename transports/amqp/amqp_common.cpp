@@ -6,9 +6,14 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+
+#ifdef SY_AMQP_HAVE_OPENSSL
+#include <openssl/err.h>
+#endif
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -164,18 +169,92 @@ std::chrono::milliseconds Backoff::next() {
   return std::chrono::milliseconds(static_cast<std::int64_t>(d * 1000));
 }
 
-bool Connection::open(const Settings &s, std::string &error) {
+namespace {
+
+#ifdef SY_AMQP_HAVE_OPENSSL
+/// The reason of the newest error in this thread's OpenSSL error queue ("tlsv13 alert
+/// certificate required"), or "" when there is none. rabbitmq-c reports every TLS problem as
+/// "a SSL error occurred"; the queue still holds the real one after it returns.
+std::string opensslReason() {
+  unsigned long e = ERR_peek_last_error();
+  if (e == 0) {
+    return {};
+  }
+  const char *r = ERR_reason_error_string(e);
+  return r != nullptr ? std::string(r) : fmt::format("OpenSSL error {:#x}", e);
+}
+void clearOpenssl() { ERR_clear_error(); }
+#else
+std::string opensslReason() { return {}; }
+void clearOpenssl() {}
+#endif
+
+bool contains(const std::string &s, std::string_view what) { return s.find(what) != std::string::npos; }
+
+/// A TLS failure whose OpenSSL reason is an alert from the broker about our certificate.
+/// Fills @p e as permanent when it is; returns false otherwise.
+bool classifyTlsAlert(const Settings &s, const std::string &reason, ConnectError &e) {
+  if (reason.empty()) {
+    return false;
+  }
+  if (s.cert_file.empty() && (contains(reason, "certificate required") || contains(reason, "handshake failure"))) {
+    e.kind = Failure::Tls;
+    e.message = "the broker requires a TLS client certificate and none is configured (TLS alert: " + reason + ")";
+    e.fix = "set tls.cert_file and tls.key_file to a client certificate signed by a CA the broker trusts";
+    return true;
+  }
+  if (!s.cert_file.empty() && (contains(reason, "unknown ca") || contains(reason, "bad certificate") ||
+                               contains(reason, "certificate unknown") || contains(reason, "certificate expired") ||
+                               contains(reason, "certificate revoked") || contains(reason, "unsupported certificate"))) {
+    e.kind = Failure::Tls;
+    e.message = "the broker refused the client certificate '" + s.cert_file + "' (TLS alert: " + reason + ")";
+    e.fix = "use a valid client certificate signed by a CA in the broker's ssl_options.cacertfile";
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char *failureName(Failure f) noexcept {
+  switch (f) {
+    case Failure::Transient: return "transient";
+    case Failure::Credentials: return "credentials";
+    case Failure::Vhost: return "vhost";
+    case Failure::Declaration: return "declaration";
+    case Failure::Access: return "access";
+    case Failure::Tls: return "tls";
+  }
+  return "unknown";
+}
+
+void classifyDeclare(const amqp_rpc_reply_t &r, const std::string &what, ConnectError &e) {
+  int code = replyCode(r);
+  if (code == 406) {
+    e.kind = Failure::Declaration;
+    e.fix = what + " already exists with other properties: make the configuration match it (arguments, durable, "
+                   "auto_delete, exchange_type) or delete it on the broker so it can be declared again";
+  } else if (code == 403) {
+    e.kind = Failure::Access;
+    e.fix = "grant the user the permission on " + what +
+            " (rabbitmqctl set_permissions), or use passive: true / declare_exchange: false to only check it";
+  }
+}
+
+bool Connection::open(const Settings &s, ConnectError &error, double timeout_s) {
   drop();
+  clearOpenssl();
+  error = ConnectError{};
   state_ = amqp_new_connection();
   if (state_ == nullptr) {
-    error = "out of memory";
+    error.message = "out of memory";
     return false;
   }
   amqp_socket_t *sock = nullptr;
   if (s.tls) {
     sock = amqp_ssl_socket_new(state_);
     if (sock == nullptr) {
-      error = "cannot create a TLS socket";
+      error.message = "cannot create a TLS socket";
       drop();
       return false;
     }
@@ -184,7 +263,10 @@ bool Connection::open(const Settings &s, std::string &error) {
     if (!s.ca_file.empty()) {
       int rc = amqp_ssl_socket_set_cacert(sock, s.ca_file.c_str());
       if (rc != AMQP_STATUS_OK) {
-        error = "cannot load CA file '" + s.ca_file + "': " + describeStatus(rc);
+        std::string why = opensslReason();
+        error.kind = Failure::Tls;
+        error.message = "cannot use tls.ca_file '" + s.ca_file + "': " + (why.empty() ? describeStatus(rc) : why);
+        error.fix = "tls.ca_file must be a readable PEM file with the CA certificate(s) of the broker";
         drop();
         return false;
       }
@@ -192,7 +274,11 @@ bool Connection::open(const Settings &s, std::string &error) {
     if (!s.cert_file.empty()) {
       int rc = amqp_ssl_socket_set_key(sock, s.cert_file.c_str(), s.key_file.c_str());
       if (rc != AMQP_STATUS_OK) {
-        error = "cannot load client certificate '" + s.cert_file + "' / key: " + describeStatus(rc);
+        std::string why = opensslReason();
+        error.kind = Failure::Tls;
+        error.message = "cannot use the client certificate tls.cert_file '" + s.cert_file + "' with tls.key_file '" +
+                        s.key_file + "': " + (why.empty() ? describeStatus(rc) : why);
+        error.fix = "tls.cert_file must be a PEM certificate and tls.key_file its unencrypted PEM private key";
         drop();
         return false;
       }
@@ -200,22 +286,28 @@ bool Connection::open(const Settings &s, std::string &error) {
   } else {
     sock = amqp_tcp_socket_new(state_);
     if (sock == nullptr) {
-      error = "cannot create a socket";
+      error.message = "cannot create a socket";
       drop();
       return false;
     }
   }
-  timeval tv = toTimeval(s.connect_timeout);
+  timeval tv = toTimeval(timeout_s > 0 ? std::min(timeout_s, s.connect_timeout) : s.connect_timeout);
+  clearOpenssl();
   int rc = amqp_socket_open_noblock(sock, s.host.c_str(), s.port, &tv);
   if (rc != AMQP_STATUS_OK) {
-    error = "connect to " + s.host + ":" + std::to_string(s.port) + " failed: " + describeStatus(rc);
+    std::string why = s.tls ? opensslReason() : std::string();
+    if (!classifyTlsAlert(s, why, error)) {
+      error.message = "connect to " + s.host + ":" + std::to_string(s.port) + " failed: " + describeStatus(rc) +
+                      (why.empty() ? "" : " (" + why + ")");
+    }
     drop();
     return false;
   }
   // A broker that stops reading (resource alarm, dead peer) must not block a send forever.
+  timeval rpc_tv = toTimeval(s.connect_timeout);
   int fdv = amqp_get_sockfd(state_);
   if (fdv >= 0) {
-    (void)::setsockopt(fdv, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    (void)::setsockopt(fdv, SOL_SOCKET, SO_SNDTIMEO, &rpc_tv, sizeof rpc_tv);
   }
   (void)amqp_set_handshake_timeout(state_, &tv);
   (void)amqp_set_rpc_timeout(state_, &tv);
@@ -249,11 +341,34 @@ bool Connection::open(const Settings &s, std::string &error) {
                                    AMQP_SASL_METHOD_PLAIN, s.user.c_str(), s.password.c_str());
   }
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    error = "login to " + s.host + ":" + std::to_string(s.port) + " (vhost '" + s.vhost + "', " +
-            (s.external ? "EXTERNAL" : "PLAIN user '" + s.user + "'") + ") failed: " + describe(r);
+    std::string who = s.external ? "EXTERNAL (client certificate)" : "PLAIN user '" + s.user + "'";
+    error.message = "login to " + s.host + ":" + std::to_string(s.port) + " (vhost '" + s.vhost + "', " + who +
+                    ") failed: " + describe(r);
+    int code = replyCode(r);
+    if (code == 403) {
+      error.kind = Failure::Credentials;
+      error.fix = s.external ? "the broker knows no user for the client certificate's name: add it (rabbitmqctl "
+                               "add_user) or use another certificate"
+                             : "check the user name and the password in url / password_file (rabbitmqctl "
+                               "authenticate_user tests them)";
+    } else if (code == 530) {
+      error.kind = Failure::Vhost;
+      error.fix = "vhost '" + s.vhost + "' does not exist or user '" + s.user +
+                  "' has no permission on it: create it (rabbitmqctl add_vhost), grant access (set_permissions -p), "
+                  "or fix the url's path (%2F is the vhost '/')";
+    } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && s.tls) {
+      std::string why = opensslReason();
+      ConnectError tls;
+      if (classifyTlsAlert(s, why, tls)) {
+        error = tls;
+      } else if (!why.empty()) {
+        error.message += " (" + why + ")";
+      }
+    }
     drop();
     return false;
   }
+  (void)amqp_set_rpc_timeout(state_, &rpc_tv);
   return true;
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <random>
 #include <string>
 #include <string_view>
@@ -91,6 +92,75 @@ class Backoff {
   std::mt19937 rng_{std::random_device{}()};
 };
 
+/// Why a connection attempt (or its topology set-up) failed. Everything but Transient is a
+/// problem of configuration or of the broker's set-up that retrying cannot fix: a plugin
+/// reports it as Status::permanent() from start() (the command exits 3) and, after a
+/// successful start, keeps retrying with backoff and a loud error.
+enum class Failure : std::uint8_t {
+  Transient,    ///< broker down or unreachable, connection reset, timeout, ...
+  Credentials,  ///< 403 ACCESS_REFUSED at login (wrong password, unknown user)
+  Vhost,        ///< 530 NOT_ALLOWED at connection.open (no such vhost, or no access to it)
+  Declaration,  ///< 406 PRECONDITION_FAILED on a declare (inequivalent arguments or type)
+  Access,       ///< 403 ACCESS_REFUSED on a declare or bind (no configure/read/write permission)
+  Tls,          ///< TLS files unusable, or the broker requires a client certificate
+};
+const char *failureName(Failure f) noexcept;
+
+/// A failed connection attempt: a readable @p message naming the cause, and for a
+/// permanent failure the @p fix an operator should apply.
+struct ConnectError {
+  Failure kind = Failure::Transient;
+  std::string message;
+  std::string fix;
+  [[nodiscard]] bool permanent() const noexcept { return kind != Failure::Transient; }
+  /// "message (fix: ...)" or just the message.
+  [[nodiscard]] std::string text() const { return fix.empty() ? message : message + "; fix: " + fix; }
+};
+
+/// Classifies a failed RPC of the set-up (queue/exchange declare, bind) in @p r; fills
+/// @p e.kind and @p e.fix for the permanent cases, @p what names the object.
+void classifyDeclare(const amqp_rpc_reply_t &r, const std::string &what, ConnectError &e);
+
+/// Logs at most @p per_window lines per reason per window, so that a flood of bad
+/// messages cannot flood the log; the number held back is reported with the next line.
+/// THREADING: the owning plugin's thread only.
+class LogLimiter {
+ public:
+  template <typename... Args>
+  void warn(PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f, Args &&...args) noexcept {
+    try {
+      auto now = std::chrono::steady_clock::now();
+      auto &e = entries_[std::string(reason)];
+      if (now - e.start >= std::chrono::seconds(10)) {
+        e.start = now;
+        e.used = 0;
+      }
+      if (e.used >= 5) {
+        ++e.suppressed;
+        return;
+      }
+      ++e.used;
+      std::string text = fmt::format(f, std::forward<Args>(args)...);
+      if (e.suppressed > 0) {
+        ctx.log().warn("{} [{} similar line(s) suppressed]", text, e.suppressed);
+      } else {
+        ctx.log().warn("{}", text);
+      }
+      e.suppressed = 0;
+    } catch (...) {
+      ctx.log().warn("(log formatting failed)");
+    }
+  }
+
+ private:
+  struct Entry {
+    std::chrono::steady_clock::time_point start{};
+    unsigned used = 0;
+    std::uint64_t suppressed = 0;
+  };
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
 /// An open AMQP connection (socket + login). Channels are the caller's business.
 class Connection {
  public:
@@ -99,8 +169,9 @@ class Connection {
   Connection &operator=(const Connection &) = delete;
   ~Connection() { close(); }
 
-  /// Opens socket, TLS and login. On failure returns false with a readable @p error.
-  bool open(const Settings &s, std::string &error);
+  /// Opens socket, TLS and login within @p timeout_s (0: the settings' connect_timeout).
+  /// On failure returns false with @p error classified (ConnectError).
+  bool open(const Settings &s, ConnectError &error, double timeout_s = 0);
   /// Polite close (connection.close with the RPC timeout), then frees everything.
   void close() noexcept;
   /// Frees everything without talking to the peer (after a socket error).

@@ -8,6 +8,11 @@
 // tags are per channel), so those deliveries come back from the broker as redelivered.
 // Bridge options (docs/bridges.md): restore_envelope rebuilds a fedmsg envelope carried in
 // fedmsg_* headers (fedmsg_carry.hpp); require_object_body rejects non-object bodies.
+// A delivery without a message_id is acked and dropped (`no_message_id`, like the reference
+// bridge) unless missing_message_id: generate gives it a UUID4.
+// Start-up (docs/delivery.md): a first connection attempt of at most 5 s; refused
+// credentials, a missing vhost, an inequivalent queue and unusable TLS files are permanent
+// (Status::permanent, exit 3); a broker that is down is not (poll() keeps retrying).
 //
 //   input:
 //     type: amqp-consume
@@ -70,6 +75,11 @@ const sy_config_key kSchema[] = {
     {"require_object_body", SY_CFG_BOOL, 0, "false",
      "Reject (without requeue, dropped{not_an_object}) a body that is valid JSON but not an object, as "
      "fedora-messaging consumers do.",
+     0},
+    {"missing_message_id", SY_CFG_STRING, 0, "\"drop\"",
+     "A delivery without a usable message_id property (absent, empty or not UTF-8): drop = ack it and drop it, "
+     "counted as dropped{no_message_id} (what the reference bridge does: such a message can be neither "
+     "de-duplicated nor matched by verify-missing); generate = give it a new UUID4 as its id and pass it on.",
      0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
@@ -140,6 +150,12 @@ class AmqpConsume final : public Source {
       }
       bindings_.push_back(std::move(bd));
     }
+    std::string mid = c.str("missing_message_id");
+    if (mid == "generate") {
+      generate_ids_ = true;
+    } else if (mid != "drop") {
+      throw sdk::ConfigError("missing_message_id", "missing_message_id must be drop or generate");
+    }
     if (passive_ && queue_.empty()) {
       throw sdk::ConfigError("passive", "passive mode needs a queue name");
     }
@@ -157,7 +173,20 @@ class AmqpConsume final : public Source {
     cancels_ = &ctx.counter("consumer_cancelled");
     restored_ = &ctx.counter("envelopes_restored");
     restore_failed_ = &ctx.counter("envelopes_restore_failed");
-    connect(ctx);
+    generated_ids_ = &ctx.counter("generated_ids");
+    // One bounded attempt: errors that a restart cannot fix end the start-up (exit 3); a
+    // broker that is down is not fatal, poll() keeps retrying.
+    ConnectError err;
+    if (!connect(ctx, err, kStartTimeoutS)) {
+      if (err.permanent()) {
+        return Status::permanent(fmt::format("amqp-consume cannot connect to {}: {}", settings_.redacted_url,
+                                             err.text()),
+                                 err.kind == Failure::Tls           ? "tls"
+                                 : err.kind == Failure::Declaration ? "arguments"
+                                                                    : "url");
+      }
+      scheduleRetry(ctx, err);
+    }
     return Status::ok();
   }
 
@@ -282,15 +311,35 @@ class AmqpConsume final : public Source {
     (void)::poll(&p, 1, static_cast<int>(t.count()));
   }
 
+  static constexpr double kStartTimeoutS = 5.0;
+
+  /// After a failed attempt: the next one at the backoff's pace. A permanent cause after a
+  /// successful start is logged as an error at every attempt (at most every
+  /// reconnect_max_delay seconds): the service runs but cannot move anything.
+  void scheduleRetry(SourceContext &ctx, const ConnectError &err) noexcept {
+    auto d = backoff_.next();
+    next_attempt_ = Clock::now() + d;
+    if (err.permanent()) {
+      ctx.counter("permanent_errors", failureName(err.kind)).add();
+      ctx.log().error("cannot connect to {}: {}; this will not fix itself; retrying in {} ms", settings_.redacted_url,
+                      err.text(), d.count());
+    } else {
+      ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", settings_.redacted_url, err.text(), d.count());
+    }
+  }
+
   void connect(SourceContext &ctx) noexcept {
-    std::string err;
-    if (!conn_.open(settings_, err) || !setup(err)) {
+    ConnectError err;
+    if (!connect(ctx, err)) {
+      scheduleRetry(ctx, err);
+    }
+  }
+
+  bool connect(SourceContext &ctx, ConnectError &err, double timeout_s = 0) noexcept {
+    if (!conn_.open(settings_, err, timeout_s) || !setup(err)) {
       conn_.drop();
       cc_.connect_failures->add();
-      auto d = backoff_.next();
-      next_attempt_ = Clock::now() + d;
-      ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", settings_.redacted_url, err, d.count());
-      return;
+      return false;
     }
     ++generation_;
     unsettled_.clear();
@@ -304,28 +353,29 @@ class AmqpConsume final : public Source {
     cc_.connected->set(1);
     ctx.log().info("connected to {}, consuming queue '{}' (prefetch {})", settings_.redacted_url, active_queue_,
                    prefetch_);
+    return true;
   }
 
   /// Channel, qos, queue, bindings, consume. Repeated after every reconnect: a queue that
   /// is not durable (or was deleted) must be declared again.
-  bool setup(std::string &err) {
+  bool setup(ConnectError &err) {
     auto st = conn_.state();
     amqp_channel_open(st, kChannel);
     auto r = amqp_get_rpc_reply(st);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-      err = "channel.open: " + describe(r);
+      err.message = "channel.open: " + describe(r);
       return false;
     }
     amqp_basic_qos(st, kChannel, 0, prefetch_, 0);
     r = amqp_get_rpc_reply(st);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-      err = "basic.qos: " + describe(r);
+      err.message = "basic.qos: " + describe(r);
       return false;
     }
     return declareAndConsume(err);
   }
 
-  bool declareAndConsume(std::string &err) {
+  bool declareAndConsume(ConnectError &err) {
     auto st = conn_.state();
     bool server_named = queue_.empty();
     amqp_table_t args{static_cast<int>(args_.size()), args_.data()};
@@ -334,7 +384,8 @@ class AmqpConsume final : public Source {
                                   server_named ? 1 : (auto_delete_ ? 1 : 0), passive_ ? amqp_empty_table : args);
     auto r = amqp_get_rpc_reply(st);
     if (ok == nullptr || r.reply_type != AMQP_RESPONSE_NORMAL) {
-      err = fmt::format("{} queue '{}': {}", passive_ ? "checking" : "declaring", queue_, describe(r));
+      err.message = fmt::format("{} queue '{}': {}", passive_ ? "checking" : "declaring", queue_, describe(r));
+      classifyDeclare(r, "queue '" + queue_ + "'", err);
       return false;
     }
     active_queue_.assign(static_cast<char *>(ok->queue.bytes), ok->queue.len);
@@ -345,7 +396,8 @@ class AmqpConsume final : public Source {
                           amqp_cstring_bytes(b.exchange.c_str()), amqp_cstring_bytes(k.c_str()), amqp_empty_table);
           r = amqp_get_rpc_reply(st);
           if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-            err = fmt::format("binding '{}' on exchange '{}': {}", k, b.exchange, describe(r));
+            err.message = fmt::format("binding '{}' on exchange '{}': {}", k, b.exchange, describe(r));
+            classifyDeclare(r, "exchange '" + b.exchange + "'", err);
             return false;
           }
         }
@@ -355,7 +407,8 @@ class AmqpConsume final : public Source {
                                    0, 0, amqp_empty_table);
     r = amqp_get_rpc_reply(st);
     if (cok == nullptr || r.reply_type != AMQP_RESPONSE_NORMAL) {
-      err = "basic.consume: " + describe(r);
+      err.message = "basic.consume: " + describe(r);
+      classifyDeclare(r, "queue '" + active_queue_ + "'", err);
       return false;
     }
     consumer_tag_.assign(static_cast<char *>(cok->consumer_tag.bytes), cok->consumer_tag.len);
@@ -407,10 +460,10 @@ class AmqpConsume final : public Source {
         consuming_ = false;
         ctx.log().warn("the broker cancelled the consumer on queue '{}'; subscribing again", active_queue_);
         if (!intake_stopped_) {
-          std::string err;
+          ConnectError err;
           if (!declareAndConsume(err)) {
             conn_.close();
-            lostConnection(ctx, "re-subscribing: " + err);
+            lostConnection(ctx, "re-subscribing: " + err.text());
           }
         }
         break;
@@ -494,7 +547,24 @@ class AmqpConsume final : public Source {
         out.timestamp_ms = static_cast<std::int64_t>(p.timestamp) * 1000;
       }
       if (restore_) {
-        restoreEnvelope(ctx, out);
+        restoreEnvelope(ctx, out);  // may take the id from the fedmsg_msg_id header
+      }
+      if (out.id.empty()) {
+        if (!generate_ids_) {
+          // Reference parity: ack, log, emit nothing. Such a message can be neither
+          // de-duplicated nor matched by verify-missing; missing_message_id: generate keeps it.
+          ctx.countDrop("no_message_id");
+          drop_log_.warn(ctx, "no_message_id",
+                         "delivery {} (routing key '{}') has no usable message_id; acked and dropped "
+                         "(missing_message_id: generate would give it one)",
+                         dtag, rk);
+          unsettled_.erase(dtag);
+          ack_ready_.push_back(dtag);
+          acked_->add();
+          return;
+        }
+        out.id = fedmsg::uuid4();
+        generated_ids_->add();
       }
       out.setMeta(meta::kAmqpRedelivered, redelivered ? "true" : "false");
       out.setMeta("amqp.exchange", exchange);
@@ -561,6 +631,7 @@ class AmqpConsume final : public Source {
   bool passive_;
   bool restore_;
   bool require_object_;
+  bool generate_ids_ = false;
   std::uint16_t prefetch_ = 10;
   std::string prefix_;
   TableArena args_arena_;
@@ -591,6 +662,8 @@ class AmqpConsume final : public Source {
   Counter *cancels_ = nullptr;
   Counter *restored_ = nullptr;
   Counter *restore_failed_ = nullptr;
+  Counter *generated_ids_ = nullptr;
+  LogLimiter drop_log_;
 };
 
 }  // namespace

@@ -12,10 +12,19 @@
 //       routing_key_prefix: ""
 //       confirm_window: 256
 //
-// Outcomes: basic.ack -> Delivered; basic.return (mandatory) then ack -> `unroutable`
-// (Dropped by default); basic.nack -> Retry; 403 ACCESS_REFUSED on the channel -> Reject
-// `forbidden` for the refused message only (never retried), the others on that channel are
-// republished on a new channel; anything else -> reconnect with backoff and republish.
+// Outcomes (docs/delivery.md): basic.ack -> Delivered; basic.return (mandatory) then ack ->
+// `unroutable` (Dropped by default; under `unroutable: retry` the message goes back to the
+// runtime, which retries this output only, with backoff); basic.nack -> retried the same way
+// (`nacked`). Refused before publishing: a body above max_message_size (`too_large`), a
+// routing key outside allowed_topics (`forbidden_topic`). A channel closed by the broker for
+// one message (403 ACCESS_REFUSED `forbidden`, 406 PRECONDITION_FAILED `too_large` or
+// `precondition_failed`) -> Reject of that message only, never republished; the others on
+// that channel are republished on a new channel. When the broker's text does not say which
+// message it was, the suspects are republished one at a time until the next closure names
+// it. Anything else -> reconnect with backoff and republish.
+// Start-up: a first connection attempt of at most 5 s; refused credentials, a missing vhost,
+// an inequivalent exchange and unusable TLS files are permanent (Status::permanent, exit 3);
+// a broker that is down is not (poll() keeps retrying).
 //
 // Bridge options (docs/bridges.md): message_id_mode (keep | uuid, the full id then in the
 // fedmsg_msg_id header), carry_envelope (the original fedmsg envelope's fields as fedmsg_*
@@ -28,6 +37,7 @@
 #include <deque>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 #include <string>
 
@@ -78,6 +88,17 @@ const sy_config_key kSchema[] = {
     {"require_object_body", SY_CFG_BOOL, 0, "false",
      "Refuse (Reject, reason body_not_object) a body that is not a JSON object: fedora-messaging "
      "consumers reject those (base schema).",
+     0},
+    {"max_message_size", SY_CFG_INT, 0, "134217728",
+     "Largest body in bytes the broker accepts (RabbitMQ's max_message_size; 134217728 = 128 MiB is the "
+     "default of RabbitMQ 3.10, newer releases default to 16 MiB). A larger body is refused before "
+     "publishing (Reject, reason too_large) instead of making the broker close the channel.",
+     0},
+    {"allowed_topics", SY_CFG_LIST, 0, "[]",
+     "Local topic pre-check: regular expressions in RabbitMQ's topic-permission syntax (a match anywhere in "
+     "the routing key unless anchored with ^/$; {username} and {vhost} expand). A message whose routing key "
+     "matches none is refused locally (Reject, reason forbidden_topic) and never reaches the broker. Empty: "
+     "no check.",
      0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
@@ -136,6 +157,27 @@ class AmqpPublish final : public Sink {
       throw sdk::ConfigError("confirm_window", "confirm_window must be between 1 and 1000000");
     }
     window_ = static_cast<std::size_t>(w);
+    auto mms = c.integer("max_message_size");
+    if (mms < 1) {
+      throw sdk::ConfigError("max_message_size", "max_message_size must be a positive number of bytes");
+    }
+    max_size_ = static_cast<std::uint64_t>(mms);
+    for (const auto &pat : c.strings("allowed_topics")) {
+      // RabbitMQ expands these two variables in topic permission patterns.
+      std::string expanded = pat;
+      for (const auto &[var, val] : {std::pair<std::string, std::string>{"{username}", settings_.user},
+                                     std::pair<std::string, std::string>{"{vhost}", settings_.vhost}}) {
+        for (auto pos = expanded.find(var); pos != std::string::npos; pos = expanded.find(var, pos + val.size())) {
+          expanded.replace(pos, var.size(), val);
+        }
+      }
+      try {
+        allowed_topics_.emplace_back(expanded, std::regex::ECMAScript | std::regex::optimize);
+      } catch (const std::regex_error &e) {
+        throw sdk::ConfigError("allowed_topics", "allowed_topics: '" + pat + "' is not a valid regular expression: " +
+                                                     e.what());
+      }
+    }
     std::string u = c.str("unroutable");
     if (u == "drop") {
       unroutable_ = Outcome::Dropped;
@@ -159,9 +201,23 @@ class AmqpPublish final : public Sink {
     blocked_count_ = &ctx.counter("blocked");
     carried_ = &ctx.counter("envelopes_carried");
     not_carried_ = &ctx.counter("envelopes_not_carried");
+    too_large_ = &ctx.counter("too_large");
+    forbidden_topic_ = &ctx.counter("forbidden_topic");
+    refused_ = &ctx.counter("refused_by_broker");
     unconfirmed_gauge_ = &ctx.gauge("unconfirmed");
-    // The broker may be down at start: that is not fatal, poll() keeps retrying.
-    connect(ctx);
+    // One bounded attempt: errors that a restart cannot fix end the start-up (exit 3); a
+    // broker that is down is not fatal, poll() keeps retrying.
+    ConnectError err;
+    if (!connect(ctx, err, kStartTimeoutS)) {
+      if (err.permanent()) {
+        return Status::permanent(fmt::format("amqp-publish cannot connect to {}: {}", settings_.redacted_url,
+                                             err.text()),
+                                 err.kind == Failure::Tls           ? "tls"
+                                 : err.kind == Failure::Declaration ? "exchange"
+                                                                    : "url");
+      }
+      scheduleRetry(ctx, err);
+    }
     return Status::ok();
   }
 
@@ -171,8 +227,25 @@ class AmqpPublish final : public Sink {
       p.id = id;
       p.routing_key = prefix_ + msg.topic;
       if (p.routing_key.size() > 255) {
-        ctx.log().warn("message {}: routing key longer than 255 bytes; rejected", msg.id);
+        drop_log_.warn(ctx, "routing_key_too_long", "message {}: routing key longer than 255 bytes; rejected", msg.id);
         ctx.done(id, Outcome::Reject, "routing_key_too_long");
+        return;
+      }
+      if (!allowed_topics_.empty() && !topicAllowed(p.routing_key)) {
+        forbidden_topic_->add();
+        drop_log_.warn(ctx, "forbidden_topic",
+                       "message {}: routing key '{}' matches none of allowed_topics; refused without publishing",
+                       msg.id, p.routing_key);
+        ctx.done(id, Outcome::Reject, "forbidden_topic");
+        return;
+      }
+      if (msg.body.size() > max_size_) {
+        too_large_->add();
+        drop_log_.warn(ctx, "too_large",
+                       "message {}: body of {} bytes is larger than the broker's limit of {} bytes "
+                       "(max_message_size); refused without publishing",
+                       msg.id, msg.body.size(), max_size_);
+        ctx.done(id, Outcome::Reject, "too_large");
         return;
       }
       rapidjson::Document d;
@@ -285,15 +358,40 @@ class AmqpPublish final : public Sink {
     return true;
   }
 
+  static constexpr double kStartTimeoutS = 5.0;
+
+  bool topicAllowed(const std::string &rk) const {
+    return std::any_of(allowed_topics_.begin(), allowed_topics_.end(),
+                       [&](const std::regex &re) { return std::regex_search(rk, re); });
+  }
+
+  /// After a failed attempt: the next one at the backoff's pace. A permanent cause after a
+  /// successful start is logged as an error at every attempt (at most every
+  /// reconnect_max_delay seconds): the service runs but cannot move anything.
+  void scheduleRetry(SinkContext &ctx, const ConnectError &err) noexcept {
+    auto d = backoff_.next();
+    next_attempt_ = Clock::now() + d;
+    if (err.permanent()) {
+      ctx.counter("permanent_errors", failureName(err.kind)).add();
+      ctx.log().error("cannot connect to {}: {}; this will not fix itself; retrying in {} ms", settings_.redacted_url,
+                      err.text(), d.count());
+    } else {
+      ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", settings_.redacted_url, err.text(), d.count());
+    }
+  }
+
   void connect(SinkContext &ctx) noexcept {
-    std::string err;
-    if (!conn_.open(settings_, err) || !openChannel(ctx, true, err)) {
+    ConnectError err;
+    if (!connect(ctx, err)) {
+      scheduleRetry(ctx, err);
+    }
+  }
+
+  bool connect(SinkContext &ctx, ConnectError &err, double timeout_s = 0) noexcept {
+    if (!conn_.open(settings_, err, timeout_s) || !openChannel(ctx, true, err)) {
       conn_.drop();
       cc_.connect_failures->add();
-      auto d = backoff_.next();
-      next_attempt_ = Clock::now() + d;
-      ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", settings_.redacted_url, err, d.count());
-      return;
+      return false;
     }
     backoff_.reset();
     cc_.connects->add();
@@ -304,10 +402,11 @@ class AmqpPublish final : public Sink {
     cc_.connected->set(1);
     ctx.log().info("connected to {} (exchange '{}', {} message(s) to republish)", settings_.redacted_url,
                    exchange_, waiting_.size());
+    return true;
   }
 
   /// Opens a fresh channel in confirm mode; after a connect also checks the exchange.
-  bool openChannel(SinkContext &ctx, bool fresh_connection, std::string &err) {
+  bool openChannel(SinkContext &ctx, bool fresh_connection, ConnectError &err) {
     auto st = conn_.state();
     if (fresh_connection) {
       channel_ = 0;
@@ -316,13 +415,13 @@ class AmqpPublish final : public Sink {
     amqp_channel_open(st, channel_);
     auto r = amqp_get_rpc_reply(st);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-      err = "channel.open: " + describe(r);
+      err.message = "channel.open: " + describe(r);
       return false;
     }
     amqp_confirm_select(st, channel_);
     r = amqp_get_rpc_reply(st);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-      err = "confirm.select: " + describe(r);
+      err.message = "confirm.select: " + describe(r);
       return false;
     }
     if (fresh_connection && !exchange_.empty()) {
@@ -333,7 +432,8 @@ class AmqpPublish final : public Sink {
                             amqp_empty_table);
       r = amqp_get_rpc_reply(st);
       if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        err = fmt::format("{} exchange '{}': {}", passive ? "checking" : "declaring", exchange_, describe(r));
+        err.message = fmt::format("{} exchange '{}': {}", passive ? "checking" : "declaring", exchange_, describe(r));
+        classifyDeclare(r, "exchange '" + exchange_ + "'", err);
         return false;
       }
     }
@@ -458,25 +558,35 @@ class AmqpPublish final : public Sink {
       }
       ++end;
     }
+    std::size_t settled = 0;
     for (auto it = begin; it != end; ++it) {
       Pending &p = it->second;
+      ++settled;
       if (!ack) {
+        // Transient (queue full under reject-publish, a queue leader went away, ...): the
+        // runtime sends it to this output again after a backoff; the other outputs of the
+        // message are not touched.
         nacked_->add();
-        ctx.log().warn("message {} nacked by the broker; the input will retry it", p.message_id);
-        ctx.done(p.id, Outcome::Retry, "nacked");
+        drop_log_.warn(ctx, "nacked", "message {} nacked by the broker; it will be retried", p.message_id);
+        ctx.retry(p.id, std::move(p.msg), "nacked");
         continue;
       }
       auto r = returned_.find(p.message_id + '\0' + p.routing_key);
       if (r != returned_.end()) {
         returned_.erase(r);
         returned_count_->add();
-        ctx.done(p.id, unroutable_, "unroutable");
+        if (unroutable_ == Outcome::Retry) {
+          ctx.retry(p.id, std::move(p.msg), "unroutable");
+        } else {
+          ctx.done(p.id, unroutable_, "unroutable");
+        }
         continue;
       }
       confirmed_->add();
       ctx.done(p.id, Outcome::Delivered);
     }
     unconfirmed_.erase(begin, end);
+    probe_ -= std::min(probe_, settled);
     unconfirmed_gauge_->set(static_cast<std::int64_t>(unconfirmed_.size()));
   }
 
@@ -491,44 +601,95 @@ class AmqpPublish final : public Sink {
     returned_.clear();
   }
 
-  void channelClosed(SinkContext &ctx, int code, const std::string &text) noexcept {
-    channel_ok_ = false;
+  /// The first unconfirmed message the broker's close text names, or end(): 403 names the
+  /// topic ("access to topic 'a.b' in exchange ..."), a size 406 the body size ("message size
+  /// 2097152 is larger than configured max size 1048576"). The broker closes the channel at
+  /// the first offending publish and drops every later one, so the first match is the one.
+  std::map<std::uint64_t, Pending>::iterator findVictim(SinkContext &ctx, int code, const std::string &text,
+                                                        const char *&reason) {
+    reason = code == 403 ? "forbidden" : "precondition_failed";
     if (code == 403) {
-      // Topic authorisation: the broker closed the channel at the first refused publish and
-      // discarded every later one. Fail only the refused message (named in the text) and
-      // republish the rest on a new channel.
-      std::string topic;
       auto pos = text.find("topic '");
       if (pos != std::string::npos) {
         auto end = text.find('\'', pos + 7);
         if (end != std::string::npos) {
-          topic = text.substr(pos + 7, end - pos - 7);
+          std::string topic = text.substr(pos + 7, end - pos - 7);
+          for (auto it = unconfirmed_.begin(); it != unconfirmed_.end(); ++it) {
+            if (it->second.routing_key == topic) {
+              return it;
+            }
+          }
         }
       }
-      auto victim = unconfirmed_.begin();
-      for (auto it = unconfirmed_.begin(); it != unconfirmed_.end(); ++it) {
-        if (it->second.routing_key == topic) {
-          victim = it;
-          break;
+    } else {
+      static const std::regex kSize(R"(message size (\d+) is larger than (?:configured )?max size (\d+))");
+      std::smatch m;
+      if (std::regex_search(text, m, kSize)) {
+        reason = "too_large";
+        std::uint64_t size = std::stoull(m[1].str());
+        std::uint64_t limit = std::stoull(m[2].str());
+        if (limit < max_size_) {
+          // Learn the broker's limit: the next big body is refused before it costs a channel.
+          ctx.log().warn("the broker's max_message_size is {} bytes, below max_message_size {}: larger bodies are "
+                         "now refused before publishing (set max_message_size: {} to say so at start)",
+                         limit, max_size_, limit);
+          max_size_ = limit;
+        }
+        for (auto it = unconfirmed_.begin(); it != unconfirmed_.end(); ++it) {
+          if (it->second.msg.body.size() == size) {
+            return it;
+          }
         }
       }
+    }
+    // Alone on the channel (or isolated by probing): it must be the one.
+    if (unconfirmed_.size() == 1) {
+      return unconfirmed_.begin();
+    }
+    return unconfirmed_.end();
+  }
+
+  void channelClosed(SinkContext &ctx, int code, const std::string &text) noexcept {
+    channel_ok_ = false;
+    ctx.counter("channel_closures", std::to_string(code)).add();
+    if ((code == 403 || code == 406) && !unconfirmed_.empty()) {
+      // A refusal of one message (topic authorisation, size, a property the broker will not
+      // take): the broker closed the channel at the first refused publish and discarded every
+      // later one. Refuse only that message, for good, and republish the rest on a new
+      // channel at once: republishing the refused one would close the channel again forever.
+      const char *reason = nullptr;
+      auto victim = findVictim(ctx, code, text, reason);
       if (victim != unconfirmed_.end()) {
-        forbidden_->add();
-        ctx.log().warn("message {} refused by the broker: {}", victim->second.message_id, text);
-        ctx.done(victim->second.id, Outcome::Reject, "forbidden");
+        if (code == 403) {
+          forbidden_->add();
+        } else if (std::string_view(reason) == "too_large") {
+          too_large_->add();
+        }
+        refused_->add();
+        ctx.log().warn("message {} refused by the broker: {} {}", victim->second.message_id, code, text);
+        ctx.done(victim->second.id, Outcome::Reject, reason);
         unconfirmed_.erase(victim);
+        if (probe_ > 0) {
+          --probe_;
+        }
       } else {
-        ctx.log().warn("channel closed by the broker: {} {}", code, text);
+        // The text does not say which message it was: send the suspects one at a time, so
+        // the next closure has a single candidate.
+        probe_ = unconfirmed_.size();
+        ctx.log().warn("channel closed by the broker: {} {}; republishing the {} unconfirmed message(s) one at a "
+                       "time to find the refused one",
+                       code, text, probe_);
       }
       requeueUnconfirmed();
-      std::string err;
+      ConnectError err;
       if (!openChannel(ctx, false, err)) {
-        lostConnection(ctx, err);
+        lostConnection(ctx, err.message);
       }
       return;
     }
-    // Anything else (404 exchange gone, 406, ...): start over with a fresh connection,
-    // at the backoff's pace so a persistent error does not become a hot loop.
+    // Anything else (404 exchange gone, a closure with nothing in flight, ...): start over
+    // with a fresh connection, at the backoff's pace so a persistent error does not become a
+    // hot loop.
     ctx.log().error("channel closed by the broker: {} {}", code, text);
     conn_.close();
     lostConnection(ctx, fmt::format("channel error {}", code));
@@ -549,7 +710,8 @@ class AmqpPublish final : public Sink {
   }
 
   void pump(SinkContext &ctx) noexcept {
-    while (connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < window_) {
+    // While probing for a refused message, one message in flight at a time.
+    while (connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < (probe_ > 0 ? 1 : window_)) {
       Pending &p = waiting_.front();
       int rc = publish(p);
       if (rc != AMQP_STATUS_OK) {
@@ -646,6 +808,10 @@ class AmqpPublish final : public Sink {
   std::string prefix_;
   std::size_t window_ = 256;
   Outcome unroutable_ = Outcome::Dropped;
+  std::uint64_t max_size_ = 134217728;
+  std::vector<std::regex> allowed_topics_;
+  std::size_t probe_ = 0;  ///< suspects of a closure to publish one at a time
+  LogLimiter drop_log_;
 
   Connection conn_;
   amqp_channel_t channel_ = 0;
@@ -672,6 +838,9 @@ class AmqpPublish final : public Sink {
   Counter *blocked_count_ = nullptr;
   Counter *carried_ = nullptr;
   Counter *not_carried_ = nullptr;
+  Counter *too_large_ = nullptr;
+  Counter *forbidden_topic_ = nullptr;
+  Counter *refused_ = nullptr;
   Gauge *unconfirmed_gauge_ = nullptr;
 };
 
