@@ -175,6 +175,15 @@ class Switchyard:
     def stat(self, name, reason=""):
         return self.stats().get((name, reason), 0)
 
+    def plugin_stats(self, plugin):
+        """Final counters of the plugin instances whose name contains `plugin` ("amqp-publish",
+        "outputs[1]"): {(name, reason): value}, last value wins."""
+        res = {}
+        for m in re.finditer(r'stats: pipeline=\S+ plugin="([^"]*)" (\w+)(?:\{reason=([^}]*)\})?=(\d+)', self.stderr()):
+            if plugin in m.group(1):
+                res[(m.group(2), m.group(3) or "")] = int(m.group(4))
+        return res
+
 
 def drain(conn, queue, expect, timeout=120, idle=3.0):
     """Consumes `queue` until `expect` messages arrived and then `idle` seconds pass with none
