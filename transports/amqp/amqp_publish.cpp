@@ -713,6 +713,18 @@ class AmqpPublish final : public Sink {
     // While probing for a refused message, one message in flight at a time.
     while (connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < (probe_ > 0 ? 1 : window_)) {
       Pending &p = waiting_.front();
+      if (p.msg.body.size() > max_size_) {
+        // Accepted before a 406 taught us the broker's lower limit: refuse it here rather
+        // than close the channel again.
+        too_large_->add();
+        drop_log_.warn(ctx, "too_large",
+                       "message {}: body of {} bytes is larger than the broker's limit of {} bytes; refused "
+                       "without publishing",
+                       p.message_id, p.msg.body.size(), max_size_);
+        ctx.done(p.id, Outcome::Reject, "too_large");
+        waiting_.pop_front();
+        continue;
+      }
       int rc = publish(p);
       if (rc != AMQP_STATUS_OK) {
         lostConnection(ctx, "publish: " + describeStatus(rc));
