@@ -151,6 +151,7 @@ class ZmqSubSource final : public Source {
     if (topics_.empty()) {
       topics_.emplace_back();
     }
+    all_topics_ = std::find(topics_.begin(), topics_.end(), std::string()) != topics_.end();
   }
 
   Status start(SourceContext &ctx) noexcept override {
@@ -687,6 +688,14 @@ class ZmqSubSource final : public Source {
       countShutdownDrop(ctx);  // read while draining, after the pipeline stopped taking messages
       return;
     }
+    if (!all_topics_ && !subscribedTo(frames_[0].to_string_view())) {
+      // XSUB does not filter on receipt as SUB did; ZMTP 3 publishers filter for us, so
+      // only a peer that ignores our subscriptions gets here.
+      ctx.countDrop("not_subscribed");
+      drop_log_.warn(ctx, "not_subscribed", "dropped (not_subscribed): a topic we did not subscribe to from {}",
+                     where(s));
+      return;
+    }
     if (count != 2) {
       ctx.countDrop("wrong_frame_count");
       drop_log_.warn(ctx, "wrong_frame_count", "dropped (wrong_frame_count): {} frame(s) instead of 2 from {}",
@@ -715,6 +724,10 @@ class ZmqSubSource final : public Source {
         stopped_intake_ = true;
       }
     }
+  }
+
+  [[nodiscard]] bool subscribedTo(std::string_view topic) const {
+    return std::any_of(topics_.begin(), topics_.end(), [&](const std::string &t) { return topic.starts_with(t); });
   }
 
   void countShutdownDrop(SourceContext &ctx) {
@@ -779,6 +792,7 @@ class ZmqSubSource final : public Source {
   std::vector<std::string> endpoints_;
   bool bind_;
   std::vector<std::string> topics_;
+  bool all_topics_ = true;  // "" among the topics: every message matches
   int hwm_;
   std::int64_t socket_max_;
   bool track_;
