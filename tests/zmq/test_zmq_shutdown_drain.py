@@ -158,6 +158,10 @@ pipelines:
               f"zmq_received {received} = forwarded {forwarded} + dropped{{shutdown}} {dropped} "
               f"+ failed {failed}\n{err[-3000:]}")
         check(received >= sent_before_term, f"read {received} of {sent_before_term} held")
+        # The runtime's side of the same books: what was submitted was delivered or lost.
+        check(stat("zmq-sub", "received") == received - dropped, f"submitted: {stats}")
+        check(stat("zmq-sub", "completed", "delivered") == forwarded, f"delivered: {stats}")
+        check(stat("zmq-sub", "lost", "shutdown") == failed, f"lost{{shutdown}}: {stats}")
         return sent_before_term, received, forwarded, dropped, failed, state["next"] - 1
 
 
