@@ -368,8 +368,14 @@ bool Connection::open(const Settings &s, ConnectError &error, double timeout_s) 
     drop();
     return false;
   }
-  (void)amqp_set_rpc_timeout(state_, &rpc_tv);
   return true;
+}
+
+void Connection::setRpcTimeout(double s) noexcept {
+  if (state_ != nullptr) {
+    timeval tv = toTimeval(s);
+    (void)amqp_set_rpc_timeout(state_, &tv);
+  }
 }
 
 void Connection::close() noexcept {

@@ -169,9 +169,11 @@ class Connection {
   Connection &operator=(const Connection &) = delete;
   ~Connection() { close(); }
 
-  /// Opens socket, TLS and login within @p timeout_s (0: the settings' connect_timeout).
+  /// Opens socket, TLS and login within @p timeout_s (0: the settings' connect_timeout),
+  /// which stays the RPC timeout (for the caller's set-up) until setRpcTimeout().
   /// On failure returns false with @p error classified (ConnectError).
   bool open(const Settings &s, ConnectError &error, double timeout_s = 0);
+  void setRpcTimeout(double s) noexcept;
   /// Polite close (connection.close with the RPC timeout), then frees everything.
   void close() noexcept;
   /// Frees everything without talking to the peer (after a socket error).

@@ -341,6 +341,7 @@ class AmqpConsume final : public Source {
       cc_.connect_failures->add();
       return false;
     }
+    conn_.setRpcTimeout(settings_.connect_timeout);  // the start-up bound is over
     ++generation_;
     unsettled_.clear();
     ack_ready_.clear();

@@ -393,6 +393,7 @@ class AmqpPublish final : public Sink {
       cc_.connect_failures->add();
       return false;
     }
+    conn_.setRpcTimeout(settings_.connect_timeout);  // the start-up bound is over
     backoff_.reset();
     cc_.connects->add();
     if (ever_connected_) {
