@@ -9,7 +9,8 @@ help; the systemd unit does not restart it) within 10 s, naming the cause and th
   * an inequivalent declaration (406 PRECONDITION_FAILED: a queue with other arguments, an
     exchange of another type),
   * amqps:// without a client certificate against a node that requires one (the cause is
-    named: never just "a SSL error occurred").
+    named: never just "a SSL error occurred"), and a client key that does not fit the
+    certificate.
 A broker that is simply down at start is transient: the process keeps running and retries.
 After a successful start, the same permanent errors are retried with capped backoff and a
 loud error line per attempt (here: the password changed and the connection was closed)."""
@@ -157,6 +158,10 @@ pipelines:
             err = run_config(cfg, [r"requires a TLS client certificate", r"tls\.cert_file"],
                              f"amqps without client certificate ({who})")
             assert "a SSL error occurred" not in err, err[-2000:]
+        # A client certificate whose key is not its own: refused before any connection.
+        block = f", tls: {{ca_file: {certs}/ca.pem, cert_file: {certs}/client.pem, key_file: {certs}/server.key}}"
+        run_config(pipeline_pub(url, block), [r"cannot use the client certificate", r"key values mismatch",
+                                              r"unencrypted PEM private key"], "client key of another certificate")
     finally:
         tls.stop()
         shutil.rmtree(tmp, ignore_errors=True)
