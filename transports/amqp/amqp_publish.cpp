@@ -71,7 +71,10 @@ const sy_config_key kSchema[] = {
      "counted as unroutable.",
      0},
     {"unroutable", SY_CFG_STRING, 0, "\"drop\"",
-     "Outcome of a returned (unroutable) message: drop (Dropped), reject (Reject) or retry (Retry).", 0},
+     "Outcome of a returned (unroutable) message: drop (Dropped), reject (Reject) or retry (sent to this "
+     "output again after a backoff, per the output's retry settings, until a queue takes it or the retry "
+     "budget is spent).",
+     0},
     {"confirm_window", SY_CFG_INT, 0, "256",
      "Messages published and not yet confirmed at most; send() blocks beyond it (backpressure).", 0},
     {"message_id_mode", SY_CFG_STRING, 0, "\"keep\"",
