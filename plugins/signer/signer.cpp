@@ -105,14 +105,19 @@ Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
       }
     } else {
       fedmsg::Result r;
+      std::uint64_t seq = 0;
       {
         std::lock_guard<std::mutex> lock(builder_->mu);
         r = builder_->builder.build(msg, built);
+        seq = builder_->builder.lastSeq();
       }
       if (!r.ok()) {
         return refuse(ctx, msg, r.reason.c_str(), r.detail);
       }
       text = built;
+      // Parallel instances take `i` in the order they reach the builder, not quite the
+      // stream's order; zmq-pub puts envelopes carrying this back in `i` order.
+      msg.setMeta(kSignerSeqMeta, std::to_string(seq));
     }
     std::string reason;
     std::string detail;

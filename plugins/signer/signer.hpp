@@ -15,15 +15,19 @@
 //
 // PARALLEL (SY_FLAG_PARALLEL): with filter workers, the core makes one Signer per worker.
 // They share one envelope builder (found by the instance name at start()), so `i` keeps
-// counting 1, 2, 3... per pipeline entry, as with one signer; since workers finish in any
-// order (the core restores the stream's order afterwards), neighbouring `i` values may
-// leave the PUB socket swapped. `i` is informational (interop-spec 1.6).
+// counting 1, 2, 3... per pipeline entry, as with one signer. Workers take `i` in the order
+// they reach the builder, which is not quite the stream's order the core restores after
+// the filters, and `i` is under the signature, so it cannot be renumbered later. Instead
+// the signer records the `i` it gave in metadata "signer.i" (kSignerSeqMeta), and zmq-pub
+// holds an envelope back until every lower `i` went out (docs/plugins/signer.md), so
+// subscribers see 1, 2, 3... and count no false gaps.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "../fedmsg_crypto/log_limit.hpp"
 #include "../fedmsg_crypto/x509.hpp"
@@ -33,6 +37,11 @@
 namespace switchyard::plugins {
 
 extern const sy_config_key kSignerSchema[];
+
+/// Metadata the signer sets on a message whose envelope `i` it assigned: the decimal `i`.
+/// zmq-pub (transports/zmq/zmq_pub.cpp, which spells the same key) sends such envelopes in
+/// `i` order.
+inline constexpr std::string_view kSignerSeqMeta = "signer.i";
 
 class Signer final : public Filter {
  public:
