@@ -7,6 +7,11 @@ queue keeps it. A graceful restart while the queue holds them gives them back (n
 acked); when a python3-zmq SUB finally connects, every message reaches it exactly once:
 0 lost, 0 dropped, 0 duplicates, the queue ends empty.
 
+Once some subscriber is there, a topic nobody subscribed to is still retried for
+subscriber_grace seconds (a second subscriber reconnecting a moment later gets its
+messages: 0 dropped), and after that dropped as fedmsg does, counted and acked
+(subscriber_grace: 0 -> exactly the unsubscribed ones dropped{no_subscriber}).
+
 For an input that cannot redeliver (stdin) fedmsg's drop-when-nobody-listens stays, counted.
 """
 import json
@@ -20,7 +25,7 @@ N = 300
 PREFETCH = 50
 
 
-def config(tmp, broker, queue, topic, port):
+def config(tmp, broker, queue, topic, port, grace=10, name="a2z.yaml"):
     return zmqtest.write_config(tmp, f"""version: 1
 pipelines:
   a2z:
@@ -34,8 +39,9 @@ pipelines:
     outputs:
       - type: zmq-pub
         endpoints: ["tcp://127.0.0.1:{port}"]
+        subscriber_grace: {grace}
         retry: {{initial_backoff: 0.1, max_backoff: 1}}
-""", "a2z.yaml")
+""", name)
 
 
 def held_without_subscriber(router):
@@ -105,6 +111,74 @@ def amqp_input(tmp):
     bt.log(f"ok: {N} messages held through a restart with no subscriber, then delivered once each")
 
 
+def grace(tmp):
+    broker = bt.amqp_fixture.Broker()
+    conn = broker.connection()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    queue = bt.unique("sy-zpub-grace")
+    topic = bt.unique("org.fedoraproject.dev.grace")
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, "amq.topic", topic + ".#")
+    subs = []
+    routers = []
+
+    def publish(sub_topic, count):
+        return {bt.publish_amqp(ch, "amq.topic", f"{topic}.{sub_topic}", {"k": sub_topic, "n": n},
+                                message_id=f"{sub_topic}-{n:03d}") for n in range(count)}
+
+    def received(sub):
+        return {json.loads(f1)["msg_id"].split("-", 1)[1] for _, f1 in sub.snapshot()}
+
+    try:
+        # 1. Within the grace: the first subscriber wants .a only; .b waits for its own.
+        port = bt.free_port()
+        sub_a = bt.ZmqCollector(f"tcp://127.0.0.1:{port}", topic=f"{topic}.a".encode())
+        subs.append(sub_a)
+        router = bt.Bridge(config(tmp, broker, queue, topic, port, grace=60, name="grace60.yaml"), {})
+        routers.append(router)
+        router.wait_counter("a2z", "zmq-pub", "subscriptions", lambda v: v == 1, timeout=30)
+        want_a, want_b = publish("a", 20), publish("b", 20)
+        sub_a.wait_count(20, 30)
+        router.wait_counter("a2z", "zmq-pub", "retried", lambda v: v >= 20, timeout=30, reason="no_subscriber")
+        sub_b = bt.ZmqCollector(f"tcp://127.0.0.1:{port}", topic=f"{topic}.b".encode())
+        subs.append(sub_b)
+        sub_b.wait_count(20, 30)
+        bt.wait_for(lambda: broker.queue_counts(queue)[:2] == (0, 0), 30, "queue empty")
+        router.finish()
+        bt.check(received(sub_a) == want_a and received(sub_b) == want_b, "each subscriber got its own")
+        bt.check(len(sub_a.snapshot()) == 20 and len(sub_b.snapshot()) == 20, "once each")
+        bt.check(router.counter("a2z", "zmq-pub", "dropped", reason="no_subscriber") == 0, "dropped in the grace")
+        bt.check(router.counter("a2z", "amqp-consume", "completed", reason="delivered") == 40, "acked")
+
+        # 2. Past the grace (0 here): a topic no present subscription matches is dropped.
+        port = bt.free_port()
+        sub_c = bt.ZmqCollector(f"tcp://127.0.0.1:{port}", topic=f"{topic}.a".encode())
+        subs.append(sub_c)
+        router = bt.Bridge(config(tmp, broker, queue, topic, port, grace=0, name="grace0.yaml"), {})
+        routers.append(router)
+        router.wait_counter("a2z", "zmq-pub", "subscriptions", lambda v: v == 1, timeout=30)
+        want_a, _ = publish("a", 20), publish("c", 20)
+        sub_c.wait_count(20, 30)
+        router.wait_counter("a2z", "zmq-pub", "dropped", lambda v: v == 20, timeout=30, reason="no_subscriber")
+        bt.wait_for(lambda: broker.queue_counts(queue)[:2] == (0, 0), 30, "queue empty")
+        router.finish()
+        bt.check(received(sub_c) == want_a and len(sub_c.snapshot()) == 20, "the subscribed topic, once each")
+        bt.check(router.counter("a2z", "zmq-pub", "dropped", reason="no_subscriber") == 20, "exactly the .c ones")
+        bt.check(router.counter("a2z", "amqp-consume", "completed", reason="dropped") == 20, "acked as dropped")
+        bt.check(router.counter("a2z", "amqp-consume", "completed", reason="delivered") == 20, "acked")
+    finally:
+        for r in routers:
+            if r.proc.poll() is None:
+                r.stop()
+        for sub in subs:
+            sub.close()
+        ch.queue_delete(queue)
+        conn.close()
+    bt.log("ok: unsubscribed topics retried within subscriber_grace (20 reached a late subscriber), "
+           "dropped after it (20 dropped{no_subscriber})")
+
+
 def stdin_input(tmp):
     """No redelivery possible: dropped at once, counted (fedmsg's behaviour)."""
     port = bt.free_port()
@@ -133,6 +207,7 @@ def main():
     tmp = bt.tmpdir("sy-zpub-hold-")
     stdin_input(tmp)
     amqp_input(tmp)
+    grace(tmp)
     print("ok")
 
 
