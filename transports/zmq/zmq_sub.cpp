@@ -56,6 +56,7 @@
 #include <string>
 #include <vector>
 
+#include "seq_state.hpp"
 #include "seq_tracker.hpp"
 #include "zmq_common.hpp"
 
@@ -88,6 +89,18 @@ const sy_config_key kSchema[] = {
      "ZMQ_RECONNECT_IVL_MAX in milliseconds (exponential back-off cap).", 0},
     {"track_sequence", SY_CFG_BOOL, 0, "true",
      "Count gaps, duplicates, reorders and restarts of each publisher's `i` counter.", 0},
+    {"reorder_window", SY_CFG_INT, 0, "64",
+     "Sequence tracking: a skipped `i` is counted missing once the publisher's `i` is this many "
+     "values past it (0 to 1024; 0: at once); arriving before, it counts as reordered.", 0},
+    {"reorder_time", SY_CFG_INT, 0, "1000",
+     "Sequence tracking: or once this many milliseconds passed since the jump that skipped it "
+     "(0: no time limit).", 0},
+    {"state_file", SY_CFG_STRING, 0, "\"\"",
+     "Sequence tracking: file that keeps each publisher's sequence state across restarts, so "
+     "that what was sent while the router was down is counted missing. Empty: none.", 0},
+    {"state_interval", SY_CFG_INT, 0, "0",
+     "Milliseconds between writes of state_file; 0: after every poll that changed the state "
+     "(exact after a kill -9). Always written at stop.", 0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
@@ -129,6 +142,7 @@ class ZmqSubSource final : public Source {
         socket_max_(intOr(c, "socket_max_message_size", 0)),
         track_(boolOr(c, "track_sequence", true)),
         tuning_(SocketTuning::fromConfig(c)) {
+    configureSequence(c);
     if (endpoints_.empty()) {
       throw sdk::ConfigError("endpoints", "'endpoints' needs at least one address");
     }
@@ -209,6 +223,7 @@ class ZmqSubSource final : public Source {
     restarts_ = &ctx.counter("seq_restarts");
     untracked_ = &ctx.counter("seq_untracked");
     publishers_ = &ctx.gauge("publishers");
+    startSequence(ctx);
     disconnects_ = &ctx.counter("disconnects");
     protocol_disconnects_ = &ctx.counter("protocol_disconnects");
     reconnects_ = &ctx.counter("reconnects");
@@ -216,6 +231,7 @@ class ZmqSubSource final : public Source {
   }
 
   Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept override {
+    seqHousekeeping(ctx);
     if (stopped_intake_) {
       // Draining: nothing can be acknowledged upstream, just let the runtime finish.
       pollfd p{ctx.wakeFd(), POLLIN, 0};
@@ -326,6 +342,7 @@ class ZmqSubSource final : public Source {
   }
 
   void stop() noexcept override {
+    seqStop();
     ready_.clear();
     if (epoll_fd_ >= 0) {
       ::close(epoll_fd_);
@@ -529,6 +546,19 @@ class ZmqSubSource final : public Source {
   /// connection is handled (in bind mode: as far as the monitor allows, see the docs).
   void onEndpointConnected(SourceContext &ctx, const std::string &key_prefix) {
     ctx.log().debug("new connection for publishers {}*", key_prefix);
+    // Sequence tracking (case 10b): messages read from now on carry the next connection
+    // generation; a publisher whose `i` then falls to or below its highest is a new
+    // process, not a stream of duplicates. The first connection of this process starts at
+    // generation 0, like the publishers loaded from the state file: a restart of the
+    // router itself is not a restart of its publishers.
+    try {
+      auto [it, inserted] = conn_epoch_.try_emplace(key_prefix, 0);
+      if (!inserted) {
+        ++it->second;
+      }
+    } catch (const std::exception &) {
+      // out of memory: the connection just does not count as a possible restart
+    }
   }
 
   static std::string peerIp(int fd) {
@@ -710,7 +740,7 @@ class ZmqSubSource final : public Source {
       return;
     }
     if (track_) {
-      track(ctx, m, s);
+      noteSequence(ctx, m, s, tag_ + 1);
     }
     if (!s.endpoint.empty()) {
       m.setMeta("zmq.endpoint", s.endpoint);
@@ -719,6 +749,7 @@ class ZmqSubSource final : public Source {
       // Not taken: counted. While draining (stopIntake), the rest is read and counted too;
       // otherwise reading stops here.
       refused_ = true;
+      seqNotTaken(tag_);
       countShutdownDrop(ctx);
       if (!draining_) {
         stopped_intake_ = true;
@@ -752,40 +783,259 @@ class ZmqSubSource final : public Source {
     }
   }
 
-  /// Also annotates the message that revealed a gap with kSeqMissingMeta (how many were
-  /// skipped), so that a consumer such as verify-missing can tell its own ZeroMQ losses apart.
-  void track(SourceContext &ctx, Message &m, Socket &s) {
+  // ---- Sequence tracking (docs/plugins/zmq-sub.md, "Sequence tracking") ---------------
+  //
+  // Where `i` is observed: with ctx.wantFiltered(true) the runtime reports each message's
+  // filter verdict (Source::filtered) and the tracker observes `i` there, skipping the
+  // messages that the `verifier` filter refused (issue 12, case 8: forged envelopes carry
+  // any name and any `i`). A runtime without that support never calls filtered(); the first
+  // complete() for a message still waiting for it shows this, and from then on `i` is
+  // observed before submit(), as before. The messages between submit and filtered() are
+  // kept in pending_, bounded by what the pipeline holds in flight.
+
+  struct PendingSeq {
+    std::uint64_t tag = 0;
+    std::uint64_t i = 0;          // 0: no usable `i`
+    std::uint64_t epoch = 0;      // connection generation when it was read
+    std::uint64_t annotated = 0;  // zmq.seq_missing this message carries
+    std::string key;
+  };
+
+  static std::int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  }
+
+  void configureSequence(const sdk::Config &c) {
+    std::int64_t count = intOr(c, "reorder_window", 64);
+    if (count < 0 || count > static_cast<std::int64_t>(SeqTracker::kMaxReorder)) {
+      throw sdk::ConfigError("reorder_window", "'reorder_window' must be between 0 and 1024");
+    }
+    reorder_ms_ = intOr(c, "reorder_time", 1000);
+    if (reorder_ms_ < 0) {
+      throw sdk::ConfigError("reorder_time", "'reorder_time' must not be negative");
+    }
+    tracker_ = SeqTracker(static_cast<std::uint64_t>(count), reorder_ms_);
+    state_file_ = strOr(c, "state_file", "");
+    state_interval_ms_ = intOr(c, "state_interval", 0);
+    if (state_interval_ms_ < 0) {
+      throw sdk::ConfigError("state_interval", "'state_interval' must not be negative");
+    }
+    if (!state_file_.empty() && !track_) {
+      throw sdk::ConfigError("state_file", "'state_file' needs 'track_sequence: true'");
+    }
+  }
+
+  void startSequence(SourceContext &ctx) {
+    ctx_ = &ctx;
+    late_ = &ctx.counter("seq_late");
+    unverified_ = &ctx.counter("seq_unverified");
+    open_ = &ctx.gauge("seq_open");
+    if (!track_) {
+      return;
+    }
+    ctx.wantFiltered(true);
+    if (state_file_.empty()) {
+      return;
+    }
+    std::string text;
+    std::string err;
+    switch (readStateFile(state_file_, text, err)) {
+      case StateRead::Missing:
+        ctx.log().info("sequence state file {} does not exist yet: starting fresh", state_file_);
+        return;
+      case StateRead::Error:
+        ctx.log().warn("cannot read the sequence state file {}: {}; starting fresh", state_file_, err);
+        return;
+      case StateRead::Ok: break;
+    }
+    if (!tracker_.load(text, nowMs(), err)) {
+      ctx.log().warn("the sequence state file {} is unusable ({}); starting fresh", state_file_, err);
+      return;
+    }
+    publishers_->set(static_cast<std::int64_t>(tracker_.publishers()));
+    open_->set(static_cast<std::int64_t>(tracker_.open()));
+    ctx.log().info("sequence state of {} publisher(s) loaded from {} ({} skipped value(s) still open)",
+                   tracker_.publishers(), state_file_, tracker_.open());
+  }
+
+  /// Before submit(): what the tracker needs of @p m, observed now (a runtime without
+  /// filtered()) or kept until filtered(). Also hands the missing values judged since the
+  /// last message to @p m as kSeqMissingMeta, so that a consumer such as verify-missing
+  /// can tell its own ZeroMQ losses apart (the message whose `i` revealed a gap may be gone
+  /// by the time the gap is judged).
+  void noteSequence(SourceContext &ctx, Message &m, Socket &s, std::uint64_t tag) {
+    PendingSeq p;
+    p.tag = tag;
     auto seq = m.getMeta(meta::kFedmsgSeq);
-    std::uint64_t i = 0;
-    if (!seq || std::from_chars(seq->data(), seq->data() + seq->size(), i).ec != std::errc() || i == 0) {
+    if (seq && std::from_chars(seq->data(), seq->data() + seq->size(), p.i).ec == std::errc() && p.i != 0) {
+      p.key = s.endpoint.empty() ? "bind|" + peerAddress() : s.endpoint;
+      p.key += '|';
+      if (auto it = conn_epoch_.find(p.key); it != conn_epoch_.end()) {
+        p.epoch = it->second;
+      }
+      auto user = m.getMeta(meta::kFedmsgUsername);
+      p.key += user ? *user : std::string_view("?");
+    } else {
+      p.i = 0;
+    }
+    if (seq_legacy_) {
+      settle(ctx, p, true);
+    }
+    if (annotate_ > 0) {
+      m.setMeta(kSeqMissingMeta, std::to_string(annotate_));
+      p.annotated = annotate_;
+      annotate_ = 0;
+    }
+    if (!seq_legacy_) {
+      pending_.push_back(std::move(p));
+    }
+  }
+
+  /// submit() answered Stopping for @p tag: it will get no filtered().
+  void seqNotTaken(std::uint64_t tag) {
+    if (!pending_.empty() && pending_.back().tag == tag) {
+      annotate_ += pending_.back().annotated;
+      pending_.pop_back();
+    }
+  }
+
+  void filtered(std::uint64_t tag, bool passed, std::string_view refused_by, std::string_view reason) noexcept override {
+    (void)reason;
+    if (ctx_ == nullptr) {
+      return;
+    }
+    try {
+      filtered_seen_ = true;
+      while (!pending_.empty() && pending_.front().tag <= tag) {
+        PendingSeq p = std::move(pending_.front());
+        pending_.pop_front();
+        if (p.tag != tag) {
+          settle(*ctx_, p, true);  // no verdict came for it (not expected): as before ABI 1.2
+          continue;
+        }
+        if (!passed && p.annotated > 0) {
+          annotate_ += p.annotated;  // it will not reach verify-missing: the next one carries it
+        }
+        // A message the verifier refused says nothing true about its publisher; one refused
+        // by another filter (loop-guard, a topic filter) is genuine and still counts.
+        settle(*ctx_, p, passed || refused_by != "verifier");
+      }
+    } catch (const std::exception &e) {
+      ctx_->log().error("sequence tracking: {}", e.what());
+    }
+  }
+
+  void complete(std::uint64_t tag, Outcome outcome, std::string_view reason) noexcept override {
+    (void)outcome, (void)reason;
+    if (seq_legacy_ || ctx_ == nullptr || pending_.empty() || pending_.front().tag > tag) {
+      return;
+    }
+    // Settled before its verdict came: filtered() is not called by this runtime.
+    try {
+      if (!filtered_seen_) {
+        seq_legacy_ = true;
+        ctx_->log().info("the runtime does not report filter verdicts: sequence tracking observes `i` "
+                         "before the filters (forged envelopes are counted too)");
+      }
+      while (!pending_.empty() && (seq_legacy_ || pending_.front().tag <= tag)) {
+        PendingSeq p = std::move(pending_.front());
+        pending_.pop_front();
+        settle(*ctx_, p, true);
+      }
+    } catch (const std::exception &e) {
+      ctx_->log().error("sequence tracking: {}", e.what());
+    }
+  }
+
+  void settle(SourceContext &ctx, const PendingSeq &p, bool track) {
+    if (!track) {
+      unverified_->add();
+      return;
+    }
+    if (p.i == 0) {
       untracked_->add();
       return;
     }
-    auto user = m.getMeta(meta::kFedmsgUsername);
-    std::string key = s.endpoint.empty() ? "bind|" + peerAddress() : s.endpoint;
-    key += '|';
-    key += user ? *user : std::string_view("?");
-    SeqEvent ev = tracker_.observe(key, i);
+    SeqEvent ev = tracker_.observe(p.key, p.i, nowMs(), p.epoch);
+    seq_dirty_ = true;
     switch (ev.kind) {
       case SeqEvent::Kind::First: publishers_->set(static_cast<std::int64_t>(tracker_.publishers())); break;
-      case SeqEvent::Kind::InOrder: break;
-      case SeqEvent::Kind::Gap:
-        gaps_->add();
-        missing_->add(ev.missing);
-        m.setMeta(kSeqMissingMeta, std::to_string(ev.missing));
-        drop_log_.warn(ctx, "seq_gap", "publisher {}: {} message(s) missing before i={}", key, ev.missing, i);
-        break;
+      case SeqEvent::Kind::InOrder:
+      case SeqEvent::Kind::Ahead: break;
       case SeqEvent::Kind::Duplicate: duplicates_->add(); break;
       case SeqEvent::Kind::Reordered: reordered_->add(); break;
+      case SeqEvent::Kind::Late:
+        late_->add();
+        drop_log_.warn(ctx, "seq_late", "publisher {}: i={} arrived after it was counted missing", p.key, p.i);
+        break;
       case SeqEvent::Kind::Restart:
         restarts_->add();
-        drop_log_.warn(ctx, "seq_restart", "publisher {} restarted (i={})", key, i);
-        if (ev.missing > 0) {
-          gaps_->add();
-          missing_->add(ev.missing);
-          m.setMeta(kSeqMissingMeta, std::to_string(ev.missing));
-        }
+        drop_log_.warn(ctx, "seq_restart", "publisher {} restarted (i={})", p.key, p.i);
         break;
+    }
+    judged(ctx, p.key, ev.missing, ev.gaps, p.i);
+    open_->set(static_cast<std::int64_t>(tracker_.open()));
+  }
+
+  void judged(SourceContext &ctx, const std::string &key, std::uint64_t missing, std::uint64_t gaps,
+              std::uint64_t below) {
+    if (missing == 0) {
+      return;
+    }
+    gaps_->add(gaps);
+    missing_->add(missing);
+    annotate_ += missing;
+    drop_log_.warn(ctx, "seq_gap", "publisher {}: {} message(s) missing below i={}", key, missing, below);
+  }
+
+  /// Every poll(): judges what stayed open past reorder_time, saves the state when due.
+  void seqHousekeeping(SourceContext &ctx) noexcept {
+    if (!track_) {
+      return;
+    }
+    try {
+      std::int64_t now = nowMs();
+      tracker_.expire(now, [&](const std::string &key, std::uint64_t missing, std::uint64_t gaps, std::uint64_t upto) {
+        seq_dirty_ = true;
+        judged(ctx, key, missing, gaps, upto + 1);
+      });
+      open_->set(static_cast<std::int64_t>(tracker_.open()));
+      if (!state_file_.empty() && seq_dirty_ &&
+          (state_interval_ms_ == 0 || now - last_write_ms_ >= state_interval_ms_)) {
+        saveState(ctx, now);
+      }
+    } catch (const std::exception &e) {
+      ctx.log().error("sequence tracking: {}", e.what());
+    }
+  }
+
+  void saveState(SourceContext &ctx, std::int64_t now) {
+    std::string err;
+    last_write_ms_ = now;
+    if (writeStateFile(state_file_, tracker_.save(), err)) {
+      seq_dirty_ = false;
+    } else {
+      drop_log_.warn(ctx, "state_file", "cannot save the sequence state: {}", err);
+    }
+  }
+
+  /// At stop: with a state file the open values are saved open (the next process judges
+  /// them, and can still see them arrive); without one they are judged now.
+  void seqStop() noexcept {
+    if (!track_ || ctx_ == nullptr) {
+      return;
+    }
+    try {
+      if (state_file_.empty()) {
+        tracker_.judgeAll([&](const std::string &key, std::uint64_t missing, std::uint64_t gaps, std::uint64_t upto) {
+          judged(*ctx_, key, missing, gaps, upto + 1);
+        });
+      } else {
+        saveState(*ctx_, nowMs());
+      }
+      open_->set(static_cast<std::int64_t>(tracker_.open()));
+    } catch (const std::exception &e) {
+      ctx_->log().error("sequence tracking: {}", e.what());
     }
   }
 
@@ -811,7 +1061,19 @@ class ZmqSubSource final : public Source {
   std::size_t lost_count_ = 0;  // sockets with lost == true
   DropLog conn_log_;            // connection events, rate-limited like drops
   std::uint64_t tag_ = 0;
+  // Sequence tracking (see the functions above).
   SeqTracker tracker_;
+  std::int64_t reorder_ms_ = 0;
+  std::string state_file_;
+  std::int64_t state_interval_ms_ = 0;
+  std::int64_t last_write_ms_ = 0;
+  bool seq_dirty_ = false;
+  bool seq_legacy_ = false;     // the runtime does not call filtered(): observe before submit
+  bool filtered_seen_ = false;  // filtered() was called at least once
+  std::deque<PendingSeq> pending_;  // submitted, filtered() not yet called; in tag order
+  std::uint64_t annotate_ = 0;      // missing values judged, for the next message's meta
+  std::unordered_map<std::string, std::uint64_t> conn_epoch_;  // key prefix -> connection generation
+  SourceContext *ctx_ = nullptr;
   DropLog drop_log_;
 
   Counter *received_ = nullptr;
@@ -822,6 +1084,9 @@ class ZmqSubSource final : public Source {
   Counter *restarts_ = nullptr;
   Counter *untracked_ = nullptr;
   Gauge *publishers_ = nullptr;
+  Counter *late_ = nullptr;
+  Counter *unverified_ = nullptr;
+  Gauge *open_ = nullptr;
   Counter *disconnects_ = nullptr;
   Counter *protocol_disconnects_ = nullptr;
   Counter *reconnects_ = nullptr;
