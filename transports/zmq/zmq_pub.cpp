@@ -200,8 +200,10 @@ class ZmqPubSink final : public Sink {
       // order it already lost.
       seq = ctx.attempt() == 0 ? signerSeq(msg) : 0;
     } catch (const std::exception &e) {
+      // Not settled yet and the message is intact: the runtime tries again after a backoff
+      // (no hot loop through the input's requeue).
       ctx.log().error("send failed: {}", e.what());
-      ctx.done(id, Outcome::Retry, "send_failed");
+      ctx.retry(id, std::move(msg), "send_failed");
       return;
     }
     if (seq == 0) {
@@ -401,10 +403,11 @@ class ZmqPubSink final : public Sink {
         ctx.done(id, Outcome::Dropped, "no_subscriber");
         return;
       }
-      sendFrames(ctx, msg.topic, envelope, id);
+      sendFrames(ctx, msg.topic, envelope, id);  // settles id as its last step
     } catch (const std::exception &e) {
+      // Only from before the settling (and before a move of msg): try again after a backoff.
       ctx.log().error("send failed: {}", e.what());
-      ctx.done(id, Outcome::Retry, "send_failed");
+      ctx.retry(id, std::move(msg), "send_failed");
     }
   }
 
