@@ -392,6 +392,13 @@ class ZmqPubSink final : public Sink {
       }
       if (!anySubscriberFor(msg.topic)) {
         if (retryUnsubscribed()) {
+          if (ctx.stopping()) {
+            // Shutting down: no subscriber will come to this process any more. Settled as
+            // retry, the input redelivers it (to the next process) without the pipeline
+            // waiting out its drain timeout for a retry that cannot succeed.
+            ctx.done(id, Outcome::Retry, "shutdown");
+            return;
+          }
           // Nobody can receive it yet (start-up, restart, subscribers reconnecting): the
           // input keeps it unsettled and the runtime sends it again after a backoff.
           drop_log_.warn(ctx, "no_subscriber_retry",
