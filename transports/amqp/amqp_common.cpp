@@ -13,6 +13,7 @@
 
 #ifdef SY_AMQP_HAVE_OPENSSL
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #endif
 
 #include <rapidjson/stringbuffer.h>
@@ -184,9 +185,28 @@ std::string opensslReason() {
   return r != nullptr ? std::string(r) : fmt::format("OpenSSL error {:#x}", e);
 }
 void clearOpenssl() { ERR_clear_error(); }
+
+/// Set when the broker asked this thread's connection for a client certificate that is not
+/// configured: a broker that then ends the connection requires one, whatever reached us
+/// (the alert, or only a reset when the socket closed before the alert was read).
+thread_local bool t_cert_requested = false;
+int noClientCertificate(SSL *, X509 **, EVP_PKEY **) {
+  t_cert_requested = true;
+  return 0;  // none: the handshake goes on without one
+}
+void watchCertificateRequest(amqp_socket_t *sock) {
+  t_cert_requested = false;
+  auto *ctx = static_cast<SSL_CTX *>(amqp_ssl_socket_get_context(sock));
+  if (ctx != nullptr) {
+    SSL_CTX_set_client_cert_cb(ctx, noClientCertificate);
+  }
+}
+bool certificateRequested() { return t_cert_requested; }
 #else
 std::string opensslReason() { return {}; }
 void clearOpenssl() {}
+void watchCertificateRequest(amqp_socket_t *) {}
+bool certificateRequested() { return false; }
 #endif
 
 bool contains(const std::string &s, std::string_view what) { return s.find(what) != std::string::npos; }
@@ -194,14 +214,18 @@ bool contains(const std::string &s, std::string_view what) { return s.find(what)
 /// A TLS failure whose OpenSSL reason is an alert from the broker about our certificate.
 /// Fills @p e as permanent when it is; returns false otherwise.
 bool classifyTlsAlert(const Settings &s, const std::string &reason, ConnectError &e) {
-  if (reason.empty()) {
-    return false;
-  }
-  if (s.cert_file.empty() && (contains(reason, "certificate required") || contains(reason, "handshake failure"))) {
+  if (s.cert_file.empty() && (contains(reason, "certificate required") || contains(reason, "handshake failure") ||
+                              certificateRequested())) {
     e.kind = Failure::Tls;
-    e.message = "the broker requires a TLS client certificate and none is configured (TLS alert: " + reason + ")";
+    e.message = "the broker requires a TLS client certificate and none is configured (" +
+                (reason.empty() ? std::string("it asked for one, then closed the connection")
+                                : "TLS alert: " + reason) +
+                ")";
     e.fix = "set tls.cert_file and tls.key_file to a client certificate signed by a CA the broker trusts";
     return true;
+  }
+  if (reason.empty()) {
+    return false;
   }
   if (!s.cert_file.empty() && (contains(reason, "unknown ca") || contains(reason, "bad certificate") ||
                                contains(reason, "certificate unknown") || contains(reason, "certificate expired") ||
@@ -271,7 +295,9 @@ bool Connection::open(const Settings &s, ConnectError &error, double timeout_s) 
         return false;
       }
     }
-    if (!s.cert_file.empty()) {
+    if (s.cert_file.empty()) {
+      watchCertificateRequest(sock);
+    } else {
       int rc = amqp_ssl_socket_set_key(sock, s.cert_file.c_str(), s.key_file.c_str());
       if (rc != AMQP_STATUS_OK) {
         std::string why = opensslReason();
@@ -296,7 +322,9 @@ bool Connection::open(const Settings &s, ConnectError &error, double timeout_s) 
   int rc = amqp_socket_open_noblock(sock, s.host.c_str(), s.port, &tv);
   if (rc != AMQP_STATUS_OK) {
     std::string why = s.tls ? opensslReason() : std::string();
-    if (!classifyTlsAlert(s, why, error)) {
+    // Our own verdict on the broker's certificate (wrong CA, wrong name) is not about ours.
+    bool ours_to_judge = rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED;
+    if (!s.tls || ours_to_judge || !classifyTlsAlert(s, why, error)) {
       error.message = "connect to " + s.host + ":" + std::to_string(s.port) + " failed: " + describeStatus(rc) +
                       (why.empty() ? "" : " (" + why + ")");
     }
