@@ -230,6 +230,8 @@ class ZmqPubSink final : public Sink {
       if (e.num() != EINTR) {
         return Status::error(fmt::format("zmq: {}", e.what()));
       }
+    } catch (const std::exception &e) {
+      return Status::error(fmt::format("poll: {}", e.what()));
     }
     return Status::ok();
   }
