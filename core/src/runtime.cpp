@@ -401,7 +401,6 @@ class Pipeline {
     // Output retries (output thread only): due time -> message.
     std::multimap<Clock::time_point, RetryItem> retries;
     std::uint64_t rng = 0x9e3779b97f4a7c15ULL;  ///< jitter (xorshift; not for secrets)
-    Counter *retried = nullptr;
     Gauge *retry_held = nullptr;
     std::thread thread;
     bool sink_failed = false;
@@ -536,7 +535,6 @@ Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &se
                                              o->ctx->gauge("queue_depth"),
                                              o->ctx->gauge("queue_bytes"));
     o->sent = &o->ctx->counter("sent", {});
-    o->retried = &o->ctx->counter("retries", {});
     o->retry_held = &o->ctx->gauge("retry_held");
     o->rng ^= reinterpret_cast<std::uintptr_t>(o.get()) * 0xff51afd7ed558ccdULL;
     o->stage = std::move(s);
@@ -619,7 +617,6 @@ void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view rea
       wait = std::max(wait, 1.0);  // at the cap: never more than one retry a second
     }
     ++d.attempt;
-    out_.retried->add();
     counter("retried", why).add();
     if (d.attempt == 1 || d.attempt % 10 == 0) {
       logger_.debug("message '{}' will be retried in {:.2f} s (attempt {}): {}", msg.id, wait,
@@ -665,7 +662,7 @@ void Pipeline::settleNow(std::uint64_t tag, Outcome o, std::string_view reason) 
 SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) noexcept {
   // During Source::stopIntake() submissions are still taken (a ZeroMQ source hands over what
   // its socket holds); after it, and when aborting, they are refused.
-  if (intake_closed_.load() || abort_.load()) {
+  if (intake_closed_.load() || abort_.load() || (intake_stopped_.load() && giveUp())) {
     return SourceContext::SubmitResult::Stopping;
   }
   try {
@@ -1012,7 +1009,9 @@ void Pipeline::outputMain(Output &o, std::promise<Status> started) {
     // Messages waiting for a retry go first once due; at shutdown's deadline, or when the
     // sink failed, they are settled for the input to redeliver (or counted lost).
     if (!o.retries.empty()) {
-      if (o.sink_failed || abort_.load() || giveUp()) {
+      // An input that can redeliver gets them back as soon as the stop begins (the broker
+      // keeps them); for any other input they keep their chance until the drain deadline.
+      if (o.sink_failed || abort_.load() || giveUp() || (stop_requested_.load() && input_.can_ack)) {
         dropRetries(o, o.sink_failed ? "output_failed" : "shutdown");
       } else {
         auto now = Clock::now();

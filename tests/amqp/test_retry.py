@@ -91,7 +91,7 @@ pipelines:
         assert sy.proc.poll() is None, sy.stderr()[-4000:]
         held = counter(sy, "amqp-publish", "retry_held")
         log(f"nack: after 30 s without a consumer: {held} message(s) held for a retry, "
-            f"{counter(sy, 'amqp-publish', 'retries')} retries so far")
+            f"{counter(sy, 'amqp-publish', 'retried', 'nacked')} retries so far")
         # Bounded by the queue (queue_max_messages, 1000, counts held messages too), plus the
         # one batch the output thread has taken (128) and the sink's confirm_window (256).
         queued = counter(sy, "amqp-publish", "queue_depth")

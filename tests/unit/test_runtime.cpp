@@ -588,7 +588,7 @@ pipelines:
   std::set<std::string> b_ids(f.sink_b.ids.begin(), f.sink_b.ids.end());
   CHECK(b_ids.size() == 200);
   CHECK(f.sink_a.count() == 200 + 40 * 2);
-  CHECK(f.engine.counter("p", "retries") == 80);
+  CHECK(f.engine.counter("p", "retried") == 80);  // all reasons
   CHECK(f.engine.counter("p", "retried", "not_yet") == 80);
   CHECK(f.engine.counter("p", "sent") == 400);
   CHECK(f.engine.counter("p", "retry_held") == 0);

@@ -183,9 +183,11 @@ class SourceContext : public PluginContext {
                ///< as delivered (an AMQP source leaves it unacked so the broker redelivers)
   };
   /// Hands a message to the pipeline: runs the filters on the calling thread (or hands it
-  /// to the pipeline's filter workers, see Filter), then queues it for every output. Blocks while an output queue is full (backpressure) until space
-  /// frees or shutdown begins. @p tag is the source's own handle, given back verbatim to
-  /// Source::complete(). THREADING: source thread only.
+  /// to the pipeline's filter workers, see Filter), then queues it for every output. Blocks
+  /// while an output queue is full (backpressure) until space frees or, once shutdown began,
+  /// until the drain timeout passed (the message is then settled as Retry "shutdown").
+  /// @p tag is the source's own handle, given back verbatim to Source::complete().
+  /// THREADING: source thread only.
   virtual SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept = 0;
   /// A file descriptor that becomes readable when completions are waiting; a source that
   /// blocks in poll(2) adds it to its set so that acks go out without delay.
@@ -215,10 +217,11 @@ class SinkContext : public PluginContext {
   /// sends it to this output again after a backoff (the output's `retry:` settings),
   /// without touching the message's other outputs. Settles @p id: call exactly one of
   /// done() and retry() per id, from the sink thread. When the output's retry budget is
-  /// spent the runtime settles the message as failed under @p reason (an input that can
-  /// redeliver rejects it without requeue, so it is dead-lettered; any other input counts
-  /// it as lost). done(id, Outcome::Retry) without the message hands the retry to the
-  /// input instead, which only an input that can redeliver can honour.
+  /// spent the runtime settles the message as Reject under @p reason (an input that can
+  /// redeliver rejects it without requeue, so it is dead-lettered; for any other input it
+  /// is dropped, counted as retry_exhausted{reason}). done(id, Outcome::Retry) without the
+  /// message hands the retry to the input instead, which only an input that can redeliver
+  /// can honour (any other counts it as lost{reason}).
   virtual void retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept = 0;
   /// True when the pipeline's input can redeliver (it has SY_FLAG_CAN_ACK, e.g. AMQP):
   /// a sink may then hold back or retry what it cannot deliver yet instead of dropping it.
