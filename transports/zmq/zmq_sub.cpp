@@ -797,8 +797,14 @@ class ZmqSubSource final : public Source {
     std::uint64_t tag = 0;
     std::uint64_t i = 0;          // 0: no usable `i`
     std::uint64_t epoch = 0;      // connection generation when it was read
-    std::uint64_t annotated = 0;  // zmq.seq_missing this message carries
+    std::uint64_t prev_high = 0;  // read_view_'s highest before this message raised it
+    bool raised = false;          // this message raised read_view_'s highest
     std::string key;
+  };
+  /// What has been *read* of a publisher (before any verdict), for kSeqMissingMeta only.
+  struct ReadView {
+    std::uint64_t high = 0;
+    std::uint64_t epoch = 0;
   };
 
   static std::int64_t nowMs() {
@@ -859,10 +865,12 @@ class ZmqSubSource final : public Source {
   }
 
   /// Before submit(): what the tracker needs of @p m, observed now (a runtime without
-  /// filtered()) or kept until filtered(). Also hands the missing values judged since the
-  /// last message to @p m as kSeqMissingMeta, so that a consumer such as verify-missing
-  /// can tell its own ZeroMQ losses apart (the message whose `i` revealed a gap may be gone
-  /// by the time the gap is judged).
+  /// filtered()) or kept until filtered(). Also marks a message whose `i` skips values
+  /// with kSeqMissingMeta (how many), so that a consumer such as verify-missing can tell
+  /// its own ZeroMQ losses apart. That mark is provisional: it is set on the message that
+  /// reveals the skip, before the filters and before the reorder window judged anything
+  /// (the counters are what is exact); it compares with what was read so far, because the
+  /// tracker only learns of the messages of the current poll when their verdicts come.
   void noteSequence(SourceContext &ctx, Message &m, Socket &s, std::uint64_t tag) {
     PendingSeq p;
     p.tag = tag;
@@ -878,23 +886,60 @@ class ZmqSubSource final : public Source {
     } else {
       p.i = 0;
     }
+    if (p.i != 0) {
+      if (std::uint64_t skipped = readSkip(p); skipped > 0) {
+        m.setMeta(kSeqMissingMeta, std::to_string(skipped));
+      }
+    }
     if (seq_legacy_) {
       settle(ctx, p, true);
-    }
-    if (annotate_ > 0) {
-      m.setMeta(kSeqMissingMeta, std::to_string(annotate_));
-      p.annotated = annotate_;
-      annotate_ = 0;
-    }
-    if (!seq_legacy_) {
+    } else {
       pending_.push_back(std::move(p));
+    }
+  }
+
+  /// How many values @p p's `i` skips compared with what was read of its publisher (a
+  /// restart on a new connection or at 1 skips i - 1); updates the read view.
+  std::uint64_t readSkip(PendingSeq &p) {
+    auto [it, inserted] = read_view_.try_emplace(p.key);
+    ReadView &v = it->second;
+    std::uint64_t skipped = 0;
+    p.prev_high = v.high;
+    if (inserted) {
+      v.high = p.i;
+      p.raised = true;
+    } else if (p.i > v.high) {
+      skipped = p.i - v.high - 1;
+      v.high = p.i;
+      p.raised = true;
+    } else if (p.epoch != v.epoch || p.i == 1 || v.high - p.i >= SeqTracker::kWindow) {
+      skipped = p.i - 1;  // a restart
+      v.high = p.i;
+      p.raised = true;
+    }
+    v.epoch = p.epoch;
+    return skipped;
+  }
+
+  /// The verifier refused @p p: what it claimed must not move the read view.
+  void unread(const PendingSeq &p) {
+    if (!p.raised) {
+      return;
+    }
+    auto it = read_view_.find(p.key);
+    if (it == read_view_.end() || it->second.high != p.i) {
+      return;  // moved on since
+    }
+    if (p.prev_high == 0) {
+      read_view_.erase(it);  // a name only forged messages used: forget it (bounded memory)
+    } else {
+      it->second.high = p.prev_high;
     }
   }
 
   /// submit() answered Stopping for @p tag: it will get no filtered().
   void seqNotTaken(std::uint64_t tag) {
     if (!pending_.empty() && pending_.back().tag == tag) {
-      annotate_ += pending_.back().annotated;
       pending_.pop_back();
     }
   }
@@ -913,12 +958,13 @@ class ZmqSubSource final : public Source {
           settle(*ctx_, p, true);  // no verdict came for it (not expected): as before ABI 1.2
           continue;
         }
-        if (!passed && p.annotated > 0) {
-          annotate_ += p.annotated;  // it will not reach verify-missing: the next one carries it
-        }
         // A message the verifier refused says nothing true about its publisher; one refused
         // by another filter (loop-guard, a topic filter) is genuine and still counts.
-        settle(*ctx_, p, passed || refused_by != "verifier");
+        bool genuine = passed || refused_by != "verifier";
+        if (!genuine) {
+          unread(p);
+        }
+        settle(*ctx_, p, genuine);
       }
     } catch (const std::exception &e) {
       ctx_->log().error("sequence tracking: {}", e.what());
@@ -984,8 +1030,7 @@ class ZmqSubSource final : public Source {
     }
     gaps_->add(gaps);
     missing_->add(missing);
-    annotate_ += missing;
-    drop_log_.warn(ctx, "seq_gap", "publisher {}: {} message(s) missing below i={}", key, missing, below);
+    drop_log_.warn(ctx, "seq_gap", "publisher {}: {} message(s) missing before i={}", key, missing, below);
   }
 
   /// Every poll(): judges what stayed open past reorder_time, saves the state when due.
@@ -1071,7 +1116,7 @@ class ZmqSubSource final : public Source {
   bool seq_legacy_ = false;     // the runtime does not call filtered(): observe before submit
   bool filtered_seen_ = false;  // filtered() was called at least once
   std::deque<PendingSeq> pending_;  // submitted, filtered() not yet called; in tag order
-  std::uint64_t annotate_ = 0;      // missing values judged, for the next message's meta
+  std::unordered_map<std::string, ReadView> read_view_;  // for kSeqMissingMeta
   std::unordered_map<std::string, std::uint64_t> conn_epoch_;  // key prefix -> connection generation
   SourceContext *ctx_ = nullptr;
   DropLog drop_log_;
