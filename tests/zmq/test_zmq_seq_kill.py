@@ -14,7 +14,9 @@ publisher until the router has passed on everything it sent, saved it (the file 
 last `i`) and printed counters with nothing left open; only the gap reporting across the
 restart is under test, not what a kill -9 loses inside the router (that is the runtime's
 in-flight loss, docs/delivery.md). The first router waits for the subscription (no
-slow-joiner loss before the baseline), and finds a corrupt state file: logged, fresh start."""
+slow-joiner loss before the baseline), and finds a corrupt state file: logged, kept aside as
+FILE.corrupt, fresh start. A state file that cannot be written ends the router at start
+with exit status 3 (a restart cannot help)."""
 import os
 import json
 import signal
@@ -105,7 +107,27 @@ def saved_highest(path, key):
     return None
 
 
+def unwritable_state_file(tmp):
+    """A state file that cannot be written is a configuration error: exit status 3 at once."""
+    cfg = write_config(tmp, f"""version: 1
+pipelines:
+  seq:
+    input:
+      type: zmq-sub
+      endpoints: ["tcp://127.0.0.1:{free_port()}"]
+      state_file: {tmp}/no/such/dir/seq.state
+    outputs:
+      - type: stdout
+""", name="bad.yaml")
+    sy = Switchyard(["run", cfg])
+    rc = sy.wait(20)
+    check(rc == 3, f"exit {rc}, want 3\n{sy.stderr()[-2000:]}")
+    check("cannot write the sequence state file" in sy.stderr(), sy.stderr()[-2000:])
+
+
 def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        unwritable_state_file(tmp)
     port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     key = f"{endpoint}|alpha"
@@ -134,6 +156,7 @@ pipelines:
                 sy = Switchyard(["run", "--stats-interval", "0.2", cfg])
                 if run == 0:
                     sy.wait_log(r"sequence state file .* is unusable \(line 2: expected 6 fields\); starting fresh")
+                    check(os.path.exists(state + ".corrupt"), "the corrupt file is kept aside")
                     pub.wait_subscription()
                     sender = Sender(pub)
                     sender.resume()

@@ -223,7 +223,10 @@ class ZmqSubSource final : public Source {
     restarts_ = &ctx.counter("seq_restarts");
     untracked_ = &ctx.counter("seq_untracked");
     publishers_ = &ctx.gauge("publishers");
-    startSequence(ctx);
+    if (Status st = startSequence(ctx); !st.isOk()) {
+      sockets_.clear();
+      return st;
+    }
     disconnects_ = &ctx.counter("disconnects");
     protocol_disconnects_ = &ctx.counter("protocol_disconnects");
     reconnects_ = &ctx.counter("reconnects");
@@ -831,18 +834,30 @@ class ZmqSubSource final : public Source {
     }
   }
 
-  void startSequence(SourceContext &ctx) {
+  /// Loads the state file, and writes it once at once: a state file that cannot be written
+  /// is a configuration error that a restart cannot fix (exit status 3).
+  Status startSequence(SourceContext &ctx) {
     ctx_ = &ctx;
     late_ = &ctx.counter("seq_late");
     unverified_ = &ctx.counter("seq_unverified");
     open_ = &ctx.gauge("seq_open");
     if (!track_) {
-      return;
+      return Status::ok();
     }
     ctx.wantFiltered(true);
     if (state_file_.empty()) {
-      return;
+      return Status::ok();
     }
+    loadState(ctx);
+    std::string err;
+    if (!writeStateFile(state_file_, tracker_.save(), err)) {
+      return Status::permanent(fmt::format("cannot write the sequence state file: {}", err), "state_file");
+    }
+    last_write_ms_ = nowMs();
+    return Status::ok();
+  }
+
+  void loadState(SourceContext &ctx) {
     std::string text;
     std::string err;
     switch (readStateFile(state_file_, text, err)) {
@@ -855,7 +870,11 @@ class ZmqSubSource final : public Source {
       case StateRead::Ok: break;
     }
     if (!tracker_.load(text, nowMs(), err)) {
-      ctx.log().warn("the sequence state file {} is unusable ({}); starting fresh", state_file_, err);
+      // Kept for a post-mortem; the next write replaces the file itself.
+      std::string aside = state_file_ + ".corrupt";
+      bool kept = ::rename(state_file_.c_str(), aside.c_str()) == 0;
+      ctx.log().warn("the sequence state file {} is unusable ({}); starting fresh{}", state_file_, err,
+                     kept ? " (the file was renamed to " + aside + ")" : std::string());
       return;
     }
     publishers_->set(static_cast<std::int64_t>(tracker_.publishers()));
