@@ -6,7 +6,8 @@ A python3-zmq publisher process is replaced 20 times on one endpoint (close, bin
 reconnect and subscribe, so its first messages are lost (slow joiner), and its `i` stays
 below the old incarnation's highest. The new connection tells zmq-sub that the publisher
 may be a new process: `seq_restarts` is 20, the lost leading messages of each incarnation
-are `seq_missing` exactly, and nothing is counted as a duplicate."""
+are `seq_missing` exactly, and nothing is counted as a duplicate. Then the same in bind
+mode (relay inbound: the publisher connects to zmq-sub) with 5 restarts."""
 import json
 import os
 import queue
@@ -23,7 +24,8 @@ AFTER_SEEN = 3000  # sent by each incarnation once its first message came out (m
 #                    reconnect can lose, so that the next incarnation starts below it)
 
 
-def main():
+def run(restarts, bind):
+    """@bind: zmq-sub binds and the publisher connects (relay inbound), else the reverse."""
     port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -33,6 +35,7 @@ pipelines:
     input:
       type: zmq-sub
       endpoints: ["{endpoint}"]
+      bind: {"true" if bind else "false"}
       hwm: 0
     outputs:
       - type: stdout
@@ -47,11 +50,16 @@ pipelines:
             received.setdefault(int(inc[3:]), []).append(int(i))
 
         try:
-            for inc in range(RESTARTS + 1):
-                pub = Publisher(endpoint)
+            if bind:
+                sy.wait_log(r"bound tcp://")
+            for inc in range(restarts + 1):
+                pub = Publisher(endpoint, bind=not bind)
                 if inc == 0:
                     pub.wait_subscription()  # the baseline: nothing lost before it
-                i = 0
+                # Bind mode: the publisher connects and subscribes within a millisecond, so
+                # make sure each incarnation's first received `i` is not 1 (a restart at 1 is
+                # recognised without the connection): it lost 1..5 before connecting.
+                i = 5 if bind and inc > 0 else 0
                 # Send at once, about one message per millisecond, until the first one
                 # of this incarnation came out; then a burst, then exit.
                 deadline = time.monotonic() + 20
@@ -77,7 +85,7 @@ pipelines:
         for line in sy.rest():
             take(line)
         lost = 0
-        for inc in range(RESTARTS + 1):
+        for inc in range(restarts + 1):
             got = received[inc]
             first = got[0]
             check(got == list(range(first, sent[inc] + 1)), f"incarnation {inc}: in order from i={first}")
@@ -86,12 +94,18 @@ pipelines:
             lost += first - 1
         check(lost > 0, "some leading messages were lost (the publisher did not wait)")
         stats = sy.stats()
-        want = {"seq_restarts": RESTARTS, "seq_missing": lost, "seq_duplicates": 0, "seq_late": 0,
+        want = {"seq_restarts": restarts, "seq_missing": lost, "seq_duplicates": 0, "seq_late": 0,
                 "seq_reordered": 0, "seq_open": 0, "publishers": 1}
         for name, value in want.items():
             got = stats.get(("zmq-sub", name, ""))
             check(got == value, f"{name} = {got}, want {value}\n{sy.stderr()[-3000:]}")
-    print(f"ok: {RESTARTS} publisher restarts counted, {lost} lost leading messages counted missing exactly")
+    print(f"ok ({'bind' if bind else 'connect'} mode): {restarts} publisher restarts counted, "
+          f"{lost} lost leading messages counted missing exactly")
+
+
+def main():
+    run(RESTARTS, bind=False)
+    run(5, bind=True)  # relay inbound: the new connection is an accepted one, keyed by peer address
 
 
 if __name__ == "__main__":
