@@ -848,10 +848,14 @@ class ZmqSubSource final : public Source {
     if (state_file_.empty()) {
       return Status::ok();
     }
-    loadState(ctx);
-    std::string err;
-    if (!writeStateFile(state_file_, tracker_.save(), err)) {
-      return Status::permanent(fmt::format("cannot write the sequence state file: {}", err), "state_file");
+    try {
+      loadState(ctx);
+      std::string err;
+      if (!writeStateFile(state_file_, tracker_.save(), err)) {
+        return Status::permanent(fmt::format("cannot write the sequence state file: {}", err), "state_file");
+      }
+    } catch (const std::exception &e) {
+      return Status::fatal(fmt::format("sequence state file {}: {}", state_file_, e.what()), "state_file");
     }
     last_write_ms_ = nowMs();
     return Status::ok();
