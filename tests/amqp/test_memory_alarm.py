@@ -24,15 +24,15 @@ and restores 0.4 once the router has been blocked for ALARM_S seconds. Checked:
     receive queue (hwm) at a message's bytes plus libzmq's own per-message structures.
 
 Measured on the shared 2-core machine (2026-12-05): the accounting holds; the memory check
-FAILS today: growth 8.8 MiB against 2.5 MiB allowed. Nearly all of it is libzmq's zero-copy
-receive (heaptrack: 12.3 MiB peak from libzmq's decoder): every read allocates an 8 KiB
-batch buffer (plus its reference counts) that stays pinned while any message cut from it
-waits in the pipe; at 2,000 msg/s a read carries 2-3 messages, so a queued 373-byte message
-costs 3.5-6 KiB. With `hwm: 0` the same cost is unbounded: 103 MiB after 13 s blocked
-(SY_ALARM_HWM=0), i.e. the issue's 400 MB over 60 s. Turning zero-copy off in zmq-sub's
-context (zmq_ctx_set(ctx, ZMQ_ZERO_COPY_RECV = 10, 0), accepted by Debian's libzmq 4.3.4)
-brought the growth to 2.3-2.6 MiB (libzmq's peak to 1.3 MiB): at the limit, so the test is
-expected to pass only once that change and a tighter accounting of the rest are in.
+FAILS today: growth 10-13 MiB against 2.5 MiB allowed. Nearly all of it is libzmq's
+zero-copy receive (heaptrack: 12.3 MiB peak from libzmq's decoder): every read allocates an
+8 KiB batch buffer (plus its reference counts) that stays pinned while any message cut from
+it waits in the pipe; at 2,000 msg/s a read carries 2-3 messages, so a queued 373-byte
+message costs 3.5-6 KiB. With `hwm: 0` the same cost is unbounded: 103 MiB after 13 s
+blocked (SY_ALARM_HWM=0), i.e. the issue's 400 MB over 60 s. With zero-copy off in
+zmq-sub's context (zmq_ctx_set(ctx, ZMQ_ZERO_COPY_RECV = 10, 0), accepted by Debian's
+libzmq 4.3.4; tried in a private build) libzmq's peak fell to 1.3 MiB and this test passed
+twice (growth 0.3 MiB).
 
 ALARM_S defaults to 10 s (the issue measured 60 s): libzmq's queue is full about a second
 after the router stops reading, so the bound (or its absence, with SY_ALARM_HWM=0) shows
