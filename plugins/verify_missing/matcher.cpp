@@ -244,6 +244,14 @@ void Matcher::addGhost(std::uint64_t hash, const Entry &e, Clock::time_point now
     ghosts_.emplace(hash, ghost);
   }
   ghost_order_.emplace_back(hash, ghost.gen);
+  if (ghost_order_.size() > 2 * ghosts_.size() + 1024) {
+    // Slots of traces gone otherwise (ended and looked up, or replaced) wait for the front;
+    // should they ever pile up behind a long-lived one, drop them all at once.
+    std::erase_if(ghost_order_, [this](const std::pair<std::uint64_t, std::uint64_t> &slot) {
+      auto g = ghosts_.find(slot.first);
+      return g == ghosts_.end() || g->second.gen != slot.second;
+    });
+  }
 }
 
 std::size_t Matcher::filterBits() const noexcept {
