@@ -193,6 +193,32 @@ struct Item {
   Tracker *tracker;
 };
 
+/// Bytes of heap a glibc malloc(@p n) takes: the chunk, header included, 16-byte aligned,
+/// 32 at least.
+constexpr std::size_t mallocChunk(std::size_t n) noexcept {
+  return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
+
+/// What one queued message really costs (issue 12, case 6): the object, every string buffer
+/// that does not fit its small-string space (by capacity, not size, with the allocator's
+/// header), the meta vector's buffer, its share of the tracker and the queue's bookkeeping.
+/// Message::byteSize() counts only the text, about half of this for a fedmsg message of a
+/// few hundred bytes, so queue_max_bytes did not bound the memory it promised to.
+std::size_t footprint(const Message &m) noexcept {
+  auto str = [](const std::string &x) -> std::size_t {
+    return x.capacity() > 15 ? mallocChunk(x.capacity() + 1) : 0;
+  };
+  std::size_t n = sizeof(Item) + sizeof(std::size_t) + mallocChunk(sizeof(Tracker)) + str(m.topic) +
+                  str(m.body) + str(m.headers) + str(m.id);
+  if (m.meta.capacity() > 0) {
+    n += mallocChunk(m.meta.capacity() * sizeof(m.meta[0]));
+  }
+  for (const auto &kv : m.meta) {
+    n += str(kv.first) + str(kv.second);
+  }
+  return n;
+}
+
 class OutputQueue {
  public:
   OutputQueue(std::size_t max_messages, std::size_t max_bytes, Gauge &depth, Gauge &bytes)
@@ -205,7 +231,7 @@ class OutputQueue {
   /// the output holds for a retry count against the same limits (hold()).
   template <typename GiveUp>
   bool push(Item &&item, GiveUp &&give_up) {
-    std::size_t size = item.msg.byteSize();
+    std::size_t size = footprint(item.msg);
     std::unique_lock lock(mutex_);
     while (items_.size() + held_count_ > 0 &&
            (items_.size() + held_count_ >= max_messages_ || bytes_ + held_bytes_ + size > max_bytes_)) {
@@ -623,7 +649,7 @@ void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view rea
                     d.attempt + 1, why);
     }
     RetryItem item;
-    item.size = msg.byteSize();
+    item.size = footprint(msg);
     item.msg = std::move(msg);
     item.d = d;
     item.reason = std::move(why);

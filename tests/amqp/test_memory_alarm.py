@@ -23,16 +23,15 @@ and restores 0.4 once the router has been blocked for ALARM_S seconds. Checked:
     at the bytes the core counts per queued message (queue_bytes / queue_depth), and libzmq's
     receive queue (hwm) at a message's bytes plus libzmq's own per-message structures.
 
-Measured on the shared 2-core machine (2026-12-05): the accounting holds; the memory check
-FAILS today: growth 13-18 MiB against 2.5 MiB allowed. Nearly all of it is libzmq's
-zero-copy receive (heaptrack: 12.3 MiB peak from libzmq's decoder): every read allocates an
-8 KiB batch buffer (plus its reference counts) that stays pinned while any message cut from
-it waits in the pipe; at 2,000 msg/s a read carries 2-3 messages, so a queued 373-byte
-message costs 3.5-6 KiB. With `hwm: 0` the same cost is unbounded: 103 MiB after 13 s
-blocked (SY_ALARM_HWM=0), i.e. the issue's 400 MB over 60 s. With zero-copy off in
-zmq-sub's context (zmq_ctx_set(ctx, ZMQ_ZERO_COPY_RECV = 10, 0), accepted by Debian's
-libzmq 4.3.4; tried in a private build) libzmq's peak fell to 1.3 MiB and this test passed
-(growth 1.7 and 0.8 MiB).
+Measured on the shared 2-core machine (2026-12-05), before the fixes: growth 13-18 MiB
+against 2.5 MiB allowed. Nearly all of it was libzmq's zero-copy receive (heaptrack: 12.3
+MiB peak from libzmq's decoder): every read allocates an 8 KiB batch buffer that stays
+pinned while any message cut from it waits in the pipe, so a queued 373-byte message cost
+3.5-6 KiB; with `hwm: 0` the same cost is unbounded (103 MiB after 13 s blocked,
+SY_ALARM_HWM=0: the issue's 400 MB over 60 s). zmq-sub now turns zero-copy off
+(ZMQ_ZERO_COPY_RECV = 0), and the runtime counts a queued message's whole footprint (1,488
+bytes here, where Message::byteSize() said 720). After both: growth 2.9 MiB against 3.8
+MiB allowed.
 
 ALARM_S defaults to 8 s (the issue measured 60 s): libzmq's queue is full about a second
 after the router stops reading, so the bound (or its absence, with SY_ALARM_HWM=0) shows

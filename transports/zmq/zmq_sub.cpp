@@ -174,6 +174,16 @@ class ZmqSubSource final : public Source {
       // Three sockets per endpoint (the XSUB, libzmq's monitor PAIR, ours): raise the
       // context's limit (1023 by default) where needed.
       zctx_ = std::make_unique<zmq::context_t>(1, std::max<int>(ZMQ_MAX_SOCKETS_DFLT, static_cast<int>(3 * count + 16)));
+      // Memory (issue 12, case 6): with zero-copy receive, libzmq cuts messages out of an
+      // 8 KiB read buffer that stays alive while any of them waits, so a queued 400-byte
+      // message held 3.5-6 KiB and `hwm` bounded the count, not the memory. Copying each
+      // message out costs a memcpy and keeps a queued message at its own size.
+      // ZMQ_ZERO_COPY_RECV (10) is a context option of libzmq >= 4.3 behind its draft-API
+      // guard; an older library refuses it, which only costs the memory.
+      constexpr int kZmqZeroCopyRecv = 10;
+      if (zmq_ctx_set(zctx_->handle(), kZmqZeroCopyRecv, 0) != 0) {
+        ctx.log().debug("libzmq refused ZMQ_ZERO_COPY_RECV=0: {}", zmq_strerror(zmq_errno()));
+      }
       for (std::size_t k = 0; k < count; ++k) {
         Socket s{zmq::socket_t(*zctx_, zmq::socket_type::xsub), bind_ ? std::string() : endpoints_[k]};
         s.sock.set(zmq::sockopt::rcvhwm, hwm_);
