@@ -43,10 +43,12 @@ void logSummary(const Engine &engine) {
   auto a = [&](const char *name) { return engine.counter(kAmqpPipeline, name); };
   log->info(
       "verify-missing: matched={} only_via_zeromq={} only_via_amqp={} (of which during ZeroMQ loss: {}) "
-      "duplicates zeromq={} amqp={} late zeromq={} amqp={} evicted={} unverifiable={} seen zeromq={} amqp={}",
+      "duplicates zeromq={} amqp={} late zeromq={} amqp={} evicted={} unverifiable={} seen zeromq={} amqp={} "
+      "unverified={} late_matched={} forgotten={}",
       z("matched"), z("unmatched"), a("unmatched"), a("unmatched_zmq_loss"), z("duplicates"), a("duplicates"),
       z("late"), a("late"), z("evicted") + a("evicted"), z("unverifiable") + a("unverifiable"), z("seen"),
-      a("seen"));
+      a("seen"), z("unverified") + a("unverified"), z("late_matched") + a("late_matched"),
+      z("forgotten") + a("forgotten"));
 }
 
 }  // namespace
