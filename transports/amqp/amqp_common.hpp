@@ -115,6 +115,15 @@ struct ConnectError {
   [[nodiscard]] bool permanent() const noexcept { return kind != Failure::Transient; }
   /// "message (fix: ...)" or just the message.
   [[nodiscard]] std::string text() const { return fix.empty() ? message : message + "; fix: " + fix; }
+  /// start()'s answer to a permanent failure: "PLUGIN cannot connect to URL: text", pointing
+  /// at the configuration key to fix (`tls`, @p declaration_key or `url`).
+  [[nodiscard]] Status startStatus(std::string_view plugin, std::string_view url,
+                                   const char *declaration_key) const {
+    return Status::permanent(fmt::format("{} cannot connect to {}: {}", plugin, url, text()),
+                             kind == Failure::Tls           ? "tls"
+                             : kind == Failure::Declaration ? declaration_key
+                                                            : "url");
+  }
 };
 
 /// Classifies a failed RPC of the set-up (queue/exchange declare, bind) in @p r; fills

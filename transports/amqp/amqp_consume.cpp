@@ -179,11 +179,7 @@ class AmqpConsume final : public Source {
     ConnectError err;
     if (!connect(ctx, err, kStartTimeoutS)) {
       if (err.permanent()) {
-        return Status::permanent(fmt::format("amqp-consume cannot connect to {}: {}", settings_.redacted_url,
-                                             err.text()),
-                                 err.kind == Failure::Tls           ? "tls"
-                                 : err.kind == Failure::Declaration ? "arguments"
-                                                                    : "url");
+        return err.startStatus("amqp-consume", settings_.redacted_url, "arguments");
       }
       scheduleRetry(ctx, err);
     }

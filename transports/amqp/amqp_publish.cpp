@@ -213,11 +213,7 @@ class AmqpPublish final : public Sink {
     ConnectError err;
     if (!connect(ctx, err, kStartTimeoutS)) {
       if (err.permanent()) {
-        return Status::permanent(fmt::format("amqp-publish cannot connect to {}: {}", settings_.redacted_url,
-                                             err.text()),
-                                 err.kind == Failure::Tls           ? "tls"
-                                 : err.kind == Failure::Declaration ? "exchange"
-                                                                    : "url");
+        return err.startStatus("amqp-publish", settings_.redacted_url, "exchange");
       }
       scheduleRetry(ctx, err);
     }
