@@ -36,7 +36,6 @@
 #include <ctime>
 #include <deque>
 #include <map>
-#include <random>
 #include <regex>
 #include <set>
 #include <string>
@@ -122,15 +121,6 @@ std::string isoNow() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
   return buf;
-}
-
-std::string uuid4() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t a = rng(), b = rng();
-  a = (a & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;
-  b = (b & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xFFFF, a & 0xFFFF,
-                     b >> 48, b & 0xFFFFFFFFFFFFull);
 }
 
 class AmqpPublish final : public Sink {
@@ -319,7 +309,7 @@ class AmqpPublish final : public Sink {
   bool chooseIds(SinkContext &ctx, const Message &msg, Pending &p) {
     std::string full_id = msg.id;
     if (!uuid_ids_) {
-      p.message_id = msg.id.empty() ? uuid4() : msg.id;
+      p.message_id = msg.id.empty() ? fedmsg::uuid4() : msg.id;
     } else {
       std::string_view bare = msg.id;
       if (bare.size() > 5 && bare[4] == '-' && std::all_of(bare.begin(), bare.begin() + 4, [](char c) {
@@ -332,7 +322,7 @@ class AmqpPublish final : public Sink {
         std::transform(p.message_id.begin(), p.message_id.end(), p.message_id.begin(),
                        [](char c) { return (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c; });
       } else {
-        p.message_id = uuid4();
+        p.message_id = fedmsg::uuid4();
       }
     }
     if (carry_) {
