@@ -240,6 +240,19 @@ bool classifyTlsAlert(const Settings &s, const std::string &reason, ConnectError
 
 }  // namespace
 
+std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, std::string_view url,
+                                     const ConnectError &err) noexcept {
+  auto d = backoff.next();
+  if (err.permanent()) {
+    ctx.counter("permanent_errors", failureName(err.kind)).add();
+    ctx.log().error("cannot connect to {}: {}; this will not fix itself; retrying in {} ms", url, err.text(),
+                    d.count());
+  } else {
+    ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", url, err.text(), d.count());
+  }
+  return d;
+}
+
 const char *failureName(Failure f) noexcept {
   switch (f) {
     case Failure::Transient: return "transient";

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <random>
 #include <string>
 #include <string_view>
@@ -24,6 +23,7 @@
 #include <rapidjson/document.h>
 
 #include "switchyard/abi.h"
+#include "switchyard/drop_log.hpp"
 #include "switchyard/plugin.hpp"
 #include "switchyard/sdk.hpp"
 
@@ -126,49 +126,19 @@ struct ConnectError {
   }
 };
 
+/// How long start() waits for its one connection attempt (connect, login, set-up RPCs).
+inline constexpr double kStartTimeoutS = 5.0;
+
+/// After a failed connection attempt: the delay before the next one, at @p backoff's pace.
+/// A permanent cause after a successful start is logged as an error at every attempt (at
+/// most every reconnect_max_delay seconds) and counted as permanent_errors{kind}: the
+/// service runs but cannot move anything. A transient one is a warning.
+std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, std::string_view url,
+                                     const ConnectError &err) noexcept;
+
 /// Classifies a failed RPC of the set-up (queue/exchange declare, bind) in @p r; fills
 /// @p e.kind and @p e.fix for the permanent cases, @p what names the object.
 void classifyDeclare(const amqp_rpc_reply_t &r, const std::string &what, ConnectError &e);
-
-/// Logs at most @p per_window lines per reason per window, so that a flood of bad
-/// messages cannot flood the log; the number held back is reported with the next line.
-/// THREADING: the owning plugin's thread only.
-class LogLimiter {
- public:
-  template <typename... Args>
-  void warn(PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f, Args &&...args) noexcept {
-    try {
-      auto now = std::chrono::steady_clock::now();
-      auto &e = entries_[std::string(reason)];
-      if (now - e.start >= std::chrono::seconds(10)) {
-        e.start = now;
-        e.used = 0;
-      }
-      if (e.used >= 5) {
-        ++e.suppressed;
-        return;
-      }
-      ++e.used;
-      std::string text = fmt::format(f, std::forward<Args>(args)...);
-      if (e.suppressed > 0) {
-        ctx.log().warn("{} [{} similar line(s) suppressed]", text, e.suppressed);
-      } else {
-        ctx.log().warn("{}", text);
-      }
-      e.suppressed = 0;
-    } catch (...) {
-      ctx.log().warn("(log formatting failed)");
-    }
-  }
-
- private:
-  struct Entry {
-    std::chrono::steady_clock::time_point start{};
-    unsigned used = 0;
-    std::uint64_t suppressed = 0;
-  };
-  std::map<std::string, Entry, std::less<>> entries_;
-};
 
 /// An open AMQP connection (socket + login). Channels are the caller's business.
 class Connection {

@@ -307,21 +307,9 @@ class AmqpConsume final : public Source {
     (void)::poll(&p, 1, static_cast<int>(t.count()));
   }
 
-  static constexpr double kStartTimeoutS = 5.0;
-
-  /// After a failed attempt: the next one at the backoff's pace. A permanent cause after a
-  /// successful start is logged as an error at every attempt (at most every
-  /// reconnect_max_delay seconds): the service runs but cannot move anything.
+  /// After a failed attempt: the next one at the backoff's pace (retryDelay()).
   void scheduleRetry(SourceContext &ctx, const ConnectError &err) noexcept {
-    auto d = backoff_.next();
-    next_attempt_ = Clock::now() + d;
-    if (err.permanent()) {
-      ctx.counter("permanent_errors", failureName(err.kind)).add();
-      ctx.log().error("cannot connect to {}: {}; this will not fix itself; retrying in {} ms", settings_.redacted_url,
-                      err.text(), d.count());
-    } else {
-      ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", settings_.redacted_url, err.text(), d.count());
-    }
+    next_attempt_ = Clock::now() + retryDelay(ctx, backoff_, settings_.redacted_url, err);
   }
 
   void connect(SourceContext &ctx) noexcept {
@@ -555,9 +543,7 @@ class AmqpConsume final : public Source {
                          "delivery {} (routing key '{}') has no usable message_id; acked and dropped "
                          "(missing_message_id: generate would give it one)",
                          dtag, rk);
-          unsettled_.erase(dtag);
-          ack_ready_.push_back(dtag);
-          acked_->add();
+          complete(tag, Outcome::Dropped, "no_message_id");  // acked with the next batch
           return;
         }
         out.id = fedmsg::uuid4();
@@ -660,7 +646,7 @@ class AmqpConsume final : public Source {
   Counter *restored_ = nullptr;
   Counter *restore_failed_ = nullptr;
   Counter *generated_ids_ = nullptr;
-  LogLimiter drop_log_;
+  DropLog drop_log_{5, std::chrono::seconds(10)};  // 5 lines per reason per 10 s
 };
 
 }  // namespace

@@ -229,12 +229,7 @@ class AmqpPublish final : public Sink {
         return;
       }
       if (msg.body.size() > max_size_) {
-        too_large_->add();
-        drop_log_.warn(ctx, "too_large",
-                       "message {}: body of {} bytes is larger than the broker's limit of {} bytes "
-                       "(max_message_size); refused without publishing",
-                       msg.id, msg.body.size(), max_size_);
-        ctx.done(id, Outcome::Reject, "too_large");
+        refuseTooLarge(ctx, id, msg.id, msg.body.size());
         return;
       }
       rapidjson::Document d;
@@ -347,26 +342,14 @@ class AmqpPublish final : public Sink {
     return true;
   }
 
-  static constexpr double kStartTimeoutS = 5.0;
-
   bool topicAllowed(const std::string &rk) const {
     return std::any_of(allowed_topics_.begin(), allowed_topics_.end(),
                        [&](const std::regex &re) { return std::regex_search(rk, re); });
   }
 
-  /// After a failed attempt: the next one at the backoff's pace. A permanent cause after a
-  /// successful start is logged as an error at every attempt (at most every
-  /// reconnect_max_delay seconds): the service runs but cannot move anything.
+  /// After a failed attempt: the next one at the backoff's pace (retryDelay()).
   void scheduleRetry(SinkContext &ctx, const ConnectError &err) noexcept {
-    auto d = backoff_.next();
-    next_attempt_ = Clock::now() + d;
-    if (err.permanent()) {
-      ctx.counter("permanent_errors", failureName(err.kind)).add();
-      ctx.log().error("cannot connect to {}: {}; this will not fix itself; retrying in {} ms", settings_.redacted_url,
-                      err.text(), d.count());
-    } else {
-      ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", settings_.redacted_url, err.text(), d.count());
-    }
+    next_attempt_ = Clock::now() + retryDelay(ctx, backoff_, settings_.redacted_url, err);
   }
 
   void connect(SinkContext &ctx) noexcept {
@@ -699,6 +682,17 @@ class AmqpPublish final : public Sink {
                    settings_.redacted_url, why, n, d.count());
   }
 
+  /// A body above the broker's limit (max_message_size, or what a 406 taught us): refused
+  /// without publishing, so the broker never closes the channel over it.
+  void refuseTooLarge(SinkContext &ctx, DeliveryId id, std::string_view message_id, std::size_t size) noexcept {
+    too_large_->add();
+    drop_log_.warn(ctx, "too_large",
+                   "message {}: body of {} bytes is larger than the broker's limit of {} bytes "
+                   "(max_message_size); refused without publishing",
+                   message_id, size, max_size_);
+    ctx.done(id, Outcome::Reject, "too_large");
+  }
+
   void pump(SinkContext &ctx) noexcept {
     // While probing for a refused message, one message in flight at a time.
     while (connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < (probe_ > 0 ? 1 : window_)) {
@@ -706,12 +700,7 @@ class AmqpPublish final : public Sink {
       if (p.msg.body.size() > max_size_) {
         // Accepted before a 406 taught us the broker's lower limit: refuse it here rather
         // than close the channel again.
-        too_large_->add();
-        drop_log_.warn(ctx, "too_large",
-                       "message {}: body of {} bytes is larger than the broker's limit of {} bytes; refused "
-                       "without publishing",
-                       p.message_id, p.msg.body.size(), max_size_);
-        ctx.done(p.id, Outcome::Reject, "too_large");
+        refuseTooLarge(ctx, p.id, p.message_id, p.msg.body.size());
         waiting_.pop_front();
         continue;
       }
@@ -813,7 +802,7 @@ class AmqpPublish final : public Sink {
   std::uint64_t max_size_ = 134217728;
   std::vector<std::regex> allowed_topics_;
   std::size_t probe_ = 0;  ///< suspects of a closure to publish one at a time
-  LogLimiter drop_log_;
+  DropLog drop_log_{5, std::chrono::seconds(10)};  // 5 lines per reason per 10 s
 
   Connection conn_;
   amqp_channel_t channel_ = 0;

@@ -9,13 +9,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "switchyard/drop_log.hpp"
 #include "switchyard/fedmsg.hpp"
 #include "switchyard/sdk.hpp"
 
@@ -108,52 +108,7 @@ inline std::string processUserName() {
   return "switchyard";
 }
 
-/// Logs at most one line per key per second, so that a flood of bad input cannot
-/// flood the log as well; the number of lines left out is reported with the next one.
-class DropLog {
- public:
-  template <typename... Args>
-  void warn(PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f,
-            Args &&...args) noexcept {
-    emit(LogLevel::Warn, ctx, reason, f, std::forward<Args>(args)...);
-  }
-  template <typename... Args>
-  void info(PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f,
-            Args &&...args) noexcept {
-    emit(LogLevel::Info, ctx, reason, f, std::forward<Args>(args)...);
-  }
-
- private:
-  template <typename... Args>
-  void emit(LogLevel level, PluginContext &ctx, std::string_view reason, fmt::format_string<Args...> f,
-            Args &&...args) noexcept {
-    try {
-      auto now = std::chrono::steady_clock::now();
-      auto &e = entries_[std::string(reason)];
-      if (e.logged && now - e.last < std::chrono::seconds(1)) {
-        ++e.suppressed;
-        return;
-      }
-      std::string text = fmt::format(f, std::forward<Args>(args)...);
-      if (e.suppressed > 0) {
-        ctx.log().logf(level, "{} [{} similar line(s) suppressed]", text, e.suppressed);
-      } else {
-        ctx.log().log(level, text);
-      }
-      e.logged = true;
-      e.last = now;
-      e.suppressed = 0;
-    } catch (...) {
-      ctx.log().log(level, "(log formatting failed)");
-    }
-  }
-
-  struct Entry {
-    bool logged = false;
-    std::chrono::steady_clock::time_point last;
-    std::uint64_t suppressed = 0;
-  };
-  std::map<std::string, Entry, std::less<>> entries_;
-};
+/// Rate-limited log (one line per key per second by default): switchyard/drop_log.hpp.
+using switchyard::DropLog;
 
 }  // namespace switchyard::zmqt
