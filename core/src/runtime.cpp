@@ -412,6 +412,9 @@ class Pipeline {
     unsigned attempt_ = 0;  ///< of the message being sent (output thread only)
 
    private:
+    /// Removes delivery @p id from the pending set into @p d; logs and returns false when
+    /// it is not there (settled twice, or never handed out).
+    bool takePending(DeliveryId id, const char *call, PendingDelivery &d) noexcept;
     Output &out_;
   };
 
@@ -570,18 +573,24 @@ Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &se
 
 Pipeline::~Pipeline() { join(); }
 
-void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view reason) noexcept {
-  Tracker *t = nullptr;
-  {
-    std::lock_guard lock(out_.pending_mutex);
-    auto it = out_.pending.find(id);
-    if (it == out_.pending.end()) {
-      logger_.error("done() called for unknown or already settled delivery {}", id);
-      return;
-    }
-    t = it->second.tracker;
-    out_.pending.erase(it);
+bool Pipeline::SinkCtx::takePending(DeliveryId id, const char *call, PendingDelivery &d) noexcept {
+  std::lock_guard lock(out_.pending_mutex);
+  auto it = out_.pending.find(id);
+  if (it == out_.pending.end()) {
+    logger_.error("{}() called for unknown or already settled delivery {}", call, id);
+    return false;
   }
+  d = it->second;
+  out_.pending.erase(it);
+  return true;
+}
+
+void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view reason) noexcept {
+  PendingDelivery d;
+  if (!takePending(id, "done", d)) {
+    return;
+  }
+  Tracker *t = d.tracker;
   switch (outcome) {
     case Outcome::Delivered: out_.sent->add(); break;
     case Outcome::Dropped: countDrop(reason.empty() ? "unspecified" : reason); break;
@@ -601,15 +610,8 @@ void Pipeline::SinkCtx::done(DeliveryId id, Outcome outcome, std::string_view re
 // as Reject: an input that can redeliver dead-letters it, any other input counts it lost.
 void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept {
   PendingDelivery d;
-  {
-    std::lock_guard lock(out_.pending_mutex);
-    auto it = out_.pending.find(id);
-    if (it == out_.pending.end()) {
-      logger_.error("retry() called for unknown or already settled delivery {}", id);
-      return;
-    }
-    d = it->second;
-    out_.pending.erase(it);
+  if (!takePending(id, "retry", d)) {
+    return;
   }
   std::string why(reason.empty() ? "unspecified" : reason);
   try {
@@ -620,16 +622,20 @@ void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view rea
     }
     double spent = std::chrono::duration<double>(now - d.first_failure).count();
     bool exhausted = pol.max_duration_s > 0 && spent >= pol.max_duration_s;
-    if (exhausted || p_.abort_.load()) {
-      const char *what = exhausted ? "retry_exhausted" : "shutdown";
-      counter("failed", exhausted ? why : std::string("shutdown")).add();
-      if (exhausted) {
-        counter("retry_exhausted", why).add();
-        logger_.error("gave up on message '{}' after {} attempt(s) over {:.1f} s ({}); {}", msg.id,
-                      d.attempt + 1, spent, why,
-                      p_.input_.can_ack ? "the input rejects it (dead-letter)" : "it is lost");
-      }
-      d.tracker->settle(exhausted ? Outcome::Reject : Outcome::Retry, exhausted ? why : what);
+    if (exhausted) {
+      counter("failed", why).add();
+      counter("retry_exhausted", why).add();
+      logger_.error("gave up on message '{}' after {} attempt(s) over {:.1f} s ({}); {}", msg.id,
+                    d.attempt + 1, spent, why,
+                    p_.input_.can_ack ? "the input rejects it (dead-letter)" : "it is lost");
+      d.tracker->settle(Outcome::Reject, why);
+      return;
+    }
+    // Stopping: an input that can redeliver gets it back at once (as dropRetries() does
+    // for what already waits); for any other input it keeps its chance until the deadline.
+    if (p_.abort_.load() || (p_.stop_requested_.load() && p_.input_.can_ack)) {
+      counter("failed", "shutdown").add();
+      d.tracker->settle(Outcome::Retry, "shutdown");
       return;
     }
     // Exponential from initial_backoff, capped at max_backoff, jittered by ±jitter.

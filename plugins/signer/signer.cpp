@@ -117,7 +117,7 @@ Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
       text = built;
       // Parallel instances take `i` in the order they reach the builder, not quite the
       // stream's order; zmq-pub puts envelopes carrying this back in `i` order.
-      msg.setMeta(kSignerSeqMeta, std::to_string(seq));
+      msg.setMeta(meta::kSignerSeq, std::to_string(seq));
     }
     std::string reason;
     std::string detail;

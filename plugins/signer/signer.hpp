@@ -18,7 +18,7 @@
 // counting 1, 2, 3... per pipeline entry, as with one signer. Workers take `i` in the order
 // they reach the builder, which is not quite the stream's order the core restores after
 // the filters, and `i` is under the signature, so it cannot be renumbered later. Instead
-// the signer records the `i` it gave in metadata "signer.i" (kSignerSeqMeta), and zmq-pub
+// the signer records the `i` it gave in metadata "signer.i" (meta::kSignerSeq), and zmq-pub
 // holds an envelope back until every lower `i` went out (docs/plugins/signer.md), so
 // subscribers see 1, 2, 3... and count no false gaps.
 #pragma once
@@ -38,10 +38,6 @@ namespace switchyard::plugins {
 
 extern const sy_config_key kSignerSchema[];
 
-/// Metadata the signer sets on a message whose envelope `i` it assigned: the decimal `i`.
-/// zmq-pub (transports/zmq/zmq_pub.cpp, which spells the same key) sends such envelopes in
-/// `i` order.
-inline constexpr std::string_view kSignerSeqMeta = "signer.i";
 
 class Signer final : public Filter {
  public:

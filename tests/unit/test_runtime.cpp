@@ -528,18 +528,14 @@ pipelines:
     input: {type: mem-source}
     outputs: [{type: mem-sink-a}]
 )");
-  CHECK_THROWS_WITH_AS(f.engine.start(), doctest::Contains("cannot start (test)"), std::runtime_error);
-  CHECK(f.src.submitted.load() == 0);
   try {
-    Fixture g{.engine = Engine(isolated())};
-    g.beh_a.fail_start = true;
-    g.registerAll();
-    g.engine.loadString("version: 1\npipelines:\n  p:\n    input: {type: mem-source}\n    outputs: [{type: mem-sink-a}]\n");
-    g.engine.start();
+    f.engine.start();
     FAIL("start() did not throw");
-  } catch (const StartError &e) {
+  } catch (const StartError &e) {  // a std::runtime_error
+    CHECK(std::string(e.what()).find("cannot start (test)") != std::string::npos);
     CHECK_FALSE(e.permanent());  // Status::fatal: a restart may help
   }
+  CHECK(f.src.submitted.load() == 0);
 }
 
 TEST_CASE("a source that fails with Status::permanent makes start() throw a permanent StartError") {

@@ -42,10 +42,6 @@ using namespace switchyard;
 using namespace switchyard::zmqt;
 using Clock = std::chrono::steady_clock;
 
-// Set by the signer on messages whose envelope `i` it assigned: the decimal `i`. The
-// signer numbers in the order its parallel instances get to it, which is not quite the
-// stream's order; zmq-pub restores `i` order (docs/plugins/signer.md).
-constexpr std::string_view kSignerSeq = "signer.i";
 
 const sy_config_key kSchema[] = {
     {"endpoints", SY_CFG_STRING_LIST, 1, nullptr,
@@ -211,7 +207,9 @@ class ZmqPubSink final : public Sink {
     } else {
       admit(ctx, std::move(msg), id, seq);
     }
-    expireReorder(ctx, Clock::now());
+    if (!held_.empty()) {  // no clock read per message when nothing waits
+      expireReorder(ctx, Clock::now());
+    }
   }
 
   Status poll(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept override {
@@ -276,7 +274,7 @@ class ZmqPubSink final : public Sink {
 
   /// The `i` a signer gave the message's envelope (meta "signer.i"), 0 if none.
   static std::uint64_t signerSeq(const Message &msg) {
-    auto v = msg.getMeta(kSignerSeq);
+    auto v = msg.getMeta(meta::kSignerSeq);
     if (!v || v->empty()) {
       return 0;
     }
@@ -315,15 +313,19 @@ class ZmqPubSink final : public Sink {
       releaseReady(ctx);
       return;
     }
-    if (held_.count(seq) != 0) {  // the same `i` twice: not ours to judge; send it as it comes
+    bool was_empty = held_.empty();
+    // The slot first: if the map cannot grow, msg is still whole for admit()'s fallback.
+    auto [slot, fresh] = held_.try_emplace(seq);
+    if (!fresh) {  // the same `i` twice: not ours to judge; send it as it comes
       reorder_late_->add();
       deliver(ctx, std::move(msg), id);
       return;
     }
-    if (held_.empty()) {
+    if (was_empty) {
       hole_since_ = Clock::now();
     }
-    held_.emplace(seq, Held{std::move(msg), id});
+    slot->second.msg = std::move(msg);
+    slot->second.id = id;
     reordered_->add();
     reorder_held_gauge_->set(static_cast<std::int64_t>(held_.size()));
     if (held_.size() > reorder_window_) {
@@ -394,13 +396,8 @@ class ZmqPubSink final : public Sink {
       }
       if (!anySubscriberFor(msg.topic)) {
         if (retryUnsubscribed()) {
-          if (ctx.stopping()) {
-            // Shutting down: no subscriber will come to this process any more. Settled as
-            // retry, the input redelivers it (to the next process) without the pipeline
-            // waiting out its drain timeout for a retry that cannot succeed.
-            ctx.done(id, Outcome::Retry, "shutdown");
-            return;
-          }
+          // (At shutdown the runtime hands it straight back to the input, which redelivers
+          // it to the next process, instead of scheduling a retry.)
           // Nobody can receive it yet (start-up, restart, subscribers reconnecting): the
           // input keeps it unsettled and the runtime sends it again after a backoff.
           drop_log_.warn(ctx, "no_subscriber_retry",

@@ -75,6 +75,9 @@ namespace meta {
 inline constexpr std::string_view kFedmsgEnvelope = "fedmsg.envelope";
 inline constexpr std::string_view kAmqpRedelivered = "amqp.redelivered";
 inline constexpr std::string_view kSourceLine = "stdin.line";
+/// The decimal `i` the signer gave the message's envelope; parallel signer instances number
+/// slightly out of the stream's order, and zmq-pub sends such envelopes in `i` order.
+inline constexpr std::string_view kSignerSeq = "signer.i";
 }  // namespace meta
 
 }  // namespace switchyard
