@@ -80,6 +80,7 @@ struct Settings {
   std::chrono::milliseconds retain{60000};  ///< how long a settled id is remembered after that
   std::size_t max_entries = 100000;         ///< ids held in memory at most (both phases)
   std::size_t max_evicted = 100000;         ///< traces of ids forgotten early held at most (0: none)
+  bool operator==(const Settings &) const = default;
 };
 
 /// One message seen on a single bus only: a warning line and a report record.

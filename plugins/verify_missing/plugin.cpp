@@ -88,12 +88,7 @@ struct GroupSettings {
   std::string report;
   bool log_matches = false;
 
-  bool operator==(const GroupSettings &o) const {
-    return matcher.window == o.matcher.window && matcher.retain == o.matcher.retain &&
-           matcher.max_entries == o.matcher.max_entries && matcher.max_evicted == o.matcher.max_evicted &&
-           grace == o.grace && report == o.report &&
-           log_matches == o.log_matches;
-  }
+  bool operator==(const GroupSettings &) const = default;  // every field: a new one cannot be forgotten
 };
 
 /// What one attached instance lends the group: its counters (valid while attached).
