@@ -829,16 +829,9 @@ class ZmqSubSource final : public Source {
     if (count < 0 || count > static_cast<std::int64_t>(SeqTracker::kMaxReorder)) {
       throw sdk::ConfigError("reorder_window", "'reorder_window' must be between 0 and 1024");
     }
-    reorder_ms_ = intOr(c, "reorder_time", 1000);
-    if (reorder_ms_ < 0) {
-      throw sdk::ConfigError("reorder_time", "'reorder_time' must not be negative");
-    }
-    tracker_ = SeqTracker(static_cast<std::uint64_t>(count), reorder_ms_);
+    tracker_ = SeqTracker(static_cast<std::uint64_t>(count), nonNegative(c, "reorder_time", 1000));
     state_file_ = strOr(c, "state_file", "");
-    state_interval_ms_ = intOr(c, "state_interval", 0);
-    if (state_interval_ms_ < 0) {
-      throw sdk::ConfigError("state_interval", "'state_interval' must not be negative");
-    }
+    state_interval_ms_ = nonNegative(c, "state_interval", 0);
     if (!state_file_.empty() && !track_) {
       throw sdk::ConfigError("state_file", "'state_file' needs 'track_sequence: true'");
     }
@@ -916,10 +909,6 @@ class ZmqSubSource final : public Source {
       }
       auto user = m.getMeta(meta::kFedmsgUsername);
       p.key += user ? *user : std::string_view("?");
-    } else {
-      p.i = 0;
-    }
-    if (p.i != 0) {
       if (std::uint64_t skipped = readSkip(p); skipped > 0) {
         m.setMeta(kSeqMissingMeta, std::to_string(skipped));
       }
@@ -1036,7 +1025,9 @@ class ZmqSubSource final : public Source {
       return;
     }
     SeqEvent ev = tracker_.observe(p.key, p.i, nowMs(), p.epoch);
-    seq_dirty_ = true;
+    if (ev.kind != SeqEvent::Kind::Duplicate) {  // a duplicate changes nothing the state file keeps
+      seq_dirty_ = true;
+    }
     switch (ev.kind) {
       case SeqEvent::Kind::First: publishers_->set(static_cast<std::int64_t>(tracker_.publishers())); break;
       case SeqEvent::Kind::InOrder:
@@ -1141,7 +1132,6 @@ class ZmqSubSource final : public Source {
   std::uint64_t tag_ = 0;
   // Sequence tracking (see the functions above).
   SeqTracker tracker_;
-  std::int64_t reorder_ms_ = 0;
   std::string state_file_;
   std::int64_t state_interval_ms_ = 0;
   std::int64_t last_write_ms_ = 0;
