@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "fedmsg_carry.hpp"
+#include "switchyard/fedmsg_carry.hpp"
 #include "switchyard/json.hpp"
 
 namespace carry = switchyard::amqp::carry;

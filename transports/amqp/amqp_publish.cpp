@@ -43,7 +43,7 @@
 #include <rapidjson/error/en.h>
 
 #include "amqp_common.hpp"
-#include "fedmsg_carry.hpp"
+#include "switchyard/fedmsg_carry.hpp"
 #include "switchyard/fedmsg.hpp"
 #include "switchyard/json.hpp"
 #include "switchyard/sdk.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "fedmsg_carry.hpp"
+#include "switchyard/fedmsg_carry.hpp"
 
 #include <array>
 #include <charconv>
