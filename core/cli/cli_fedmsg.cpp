@@ -81,7 +81,7 @@ class LoggerSource final : public Source {
         return;
       }
       Message m;
-      m.topic = opts_.topic;
+      m.setTopic(opts_.topic);
       if (opts_.json_input) {
         auto r = fedmsg::validateJson(line);
         if (!r.ok()) {
@@ -90,7 +90,7 @@ class LoggerSource final : public Source {
           ++line_no_;
           return;
         }
-        m.body = std::string(line);
+        m.setBody(std::string(line));
       } else {
         if (!fedmsg::isValidUtf8(line)) {
           ctx.countDrop("invalid_utf8");
@@ -98,9 +98,10 @@ class LoggerSource final : public Source {
           ++line_no_;
           return;
         }
-        m.body = "{\"log\":";
-        fedmsg::appendAsciiJsonString(m.body, line);
-        m.body += '}';
+        std::string body = "{\"log\":";
+        fedmsg::appendAsciiJsonString(body, line);
+        body += '}';
+        m.setBody(std::move(body));
       }
       ++line_no_;
       (void)ctx.submit(std::move(m), line_no_);

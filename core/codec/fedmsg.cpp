@@ -204,13 +204,14 @@ Result parseWith(std::string_view text, rapidjson::MemoryStream &ms, Scanner &sc
 /// json::scanCanonicalObject() instead of RapidJSON's SAX reader, whose byte-at-a-time
 /// string loop (the certificate alone is 2.3 KB) was most of the cost. Returns false,
 /// leaving @p sc untouched, for any other text; that is parsed as before.
-bool scanCanonical(std::string_view text, const Limits &limits, Scanner &sc) {
+bool scanCanonical(std::string_view text, const Limits &limits, Scanner &sc,
+                   std::vector<json::RawMember> &members) {
   json::ParseLimits pl;
   pl.max_bytes = limits.max_bytes;
   pl.max_depth = limits.max_depth;
   pl.max_integer_digits = std::numeric_limits<std::size_t>::max();  // the codec takes any length
-  thread_local std::vector<json::RawMember> members;
   if (!json::scanCanonicalObject(text, members, pl)) {
+    members.clear();
     return false;
   }
   sc.root = Kind::Object;
@@ -385,13 +386,15 @@ Result validateJson(std::string_view text, const Limits &limits, bool require_ob
   return parseWith(text, ms, sc, require_object);
 }
 
-Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits) {
+Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits,
+                     std::vector<json::RawMember> *members) {
   if (auto r = checkSize(json, limits, "frame 1 (the envelope)"); !r.ok()) {
     return r;
   }
   rapidjson::MemoryStream ms(json.data(), json.size());
   Scanner sc(ms, limits.max_depth, true);
-  if (!scanCanonical(json, limits, sc)) {
+  std::vector<json::RawMember> local;
+  if (!scanCanonical(json, limits, sc, members != nullptr ? *members : local)) {
     if (auto r = parseWith(json, ms, sc, true); !r.ok()) {
       return r;
     }
@@ -449,30 +452,42 @@ Result decode(std::string_view frame_topic, std::string_view frame_json, Message
   if (!isValidUtf8(frame_topic)) {
     return Result::fail("invalid_utf8", "frame 0 (the topic) is not valid UTF-8");
   }
-  Envelope env;
-  if (auto r = parseEnvelope(frame_json, env, limits); !r.ok()) {
+  Result r;
+  auto wire = parseWire(std::string(frame_json), r, limits);
+  if (!wire) {
     return r;
   }
+  const Envelope &env = wire->fields;
   if (env.topic != frame_topic) {
     return Result::fail("topic_mismatch", fmt::format("frame 0 \"{}\" differs from the envelope topic \"{}\"",
                                                       frame_topic, env.topic));
   }
-  Message m;
-  m.topic = std::move(env.topic);
-  m.body = std::string(env.msg);
-  m.headers = env.headers.empty() ? std::string("{}") : std::string(env.headers);
-  m.id = std::move(env.msg_id);
-  m.timestamp_ms = env.timestamp_ms;
-  m.meta.reserve(3);
-  m.meta.emplace_back(std::string(meta::kFedmsgEnvelope), std::string(frame_json));
-  if (env.has_username) {
-    m.meta.emplace_back(std::string(meta::kFedmsgUsername), std::move(env.username));
-  }
-  if (!env.i.empty()) {
-    m.meta.emplace_back(std::string(meta::kFedmsgSeq), std::string(env.i));
-  }
+  Message m(env.topic, std::string(env.msg), env.headers.empty() ? std::string("{}") : std::string(env.headers),
+            env.msg_id, env.timestamp_ms);
+  attach(m, std::move(wire));
   out = std::move(m);
   return {};
+}
+
+std::size_t WireEnvelope::bytes() const noexcept {
+  return sizeof(WireEnvelope) + 32 /* control block and allocator headers */ + text.capacity() +
+         fields.topic.capacity() + fields.msg_id.capacity() + fields.username.capacity() +
+         members.capacity() * sizeof(json::RawMember);
+}
+
+std::shared_ptr<const WireEnvelope> parseWire(std::string text, Result &result, const Limits &limits) {
+  auto wire = std::make_shared<WireEnvelope>();
+  wire->text = std::move(text);
+  result = parseEnvelope(wire->text, wire->fields, limits, &wire->members);
+  if (!result.ok()) {
+    return nullptr;
+  }
+  return wire;
+}
+
+void attach(Message &msg, std::shared_ptr<const WireEnvelope> wire) {
+  std::size_t bytes = wire ? wire->bytes() : 0;
+  msg.setEnvelope(std::move(wire), bytes);
 }
 
 Result decodeFrames(std::span<const std::string_view> frames, Message &out, const Limits &limits) {
@@ -480,21 +495,6 @@ Result decodeFrames(std::span<const std::string_view> frames, Message &out, cons
     return Result::fail("wrong_frame_count", fmt::format("{} frame(s) instead of 2", frames.size()));
   }
   return decode(frames[0], frames[1], out, limits);
-}
-
-bool envelopeMatches(const Message &msg, const Limits &limits) {
-  auto env_text = msg.getMeta(meta::kFedmsgEnvelope);
-  if (!env_text) {
-    return false;
-  }
-  Envelope env;
-  Limits l = limits;
-  l.max_bytes = std::max(l.max_bytes, env_text->size());
-  if (!parseEnvelope(*env_text, env, l).ok()) {
-    return false;
-  }
-  std::string_view headers = env.headers.empty() ? std::string_view("{}") : env.headers;
-  return env.topic == msg.topic && env.msg_id == msg.id && env.msg == msg.body && headers == msg.headers;
 }
 
 void appendAsciiJsonString(std::string &out, std::string_view utf8) {
@@ -599,31 +599,31 @@ EnvelopeBuilder::EnvelopeBuilder(std::string username, Limits limits)
     : username_(std::move(username)), limits_(limits) {}
 
 Result EnvelopeBuilder::build(const Message &msg, std::string &envelope) {
-  if (msg.topic.empty()) {
+  if (msg.topic().empty()) {
     return Result::fail("missing_topic", "the message has no topic");
   }
-  if (!isValidUtf8(msg.topic) || !isValidUtf8(msg.id) || !isValidUtf8(username_)) {
+  if (!isValidUtf8(msg.topic()) || !isValidUtf8(msg.id()) || !isValidUtf8(username_)) {
     return Result::fail("invalid_utf8", "topic, id or username is not valid UTF-8");
   }
-  std::string_view body = msg.body.empty() ? std::string_view("null") : std::string_view(msg.body);
+  std::string_view body = msg.body().empty() ? std::string_view("null") : std::string_view(msg.body());
   if (auto r = validateJson(body, limits_, false); !r.ok()) {
     return Result::fail("bad_body", "body: " + r.detail);
   }
-  bool with_headers = !trimmed(msg.headers).empty() && !isEmptyObjectText(msg.headers);
+  bool with_headers = !trimmed(msg.headers()).empty() && !isEmptyObjectText(msg.headers());
   if (with_headers) {
-    if (auto r = validateJson(msg.headers, limits_, true); !r.ok()) {
+    if (auto r = validateJson(msg.headers(), limits_, true); !r.ok()) {
       return Result::fail("bad_headers", "headers: " + r.detail);
     }
   }
-  std::int64_t ts = msg.timestamp_ms > 0 ? msg.timestamp_ms / 1000 : static_cast<std::int64_t>(std::time(nullptr));
-  std::string id = normalizeMsgId(msg.id, currentUtcYear());
+  std::int64_t ts = msg.timestampMs() > 0 ? msg.timestampMs() / 1000 : static_cast<std::int64_t>(std::time(nullptr));
+  std::string id = normalizeMsgId(msg.id(), currentUtcYear());
 
   envelope.clear();
-  envelope.reserve(body.size() + msg.headers.size() + msg.topic.size() + id.size() + 128);
+  envelope.reserve(body.size() + msg.headers().size() + msg.topic().size() + id.size() + 128);
   envelope += '{';
   if (with_headers) {
     envelope += "\"headers\":";
-    envelope += trimmed(msg.headers);
+    envelope += trimmed(msg.headers());
     envelope += ',';
   }
   envelope += fmt::format("\"i\":{},\"msg\":", seq_ + 1);
@@ -631,7 +631,7 @@ Result EnvelopeBuilder::build(const Message &msg, std::string &envelope) {
   envelope += ",\"msg_id\":";
   appendAsciiJsonString(envelope, id);
   envelope += fmt::format(",\"timestamp\":{},\"topic\":", ts);
-  appendAsciiJsonString(envelope, msg.topic);
+  appendAsciiJsonString(envelope, msg.topic());
   envelope += ",\"username\":";
   appendAsciiJsonString(envelope, username_);
   envelope += '}';

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -78,6 +80,63 @@ std::size_t resolveWorkers(const PipelineSpec &p, const PluginRegistry &registry
   return p.workers;
 }
 
+/// Host services of one engine: the shared objects of its plugins.
+class EngineHost final : public Host {
+ public:
+  explicit EngineHost(Logger *logger) : logger_(logger) {}
+  ~EngineHost() override { clear(); }
+  Logger &log() noexcept override { return *logger_; }
+  std::shared_ptr<void> shared(std::string_view key,
+                               const std::function<std::shared_ptr<void>()> &make) noexcept override {
+    std::lock_guard<std::mutex> lock(mu_);
+    try {
+      auto it = objects_.find(key);
+      if (it != objects_.end()) {
+        return it->second;
+      }
+      std::shared_ptr<void> made = make();
+      if (made) {
+        objects_.emplace(std::string(key), made);
+      }
+      return made;
+    } catch (...) {
+      return nullptr;
+    }
+  }
+  /// Releases the host's references, in reverse order of creation would be nicer, but the
+  /// objects are independent; called before the plugin libraries are unloaded.
+  void clear() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    objects_.clear();
+  }
+  void setLogger(Logger *logger) noexcept { logger_ = logger; }
+
+ private:
+  Logger *logger_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<void>, std::less<>> objects_;
+};
+
+/// The factory of an in-process plugin (embedding API): keeps the parsed Config and calls
+/// the embedder's function once per instance.
+template <typename T>
+class InProcessFactory final : public PluginFactory {
+ public:
+  InProcessFactory(std::unique_ptr<sdk::Config> config, const Factory<T> &make)
+      : config_(std::move(config)), make_(make), first_(make_(*config_)) {}
+  Plugin *instantiate(const InstanceArgs &args) noexcept override {
+    if (first_) {  // made with the factory, so that a bad value is reported at load time
+      return first_.release();
+    }
+    return sdk::barrier(args.error, [&]() -> Plugin * { return make_(*config_).release(); });
+  }
+
+ private:
+  std::unique_ptr<sdk::Config> config_;
+  Factory<T> make_;
+  std::unique_ptr<T> first_;
+};
+
 }  // namespace
 
 ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
@@ -86,6 +145,9 @@ ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
 struct Engine::Impl {
   EngineOptions options;
   PluginRegistry registry;
+  // After the registry: destroyed (with the objects plugins share) before any library is
+  // unloaded, and after the runtime and the plans, which hold the instances and factories.
+  EngineHost host{nullptr};
   CounterStore counters;
   Settings settings;
   std::vector<PipelinePlan> plans;
@@ -108,16 +170,13 @@ struct Engine::Impl {
     d.description = "in-process plugin";
     d.fingerprint = SWITCHYARD_BUILD_FINGERPRINT;
     registry.addInProcess(std::move(d), std::move(schema),
-                          [f = std::move(factory)](const CreateArgs &a) -> Plugin * {
-                            try {
-                              sdk::Config c(a.config_json, a.logger, std::string(a.instance));
-                              return f(c).release();
-                            } catch (const sdk::ConfigError &e) {
-                              *a.error = Status::fatal(e.what(), e.key());
-                            } catch (const std::exception &e) {
-                              *a.error = Status::fatal(e.what());
-                            }
-                            return nullptr;
+                          [f = std::move(factory)](const CreateArgs &a) -> PluginFactory * {
+                            return sdk::barrier(a.error, [&]() -> PluginFactory * {
+                              return new InProcessFactory<T>(
+                                  std::make_unique<sdk::Config>(a.config_json, a.logger,
+                                                                std::string(a.instance), a.host),
+                                  f);
+                            });
                           });
   }
 
@@ -156,42 +215,72 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
   }
 
   std::vector<PipelinePlan> built;
-  auto make = [&](PluginSpec &spec, const std::string &place) -> StageInstance {
+  host.setLogger(&logger());
+  auto report = [&](const PluginSpec &spec, const Status &error) {
+    Mark m = spec.mark;
+    std::string path = spec.path;
+    if (!error.key().empty()) {
+      if (auto it = spec.key_marks.find(error.key()); it != spec.key_marks.end()) {
+        m = it->second;
+      }
+      path += "." + error.key();
+    }
+    diags.push_back({file, m.line, m.column, path, error.message()});
+  };
+  // One factory per configured plugin; one instance per filter worker (or one).
+  struct Made {
+    FactoryPtr factory;
+    std::shared_ptr<void> library;
+  };
+  auto makeFactory = [&](const PluginSpec &spec) -> Made {
+    Made made;
+    Status error;
+    std::string instance = fmt::format("{} ({})", spec.path, spec.type);
+    made.factory = registry.create(spec.type, spec.config_json, instance, &logger(), &host, error,
+                                   made.library);
+    if (!made.factory) {
+      report(spec, error);
+    }
+    return made;
+  };
+  auto make = [&](const PluginSpec &spec, const Made &made, const std::string &place, std::size_t worker,
+                  std::size_t workers) -> StageInstance {
     StageInstance s;
     s.type = spec.type;
     s.place = place;
     const PluginDescriptor *d = registry.find(spec.type);
     s.can_ack = d != nullptr && d->canAck();
     s.retry = spec.retry;
+    if (!made.factory) {
+      return s;
+    }
     Status error;
     std::string instance = fmt::format("{} ({})", spec.path, spec.type);
-    s.plugin = registry.create(spec.type, spec.config_json, instance, &logger(), error);
+    s.plugin = instantiate(made.factory, made.library, instance, static_cast<std::uint32_t>(worker),
+                           static_cast<std::uint32_t>(workers), error);
     if (!s.plugin) {
-      Mark m = spec.mark;
-      std::string path = spec.path;
-      if (!error.key().empty()) {
-        if (auto it = spec.key_marks.find(error.key()); it != spec.key_marks.end()) {
-          m = it->second;
-        }
-        path += "." + error.key();
-      }
-      diags.push_back({file, m.line, m.column, path, error.message()});
+      report(spec, error);
     }
     return s;
   };
   for (auto &p : model.pipelines) {
     PipelinePlan plan;
     plan.name = p.name;
-    plan.input = make(p.input, "input");
+    plan.input = make(p.input, makeFactory(p.input), "input", 0, 1);
     std::size_t workers = resolveWorkers(p, registry, file, diags);
+    std::vector<Made> filter_factories;
+    for (const auto &f : p.filters) {
+      filter_factories.push_back(makeFactory(f));
+    }
     plan.filters.resize(workers);
-    for (auto &lane : plan.filters) {  // one chain of instances per filter worker
+    for (std::size_t w = 0; w < workers; ++w) {  // one chain of instances per filter worker
       for (std::size_t i = 0; i < p.filters.size(); ++i) {
-        lane.push_back(make(p.filters[i], fmt::format("filters[{}]", i)));
+        plan.filters[w].push_back(
+            make(p.filters[i], filter_factories[i], fmt::format("filters[{}]", i), w, workers));
       }
     }
     for (std::size_t i = 0; i < p.outputs.size(); ++i) {
-      plan.outputs.push_back(make(p.outputs[i], fmt::format("outputs[{}]", i)));
+      plan.outputs.push_back(make(p.outputs[i], makeFactory(p.outputs[i]), fmt::format("outputs[{}]", i), 0, 1));
     }
     built.push_back(std::move(plan));
   }

@@ -164,7 +164,7 @@ struct PluginRegistry::Impl {
     PluginDescriptor descriptor;
     bool schema_loaded = false;
     std::vector<KeySpec> schema;
-    std::function<Plugin *(const CreateArgs &)> create;
+    std::function<PluginFactory *(const CreateArgs &)> create;
     std::shared_ptr<void> library;
     // File plugins only: what passed the checks, compared again once mapped.
     std::string real_path;
@@ -361,7 +361,7 @@ void PluginRegistry::Impl::load(Entry &e) {
   }
   e.schema = std::move(schema);
   e.schema_loaded = true;
-  e.create = [create_fn](const CreateArgs &a) -> Plugin * { return create_fn(&a); };
+  e.create = [create_fn](const CreateArgs &a) -> PluginFactory * { return create_fn(&a); };
   e.library = lib;
   load_order.push_back(lib);
   logging::core()->debug("plugin '{}' loaded from {}", name, e.descriptor.path);
@@ -452,7 +452,7 @@ void PluginRegistry::scan(const std::vector<std::string> &directories) {
 }
 
 void PluginRegistry::addInProcess(PluginDescriptor descriptor, std::vector<KeySpec> schema,
-                                  std::function<Plugin *(const CreateArgs &)> create) {
+                                  std::function<PluginFactory *(const CreateArgs &)> create) {
   descriptor.path = "(in-process)";
   if (auto it = impl_->entries.find(descriptor.name); it != impl_->entries.end()) {
     throw std::runtime_error(fmt::format("two plugins are named '{}': {} and {}", descriptor.name,
@@ -494,19 +494,20 @@ const std::vector<KeySpec> &PluginRegistry::schema(std::string_view name) {
   return it->second.schema;
 }
 
-PluginPtr PluginRegistry::create(std::string_view name, std::string_view config_json,
-                                 std::string_view instance, Logger *logger, Status &error) {
+FactoryPtr PluginRegistry::create(std::string_view name, std::string_view config_json,
+                                  std::string_view instance, Logger *logger, Host *host, Status &error,
+                                  std::shared_ptr<void> &library) {
   auto it = impl_->entries.find(name);
   if (it == impl_->entries.end()) {
     error = Status::fatal(fmt::format("unknown plugin '{}'", name));
-    return PluginPtr(nullptr, PluginDeleter{});
+    return nullptr;
   }
   if (!it->second.schema_loaded) {
     try {
       impl_->load(it->second);
     } catch (const std::exception &e) {
       error = Status::fatal(e.what());
-      return PluginPtr(nullptr, PluginDeleter{});
+      return nullptr;
     }
   }
   CreateArgs args;
@@ -514,11 +515,32 @@ PluginPtr PluginRegistry::create(std::string_view name, std::string_view config_
   args.instance = instance;
   args.logger = logger;
   args.error = &error;
-  Plugin *p = it->second.create(args);
-  if (p == nullptr && error.isOk()) {
-    error = Status::fatal(fmt::format("plugin '{}' failed to create an instance", name));
+  args.host = host;
+  PluginFactory *f = it->second.create(args);
+  if (f == nullptr) {
+    if (error.isOk()) {
+      error = Status::fatal(fmt::format("plugin '{}' failed to create its factory", name));
+    }
+    return nullptr;
   }
-  return PluginPtr(p, PluginDeleter{it->second.library});
+  library = it->second.library;
+  // Whoever holds the factory also holds @p library (PluginDeleter, StageInstance).
+  return FactoryPtr(f);
+}
+
+PluginPtr instantiate(const FactoryPtr &factory, const std::shared_ptr<void> &library,
+                      std::string_view instance, std::uint32_t worker, std::uint32_t workers,
+                      Status &error) {
+  InstanceArgs args;
+  args.instance = instance;
+  args.worker = worker;
+  args.workers = workers;
+  args.error = &error;
+  Plugin *p = factory->instantiate(args);
+  if (p == nullptr && error.isOk()) {
+    error = Status::fatal(fmt::format("{}: the plugin failed to create an instance", instance));
+  }
+  return PluginPtr(p, PluginDeleter{library, p != nullptr ? factory : nullptr});
 }
 
 std::string installedPluginDir() { return SWITCHYARD_PLUGIN_DIR; }

@@ -16,12 +16,22 @@
 
 namespace switchyard {
 
-/// Keeps a plugin instance's library mapped for as long as the instance lives.
+/// A plugin's factory (ABI 2.0), shared by the instances it made.
+using FactoryPtr = std::shared_ptr<PluginFactory>;
+
+/// Keeps a plugin instance's factory alive and its library mapped for as long as the
+/// instance lives (members are destroyed in reverse order: the factory before the library).
 struct PluginDeleter {
   std::shared_ptr<void> library;
+  FactoryPtr factory;
   void operator()(Plugin *p) const noexcept { delete p; }
 };
 using PluginPtr = std::unique_ptr<Plugin, PluginDeleter>;
+
+/// Makes one instance from @p factory. On failure returns nullptr and fills @p error.
+PluginPtr instantiate(const FactoryPtr &factory, const std::shared_ptr<void> &library,
+                      std::string_view instance, std::uint32_t worker, std::uint32_t workers,
+                      Status &error);
 
 /// Everything the core knows about one plugin, before and after its library is mapped.
 struct PluginDescriptor {
@@ -60,7 +70,7 @@ class PluginRegistry {
 
   /// In-process plugins (embedding API). Throws on a duplicate name.
   void addInProcess(PluginDescriptor descriptor, std::vector<KeySpec> schema,
-                    std::function<Plugin *(const CreateArgs &)> create);
+                    std::function<PluginFactory *(const CreateArgs &)> create);
 
   [[nodiscard]] const PluginDescriptor *find(std::string_view name) const;
   [[nodiscard]] std::vector<const PluginDescriptor *> all() const;  ///< sorted by name
@@ -71,10 +81,11 @@ class PluginRegistry {
   /// specific message when mapping or resolving fails.
   const std::vector<KeySpec> &schema(std::string_view name);
 
-  /// Creates an instance from validated configuration JSON. On failure returns nullptr
-  /// and fills @p error (Status::key() names the offending key when the plugin said so).
-  PluginPtr create(std::string_view name, std::string_view config_json, std::string_view instance,
-                   Logger *logger, Status &error);
+  /// Creates the plugin's factory from validated configuration JSON. On failure returns
+  /// nullptr and fills @p error (Status::key() names the offending key when the plugin said
+  /// so). @p library receives the handle that keeps the plugin's library mapped.
+  FactoryPtr create(std::string_view name, std::string_view config_json, std::string_view instance,
+                    Logger *logger, Host *host, Status &error, std::shared_ptr<void> &library);
 
   struct Impl;
 

@@ -208,8 +208,8 @@ std::size_t footprint(const Message &m) noexcept {
   auto str = [](const std::string &x) -> std::size_t {
     return x.capacity() > 15 ? mallocChunk(x.capacity() + 1) : 0;
   };
-  std::size_t n = sizeof(Item) + sizeof(std::size_t) + mallocChunk(sizeof(Tracker)) + str(m.topic) +
-                  str(m.body) + str(m.headers) + str(m.id);
+  std::size_t n = sizeof(Item) + sizeof(std::size_t) + mallocChunk(sizeof(Tracker)) + str(m.topic()) +
+                  str(m.body()) + str(m.headers()) + str(m.id());
   if (m.meta.capacity() > 0) {
     n += mallocChunk(m.meta.capacity() * sizeof(m.meta[0]));
   }
@@ -625,7 +625,7 @@ void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view rea
     if (exhausted) {
       counter("failed", why).add();
       counter("retry_exhausted", why).add();
-      logger_.error("gave up on message '{}' after {} attempt(s) over {:.1f} s ({}); {}", msg.id,
+      logger_.error("gave up on message '{}' after {} attempt(s) over {:.1f} s ({}); {}", msg.id(),
                     d.attempt + 1, spent, why,
                     p_.input_.can_ack ? "the input rejects it (dead-letter)" : "it is lost");
       d.tracker->settle(Outcome::Reject, why);
@@ -651,7 +651,7 @@ void Pipeline::SinkCtx::retry(DeliveryId id, Message &&msg, std::string_view rea
     ++d.attempt;
     counter("retried", why).add();
     if (d.attempt == 1 || d.attempt % 10 == 0) {
-      logger_.debug("message '{}' will be retried in {:.2f} s (attempt {}): {}", msg.id, wait,
+      logger_.debug("message '{}' will be retried in {:.2f} s (attempt {}): {}", msg.id(), wait,
                     d.attempt + 1, why);
     }
     RetryItem item;

@@ -38,7 +38,7 @@ class CounterStore {
 
 /// One created plugin instance and where it sits.
 struct StageInstance {
-  PluginPtr plugin{nullptr, PluginDeleter{}};
+  PluginPtr plugin{nullptr, PluginDeleter{}};  ///< keeps its factory and library alive
   std::string type;   ///< plugin name
   std::string place;  ///< "input", "filters[0]", "outputs[1]"
   bool can_ack = false;

@@ -43,11 +43,13 @@ class TopicPrefix final : public Filter {
 
   // Called on the pipeline's input thread, one message at a time; must not throw.
   Verdict process(FilterContext &ctx, Message &msg) noexcept override {
-    if (skip_prefixed_ && msg.topic.starts_with(prefix_)) {
+    if (skip_prefixed_ && msg.topic().starts_with(prefix_)) {
       return Verdict::pass();
     }
     try {
-      msg.topic.insert(0, prefix_);
+      // setTopic() also drops the message's fedmsg envelope: it no longer describes the
+      // message, so zmq-pub builds a new one instead of sending the old signed bytes.
+      msg.setTopic(prefix_ + msg.topic());
     } catch (const std::exception &e) {  // allocation failure: transient, the input may retry
       ctx.log().error("cannot prefix topic: {}", e.what());
       return Verdict::error("out_of_memory", true);

@@ -26,9 +26,9 @@ class Events final : public sy::Source {
       return sy::Status::endOfStream();
     }
     sy::Message m;
-    m.topic = "org.example.service.event";
-    m.body = "{\"seq\":" + std::to_string(next_) + "}";
-    m.id = "event-" + std::to_string(next_);
+    m.setTopic("org.example.service.event");
+    m.setBody("{\"seq\":" + std::to_string(next_) + "}");
+    m.setId("event-" + std::to_string(next_));
     if (ctx.submit(std::move(m), static_cast<std::uint64_t>(next_)) ==
         sy::SourceContext::SubmitResult::Accepted) {
       ++next_;

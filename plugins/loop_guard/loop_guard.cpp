@@ -140,11 +140,19 @@ namespace {
 
 // The message's own envelope (still describing it) with a signature in it.
 bool carriesSignedEnvelope(const Message &msg) {
-  auto env = msg.getMeta(meta::kFedmsgEnvelope);
-  if (!env || !fedmsg::envelopeMatches(msg)) {
+  const auto &env = msg.envelope();
+  if (!env) {
     return false;
   }
-  auto v = json::parse(*env);
+  if (!env->members.empty()) {  // canonical: the decode already listed its members
+    for (const auto &m : env->members) {
+      if (m.key == "signature") {
+        return true;
+      }
+    }
+    return false;
+  }
+  auto v = json::parse(env->text);
   return v && v->isObject() && v->find("signature") != nullptr;
 }
 
@@ -153,33 +161,34 @@ bool carriesSignedEnvelope(const Message &msg) {
 Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
   if (!username_marker_.empty()) {
     std::optional<std::string> username;
-    if (auto u = msg.getMeta(meta::kFedmsgUsername)) {
-      username.emplace(*u);
-    } else if (auto env = msg.getMeta(meta::kFedmsgEnvelope)) {
-      if (auto v = json::parse(*env)) {
+    if (const auto &env = msg.envelope(); env && env->fields.has_username) {
+      username.emplace(env->fields.username);
+    } else if (env && env->fields.topic.empty()) {
+      // Attached without decoding (the codec always fills `topic`): read the envelope itself.
+      if (auto v = json::parse(env->text)) {
         if (auto s = v->findString("username")) {
           username.emplace(*s);
         }
       }
     }
     if (username && *username == username_marker_) {
-      ctx.log().debug("dropping '{}' on '{}': username '{}' marks a message from the other bus", msg.id,
-                      msg.topic, *username);
+      ctx.log().debug("dropping '{}' on '{}': username '{}' marks a message from the other bus", msg.id(),
+                      msg.topic(), *username);
       return Verdict::drop("loop_username");
     }
   }
   std::optional<json::Value> headers;
   if (!header_.empty()) {
-    headers = json::parse(msg.headers);
+    headers = json::parse(msg.headers());
     if (headers && headers->find(header_) != nullptr) {
-      ctx.log().debug("dropping '{}' on '{}': header '{}' marks a bridged message", msg.id, msg.topic, header_);
+      ctx.log().debug("dropping '{}' on '{}': header '{}' marks a bridged message", msg.id(), msg.topic(), header_);
       return Verdict::drop("loop_header");
     }
   }
-  std::string id(stripYearPrefix(msg.id));
+  std::string id(stripYearPrefix(msg.id()));
   if (group_ && !id.empty()) {
     if (group_->seenElsewhere(direction_, id)) {
-      ctx.log().debug("dropping '{}' on '{}': id recently passed the other direction", msg.id, msg.topic);
+      ctx.log().debug("dropping '{}' on '{}': id recently passed the other direction", msg.id(), msg.topic());
       return Verdict::drop("loop_id");
     }
     group_->record(direction_, id, window_);
@@ -193,8 +202,7 @@ Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
       headers = json::Value::object();
     }
     headers->set(header_, json::Value::fromString(mark_));
-    msg.headers = json::canonical(*headers);
-    msg.eraseMeta(meta::kFedmsgEnvelope);  // the envelope no longer describes the message
+    msg.setHeaders(json::canonical(*headers));  // drops the envelope, which no longer describes it
   }
   return Verdict::pass();
 }

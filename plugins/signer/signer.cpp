@@ -77,7 +77,7 @@ Verdict Signer::refuse(FilterContext &ctx, const Message &msg, const char *reaso
                        const std::string &detail) noexcept {
   std::uint64_t suppressed = 0;
   if (log_limit_.allow(suppressed)) {
-    ctx.log().warn("not signing message '{}' on '{}': {} ({}){}", msg.id, msg.topic, reason, detail,
+    ctx.log().warn("not signing message '{}' on '{}': {} ({}){}", msg.id(), msg.topic(), reason, detail,
                    suppressed != 0 ? fmt::format(" [{} similar lines suppressed]", suppressed) : std::string());
   }
   return Verdict::drop(reason);
@@ -87,9 +87,8 @@ Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
   try {
     std::string built;
     std::string_view text;
-    auto current = msg.getMeta(meta::kFedmsgEnvelope);
-    if (current && fedmsg::envelopeMatches(msg)) {
-      text = *current;
+    if (const auto &current = msg.envelope()) {
+      text = current->text;
       if (keep_signed_) {
         auto env = json::parse(text);
         const json::Value *crypto = env ? env->find("crypto") : nullptr;
@@ -146,14 +145,20 @@ Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
     // message is brought in line with them (same JSON values, new bytes) so that the
     // envelope keeps describing it (fedmsg::envelopeMatches) and zmq-pub sends it as is.
     if (const json::Value *body = envelope->find("msg")) {
-      msg.body = json::canonical(*body);
+      msg.setBody(json::canonical(*body));
     }
     const json::Value *headers = envelope->find("headers");
-    msg.headers = (headers == nullptr || headers->isNull()) ? std::string("{}") : json::canonical(*headers);
+    msg.setHeaders((headers == nullptr || headers->isNull()) ? std::string("{}") : json::canonical(*headers));
     if (auto id = envelope->findString("msg_id")) {
-      msg.id.assign(*id);
+      msg.setId(std::string(*id));
     }
-    msg.setMeta(meta::kFedmsgEnvelope, json::canonical(*envelope));
+    fedmsg::Result parsed;
+    auto wire = fedmsg::parseWire(json::canonical(*envelope), parsed);
+    if (!wire) {
+      ctx.log().error("the signed envelope does not decode: {}", parsed.detail);
+      return Verdict::error("sign_failed");
+    }
+    fedmsg::attach(msg, std::move(wire));
     return Verdict::pass();
   } catch (const std::bad_alloc &) {
     return Verdict::error("out_of_memory", true);

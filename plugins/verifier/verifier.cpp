@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include "switchyard/fedmsg.hpp"
 #include "switchyard/json.hpp"
 
 namespace switchyard::plugins {
@@ -338,7 +339,7 @@ Verdict Verifier::reject(FilterContext &ctx, const Message &msg, const char *rea
                          std::string_view detail) noexcept {
   std::uint64_t suppressed = 0;
   if (log_limit_.allow(suppressed)) {
-    ctx.log().warn("rejected message '{}' on '{}': {}{}{}{}", msg.id, msg.topic, reason,
+    ctx.log().warn("rejected message '{}' on '{}': {}{}{}{}", msg.id(), msg.topic(), reason,
                    detail.empty() ? "" : ": ", detail,
                    suppressed != 0 ? fmt::format(" [{} similar lines suppressed]", suppressed) : std::string());
   }
@@ -356,7 +357,11 @@ Verdict Verifier::process(FilterContext &ctx, Message &msg) noexcept {
 }
 
 Verdict Verifier::check(FilterContext &ctx, Message &msg) {
-  auto text = msg.getMeta(meta::kFedmsgEnvelope);
+  const auto &wire = msg.envelope();
+  std::optional<std::string_view> text;
+  if (wire) {
+    text = wire->text;
+  }
   auto passUnsigned = [&]() {
     if (allow_unsigned_) {
       if (unsigned_passed_ != nullptr) {
@@ -423,7 +428,7 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
     return reject(ctx, msg, "malformed_envelope", "no string `topic`");
   }
   // reliability.md 7.1 #7: frame 0 is outside the signature.
-  if (*topic != msg.topic) {
+  if (*topic != msg.topic()) {
     return reject(ctx, msg, "topic_mismatch", fmt::format("envelope topic '{}'", *topic));
   }
   // Backend dispatch as fedmsg does it (interop-spec 2.1), pinned to x509.

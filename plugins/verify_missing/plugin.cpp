@@ -431,7 +431,7 @@ class VerifyMissing final : public Sink {
       if (mid.empty()) {
         ctx.countDrop("no_id");
         ctx.log().debug("message without an id via {} (topic {}): cannot be matched", verify::busName(side_),
-                        msg.topic);
+                        msg.topic());
         ctx.done(id, Outcome::Dropped, "no_id");
         return;
       }
@@ -442,7 +442,7 @@ class VerifyMissing final : public Sink {
           gap = n;
         }
       }
-      group_->observe(ctx.log(), side_, mid, msg.topic, gap);
+      group_->observe(ctx.log(), side_, mid, msg.topic(), gap);
       ctx.done(id, Outcome::Delivered);
     } catch (const std::exception &e) {
       ctx.countDrop("internal_error");
@@ -478,9 +478,9 @@ class VerifyMissing final : public Sink {
  private:
   /// The id to match: fedmsg msg_id (zmq side), AMQP message_id or the id header (amqp side).
   std::string messageId(const Message &m) const {
-    if (!id_header_.empty() && m.headers.size() > 2) {
+    if (!id_header_.empty() && m.headers().size() > 2) {
       rapidjson::Document d;
-      d.Parse(m.headers.data(), m.headers.size());
+      d.Parse(m.headers().data(), m.headers().size());
       if (!d.HasParseError() && d.IsObject()) {
         auto it = d.FindMember(id_header_.c_str());
         if (it != d.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0) {
@@ -488,7 +488,7 @@ class VerifyMissing final : public Sink {
         }
       }
     }
-    return m.id;
+    return m.id();
   }
 
   /// For a detach from the destructor, when the context's logger may be gone.

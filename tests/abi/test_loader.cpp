@@ -197,21 +197,25 @@ TEST_CASE("schema() maps the library; instances co-own it and outlive the regist
 
     Status error;
     NullLogger logger;
-    instance = reg.create("fx-good", R"({"suffix":".x","token":null})", "filters[0] (fx-good)",
-                          &logger, error);
+    std::shared_ptr<void> library;
+    auto factory = reg.create("fx-good", R"({"suffix":".x","token":null})", "filters[0] (fx-good)",
+                              &logger, nullptr, error, library);
+    REQUIRE(factory != nullptr);
+    instance = instantiate(factory, library, "filters[0] (fx-good)", 0, 1, error);
     REQUIRE(instance != nullptr);
     CHECK(error.isOk());
     REQUIRE(instance.get_deleter().library != nullptr);
     CHECK(instance.get_deleter().library.use_count() >= 2);  // the registry and the instance
+    CHECK(instance.get_deleter().factory == factory);        // the instance keeps its factory
   }
   // The registry is gone; the instance still runs code of its library.
   CHECK(instance.get_deleter().library.use_count() == 1);
   FakeContext ctx;
   Message m;
-  m.topic = "org.example";
+  m.setTopic("org.example");
   auto *filter = static_cast<Filter *>(instance.get());  // kind says filter: no RTTI
   CHECK(filter->process(ctx, m).kind == Verdict::Kind::Pass);
-  CHECK(m.topic == "org.example.x");
+  CHECK(m.topic() == "org.example.x");
   instance.reset();
   for (const auto &name : kRefused) {
     CHECK_FALSE(markerExists(name));
@@ -224,7 +228,8 @@ TEST_CASE("a create that throws: loaded, then refused at create() with the plugi
   reg.scan({g_fixtures});
   Status error;
   NullLogger logger;
-  auto p = reg.create("fx-throws", R"({"suffix":""})", "filters[0] (fx-throws)", &logger, error);
+  std::shared_ptr<void> library;
+  auto p = reg.create("fx-throws", R"({"suffix":""})", "filters[0] (fx-throws)", &logger, nullptr, error, library);
   CHECK(p == nullptr);
   CHECK(error.code() == Status::Code::Fatal);
   CHECK(error.message() == "fixture refuses to be created");
@@ -235,7 +240,8 @@ TEST_CASE("unknown plugin: create() fails with a Status, schema() throws") {
   PluginRegistry reg;
   reg.scan({g_fixtures});
   Status error;
-  auto p = reg.create("fx-major", "{}", "x", nullptr, error);
+  std::shared_ptr<void> library;
+  auto p = reg.create("fx-major", "{}", "x", nullptr, nullptr, error, library);
   CHECK(p == nullptr);
   CHECK(error.message() == "unknown plugin 'fx-major'");
   CHECK_THROWS_WITH_AS(reg.schema("fx-major"), "unknown plugin 'fx-major'", std::runtime_error);
@@ -335,7 +341,7 @@ TEST_CASE("duplicate names are an error naming both files") {
     PluginRegistry reg;
     PluginDescriptor d;
     d.name = "fx-good";
-    reg.addInProcess(d, {}, [](const CreateArgs &) -> Plugin * { return nullptr; });
+    reg.addInProcess(d, {}, [](const CreateArgs &) -> PluginFactory * { return nullptr; });
     CHECK_THROWS_WITH_AS(reg.scan({a.path()}),
                          fmt::format("two plugins are named 'fx-good': (in-process) and {}",
                                      a / "switchyard-filter-fx-good.so")

@@ -30,7 +30,7 @@ class TestSink final : public Sink {
   void send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept override {
     long long n = 0;
     try {
-      n = std::stoll(msg.id);
+      n = std::stoll(msg.id());
     } catch (...) {
     }
     if (retry_ > 0 && n % retry_ == 0) {

@@ -33,9 +33,9 @@ class TestSource final : public Source {
       return Status::endOfStream();
     }
     Message m;
-    m.topic = topic_;
-    m.body = fmt::format("{{\"n\":{}}}", next_);
-    m.id = std::to_string(next_);
+    m.setTopic(topic_);
+    m.setBody(fmt::format("{{\"n\":{}}}", next_));
+    m.setId(std::to_string(next_));
     if (ctx.submit(std::move(m), static_cast<std::uint64_t>(next_)) ==
         SourceContext::SubmitResult::Accepted) {
       ++next_;

@@ -22,16 +22,16 @@ TEST_CASE("metadata set, replace, get and erase") {
 
 TEST_CASE("moving a message moves its buffers instead of copying them") {
   Message m;
-  m.body = std::string(4096, 'x');
-  const char *data = m.body.data();
+  m.setBody(std::string(4096, 'x'));
+  const char *data = m.body().data();
   Message n = std::move(m);
-  CHECK(n.body.data() == data);  // the heap buffer changed owner
+  CHECK(n.body().data() == data);  // the heap buffer changed owner
 }
 
 TEST_CASE("byteSize grows with the payload") {
   Message m;
   auto base = m.byteSize();
-  m.body = std::string(1000, 'x');
+  m.setBody(std::string(1000, 'x'));
   m.setMeta("k", std::string(100, 'y'));
   CHECK(m.byteSize() >= base + 1100);
 }

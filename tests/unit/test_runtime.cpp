@@ -77,9 +77,9 @@ class MemSource final : public Source {
       return Status::ok();
     }
     Message m;
-    m.topic = fmt::format("t.{}", next_ % 3);
-    m.body = fmt::format("{{\"n\":{}}}", next_);
-    m.id = std::to_string(next_);
+    m.setTopic(fmt::format("t.{}", next_ % 3));
+    m.setBody(fmt::format("{{\"n\":{}}}", next_));
+    m.setId(std::to_string(next_));
     auto r = ctx.submit(std::move(m), next_);
     if (r == SourceContext::SubmitResult::Accepted) {
       ++next_;
@@ -105,9 +105,9 @@ class MemSource final : public Source {
     log_.intake_stopped = true;
     for (int i = 0; i < log_.submit_in_stop_intake; ++i) {  // what a socket still held
       Message m;
-      m.topic = "late";
-      m.body = "{}";
-      m.id = std::to_string(next_);
+      m.setTopic("late");
+      m.setBody("{}");
+      m.setId(std::to_string(next_));
       if (ctx.submit(std::move(m), next_) == SourceContext::SubmitResult::Accepted) {
         ++next_;
         log_.submitted = next_;
@@ -165,10 +165,10 @@ class MemSink final : public Sink {
     }
     {
       std::lock_guard l(log_.m);
-      log_.ids.push_back(msg.id);
-      log_.tries[msg.id].emplace_back(ctx.attempt(), std::chrono::steady_clock::now());
+      log_.ids.push_back(msg.id());
+      log_.tries[msg.id()].emplace_back(ctx.attempt(), std::chrono::steady_clock::now());
     }
-    int n = std::stoi(msg.id);
+    int n = std::stoi(msg.id());
     if (b_.give_back_every > 0 && n % b_.give_back_every == 0 &&
         (b_.give_back_times < 0 || static_cast<int>(ctx.attempt()) < b_.give_back_times)) {
       ctx.retry(id, std::move(msg), "not_yet");
@@ -227,10 +227,10 @@ class DropFilter final : public Filter {
  public:
   explicit DropFilter(int every) : every_(every) {}
   Verdict process(FilterContext &, Message &m) noexcept override {
-    if (std::stoi(m.id) % every_ == 0) {
+    if (std::stoi(m.id()) % every_ == 0) {
       return Verdict::drop("test_drop");
     }
-    m.topic = "filtered." + m.topic;
+    m.setTopic("filtered." + m.topic());
     return Verdict::pass();
   }
 
@@ -740,7 +740,7 @@ class ParallelFilter final : public Filter {
     int prev = log_.max_running.load();
     while (now > prev && !log_.max_running.compare_exchange_weak(prev, now)) {
     }
-    int n = std::stoi(m.id);
+    int n = std::stoi(m.id());
     std::this_thread::sleep_for(std::chrono::microseconds(n % 7 == 0 ? 400 : 20));
     {
       std::lock_guard l(log_.m);
@@ -751,7 +751,7 @@ class ParallelFilter final : public Filter {
     if (every_ > 0 && n % every_ == 0) {
       return Verdict::drop("test_drop");
     }
-    m.topic = "by." + std::to_string(me_);
+    m.setTopic("by." + std::to_string(me_));
     return Verdict::pass();
   }
 

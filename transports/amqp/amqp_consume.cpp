@@ -489,13 +489,13 @@ class AmqpConsume final : public Source {
     }
     try {
       Message out;
-      out.body.assign(static_cast<char *>(msg.body.bytes), msg.body.len);
+      out.setBody(std::string(static_cast<char *>(msg.body.bytes), msg.body.len));
       const char *bad = nullptr;
-      if (!fedmsg::isValidUtf8(out.body)) {
+      if (!fedmsg::isValidUtf8(out.body())) {
         bad = "invalid_utf8";
       } else {
         rapidjson::Document d;
-        d.Parse(out.body.data(), out.body.size());
+        d.Parse(out.body().data(), out.body().size());
         if (d.HasParseError()) {
           bad = "malformed_json";
         } else if (require_object_ && !d.IsObject()) {
@@ -513,28 +513,30 @@ class AmqpConsume final : public Source {
         rejected_->add();
         return;
       }
-      out.topic = rk;
+      out.setTopic(rk);
       if (!prefix_.empty() && rk.size() > prefix_.size() && rk.compare(0, prefix_.size(), prefix_) == 0 &&
           rk[prefix_.size()] == '.') {
-        out.topic = rk.substr(prefix_.size() + 1);
+        out.setTopic(rk.substr(prefix_.size() + 1));
       }
       const auto &p = msg.properties;
       if ((p._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
-        tableToJson(p.headers, out.headers);
+        std::string headers;
+        tableToJson(p.headers, headers);
+        out.setHeaders(std::move(headers));
       }
       if ((p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) {
-        out.id.assign(static_cast<char *>(p.message_id.bytes), p.message_id.len);
-        if (!fedmsg::isValidUtf8(out.id)) {
-          out.id.clear();
+        std::string id(static_cast<char *>(p.message_id.bytes), p.message_id.len);
+        if (fedmsg::isValidUtf8(id)) {
+          out.setId(std::move(id));
         }
       }
       if ((p._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) {
-        out.timestamp_ms = static_cast<std::int64_t>(p.timestamp) * 1000;
+        out.setTimestampMs(static_cast<std::int64_t>(p.timestamp) * 1000);
       }
       if (restore_) {
         restoreEnvelope(ctx, out);  // may take the id from the fedmsg_msg_id header
       }
-      if (out.id.empty()) {
+      if (out.id().empty()) {
         if (!generate_ids_) {
           // Reference parity: ack, log, emit nothing. Such a message can be neither
           // de-duplicated nor matched by verify-missing; missing_message_id: generate keeps it.
@@ -546,7 +548,7 @@ class AmqpConsume final : public Source {
           complete(tag, Outcome::Dropped, "no_message_id");  // acked with the next batch
           return;
         }
-        out.id = fedmsg::uuid4();
+        out.setId(fedmsg::uuid4());
         generated_ids_->add();
       }
       out.setMeta(meta::kAmqpRedelivered, redelivered ? "true" : "false");
@@ -570,7 +572,7 @@ class AmqpConsume final : public Source {
   void restoreEnvelope(SourceContext &ctx, Message &out) {
     std::string envelope;
     std::string err;
-    auto r = carry::envelopeFromHeaders(out.headers, out.topic, out.body, out.id, envelope, err);
+    auto r = carry::envelopeFromHeaders(out.headers(), out.topic(), out.body(), out.id(), envelope, err);
     if (r == carry::Restore::NotCarried) {
       return;
     }
@@ -579,16 +581,16 @@ class AmqpConsume final : public Source {
     if (r == carry::Restore::Ok) {
       fedmsg::Limits limits;
       limits.max_bytes = std::max(limits.max_bytes, envelope.size());
-      res = fedmsg::decode(out.topic, envelope, rebuilt, limits);
+      res = fedmsg::decode(out.topic(), envelope, rebuilt, limits);
     }
     if (r == carry::Restore::Failed || !res.ok()) {
       restore_failed_->add();
       ctx.log().warn("message '{}' on '{}': cannot restore its fedmsg envelope ({}); passed on as a plain message",
-                     out.id, out.topic, r == carry::Restore::Failed ? err : res.reason + ": " + res.detail);
+                     out.id(), out.topic(), r == carry::Restore::Failed ? err : res.reason + ": " + res.detail);
       return;
     }
     restored_->add();
-    rebuilt.timestamp_ms = rebuilt.timestamp_ms != 0 ? rebuilt.timestamp_ms : out.timestamp_ms;
+    rebuilt.setTimestampMs(rebuilt.timestampMs() != 0 ? rebuilt.timestampMs() : out.timestampMs());
     out = std::move(rebuilt);
   }
 

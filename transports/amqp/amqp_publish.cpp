@@ -214,9 +214,9 @@ class AmqpPublish final : public Sink {
     try {
       Pending p;
       p.id = id;
-      p.routing_key = prefix_ + msg.topic;
+      p.routing_key = prefix_ + msg.topic();
       if (p.routing_key.size() > 255) {
-        drop_log_.warn(ctx, "routing_key_too_long", "message {}: routing key longer than 255 bytes; rejected", msg.id);
+        drop_log_.warn(ctx, "routing_key_too_long", "message {}: routing key longer than 255 bytes; rejected", msg.id());
         ctx.done(id, Outcome::Reject, "routing_key_too_long");
         return;
       }
@@ -224,16 +224,16 @@ class AmqpPublish final : public Sink {
         forbidden_topic_->add();
         drop_log_.warn(ctx, "forbidden_topic",
                        "message {}: routing key '{}' matches none of allowed_topics; refused without publishing",
-                       msg.id, p.routing_key);
+                       msg.id(), p.routing_key);
         ctx.done(id, Outcome::Reject, "forbidden_topic");
         return;
       }
-      if (msg.body.size() > max_size_) {
-        refuseTooLarge(ctx, id, msg.id, msg.body.size());
+      if (msg.body().size() > max_size_) {
+        refuseTooLarge(ctx, id, msg.id(), msg.body().size());
         return;
       }
       rapidjson::Document d;
-      d.Parse(msg.headers.data(), msg.headers.size());
+      d.Parse(msg.headers().data(), msg.headers().size());
       std::vector<amqp_table_entry_t> probe;
       std::string err;
       TableArena arena;
@@ -242,16 +242,16 @@ class AmqpPublish final : public Sink {
                           d.GetErrorOffset());
       }
       if (!err.empty() || !arena.fromJson(d, probe, err)) {
-        ctx.log().warn("message {}: headers cannot be sent as an AMQP table ({}); rejected", msg.id,
+        ctx.log().warn("message {}: headers cannot be sent as an AMQP table ({}); rejected", msg.id(),
                        err);
         ctx.done(id, Outcome::Reject, "bad_headers");
         return;
       }
       if (require_object_) {
-        auto r = fedmsg::validateJson(msg.body, {}, true);
+        auto r = fedmsg::validateJson(msg.body(), {}, true);
         if (!r.ok()) {
           bool not_object = r.reason == "not_an_object";
-          ctx.log().warn("message {}: body is {}; rejected", msg.id, not_object ? "not a JSON object" : r.detail);
+          ctx.log().warn("message {}: body is {}; rejected", msg.id(), not_object ? "not a JSON object" : r.detail);
           ctx.done(id, Outcome::Reject, not_object ? "body_not_object" : "bad_body");
           return;
         }
@@ -302,11 +302,11 @@ class AmqpPublish final : public Sink {
 
   /// message_id (keep or uuid mode) and the fedmsg_* headers (uuid mode, carry_envelope).
   bool chooseIds(SinkContext &ctx, const Message &msg, Pending &p) {
-    std::string full_id = msg.id;
+    std::string full_id = msg.id();
     if (!uuid_ids_) {
-      p.message_id = msg.id.empty() ? fedmsg::uuid4() : msg.id;
+      p.message_id = msg.id().empty() ? fedmsg::uuid4() : msg.id();
     } else {
-      std::string_view bare = msg.id;
+      std::string_view bare = msg.id();
       if (bare.size() > 5 && bare[4] == '-' && std::all_of(bare.begin(), bare.begin() + 4, [](char c) {
             return c >= '0' && c <= '9';
           })) {
@@ -321,11 +321,10 @@ class AmqpPublish final : public Sink {
       }
     }
     if (carry_) {
-      auto env = msg.getMeta(meta::kFedmsgEnvelope);
-      if (env && fedmsg::envelopeMatches(msg)) {
+      if (const auto &env = msg.envelope()) {
         std::string err;
-        if (!carry::headersFromEnvelope(*env, p.extra_headers, err)) {
-          ctx.log().warn("message {}: cannot carry its envelope ({}); rejected", msg.id, err);
+        if (!carry::headersFromEnvelope(env->text, p.extra_headers, err)) {
+          ctx.log().warn("message {}: cannot carry its envelope ({}); rejected", msg.id(), err);
           return false;
         }
         carried_->add();
@@ -609,7 +608,7 @@ class AmqpPublish final : public Sink {
           max_size_ = limit;
         }
         for (auto it = unconfirmed_.begin(); it != unconfirmed_.end(); ++it) {
-          if (it->second.msg.body.size() == size) {
+          if (it->second.msg.body().size() == size) {
             return it;
           }
         }
@@ -697,10 +696,10 @@ class AmqpPublish final : public Sink {
     // While probing for a refused message, one message in flight at a time.
     while (connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < (probe_ > 0 ? 1 : window_)) {
       Pending &p = waiting_.front();
-      if (p.msg.body.size() > max_size_) {
+      if (p.msg.body().size() > max_size_) {
         // Accepted before a 406 taught us the broker's lower limit: refuse it here rather
         // than close the channel again.
-        refuseTooLarge(ctx, p.id, p.message_id, p.msg.body.size());
+        refuseTooLarge(ctx, p.id, p.message_id, p.msg.body().size());
         waiting_.pop_front();
         continue;
       }
@@ -720,7 +719,7 @@ class AmqpPublish final : public Sink {
     arena_.clear();
     entries_.clear();
     rapidjson::Document d;
-    d.Parse(p.msg.headers.data(), p.msg.headers.size());
+    d.Parse(p.msg.headers().data(), p.msg.headers().size());
     std::string err;
     rapidjson::Document extra;
     if (!p.extra_headers.empty()) {
@@ -782,7 +781,7 @@ class AmqpPublish final : public Sink {
       props._flags |= AMQP_BASIC_PRIORITY_FLAG;
       props.priority = static_cast<std::uint8_t>(priority);
     }
-    amqp_bytes_t body{p.msg.body.size(), const_cast<char *>(p.msg.body.data())};
+    amqp_bytes_t body{p.msg.body().size(), const_cast<char *>(p.msg.body().data())};
     amqp_bytes_t rk{p.routing_key.size(), const_cast<char *>(p.routing_key.data())};
     return amqp_basic_publish(conn_.state(), channel_, amqp_cstring_bytes(exchange_.c_str()), rk,
                               mandatory_ ? 1 : 0, 0, &props, body);

@@ -162,10 +162,10 @@ std::string parseLine(std::string_view line, Message &out, std::string &detail) 
     detail = "\"id\" must be a string";
     return "bad_id";
   }
-  out.topic = std::move(sc.topic.str);
-  out.body = sc.body.set ? std::string(rawValue(line, sc.body)) : std::string("{}");
-  out.headers = sc.headers.set ? std::string(rawValue(line, sc.headers)) : std::string("{}");
-  out.id = sc.id.set ? std::move(sc.id.str) : std::string();
+  out.setTopic(std::move(sc.topic.str));
+  out.setBody(sc.body.set ? std::string(rawValue(line, sc.body)) : std::string("{}"));
+  out.setHeaders(sc.headers.set ? std::string(rawValue(line, sc.headers)) : std::string("{}"));
+  out.setId(sc.id.set ? std::move(sc.id.str) : std::string());
   return {};
 }
 
@@ -190,16 +190,16 @@ void formatLine(const Message &m, std::string &out) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   out += "{\"topic\":";
-  w.String(m.topic.data(), static_cast<rapidjson::SizeType>(m.topic.size()));
+  w.String(m.topic().data(), static_cast<rapidjson::SizeType>(m.topic().size()));
   out.append(sb.GetString(), sb.GetSize());
   out += ",\"body\":";
-  appendOneLine(out, m.body.empty() ? std::string_view("null") : std::string_view(m.body));
+  appendOneLine(out, m.body().empty() ? std::string_view("null") : std::string_view(m.body()));
   out += ",\"headers\":";
-  appendOneLine(out, m.headers.empty() ? std::string_view("{}") : std::string_view(m.headers));
+  appendOneLine(out, m.headers().empty() ? std::string_view("{}") : std::string_view(m.headers()));
   out += ",\"id\":";
   sb.Clear();
   w.Reset(sb);
-  w.String(m.id.data(), static_cast<rapidjson::SizeType>(m.id.size()));
+  w.String(m.id().data(), static_cast<rapidjson::SizeType>(m.id().size()));
   out.append(sb.GetString(), sb.GetSize());
   out += '}';
 }

@@ -172,7 +172,6 @@ class ZmqPubSink final : public Sink {
     }
     passed_ = &ctx.counter("envelopes_passed_through");
     built_ = &ctx.counter("envelopes_built");
-    stale_ = &ctx.counter("envelopes_stale");
     blocked_ = &ctx.counter("send_blocked");
     skips_ = &ctx.counter("subscriber_skips");
     reordered_ = &ctx.counter("reordered");
@@ -372,16 +371,13 @@ class ZmqPubSink final : public Sink {
   void deliver(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept {
     try {
       std::string_view envelope;
-      if (fedmsg::envelopeMatches(msg, limits_)) {
-        envelope = *msg.getMeta(meta::kFedmsgEnvelope);
+      if (const auto &env = msg.envelope()) {
+        envelope = env->text;
         passed_->add();
       } else {
-        if (msg.getMeta(meta::kFedmsgEnvelope)) {
-          stale_->add();  // a stage changed the message but left the old envelope behind
-        }
         auto r = builder_.build(msg, built_text_);
         if (!r.ok()) {
-          drop_log_.warn(ctx, r.reason, "dropped ({}): {} (topic \"{}\")", r.reason, r.detail, msg.topic);
+          drop_log_.warn(ctx, r.reason, "dropped ({}): {} (topic \"{}\")", r.reason, r.detail, msg.topic());
           ctx.done(id, Outcome::Dropped, r.reason);
           return;
         }
@@ -394,22 +390,22 @@ class ZmqPubSink final : public Sink {
         ctx.done(id, Outcome::Dropped, "oversize");
         return;
       }
-      if (!anySubscriberFor(msg.topic)) {
+      if (!anySubscriberFor(msg.topic())) {
         if (retryUnsubscribed()) {
           // (At shutdown the runtime hands it straight back to the input, which redelivers
           // it to the next process, instead of scheduling a retry.)
           // Nobody can receive it yet (start-up, restart, subscribers reconnecting): the
           // input keeps it unsettled and the runtime sends it again after a backoff.
           drop_log_.warn(ctx, "no_subscriber_retry",
-                         "no subscriber for \"{}\" yet: handing the message back for a retry", msg.topic);
+                         "no subscriber for \"{}\" yet: handing the message back for a retry", msg.topic());
           ctx.retry(id, std::move(msg), "no_subscriber");
           return;
         }
-        drop_log_.warn(ctx, "no_subscriber", "dropped (no_subscriber): nobody subscribed to \"{}\"", msg.topic);
+        drop_log_.warn(ctx, "no_subscriber", "dropped (no_subscriber): nobody subscribed to \"{}\"", msg.topic());
         ctx.done(id, Outcome::Dropped, "no_subscriber");
         return;
       }
-      sendFrames(ctx, msg.topic, envelope, id);  // settles id as its last step
+      sendFrames(ctx, msg.topic(), envelope, id);  // settles id as its last step
     } catch (const std::exception &e) {
       // Only from before the settling (and before a move of msg): try again after a backoff.
       ctx.log().error("send failed: {}", e.what());
@@ -588,7 +584,6 @@ class ZmqPubSink final : public Sink {
 
   Counter *passed_ = nullptr;
   Counter *built_ = nullptr;
-  Counter *stale_ = nullptr;
   Counter *blocked_ = nullptr;
   Counter *skips_ = nullptr;
   Counter *reordered_ = nullptr;

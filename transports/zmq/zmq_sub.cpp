@@ -900,15 +900,15 @@ class ZmqSubSource final : public Source {
   void noteSequence(SourceContext &ctx, Message &m, Socket &s, std::uint64_t tag) {
     PendingSeq p;
     p.tag = tag;
-    auto seq = m.getMeta(meta::kFedmsgSeq);
-    if (seq && std::from_chars(seq->data(), seq->data() + seq->size(), p.i).ec == std::errc() && p.i != 0) {
+    const auto &env = m.envelope();
+    std::string_view seq = env ? env->fields.i : std::string_view();
+    if (!seq.empty() && std::from_chars(seq.data(), seq.data() + seq.size(), p.i).ec == std::errc() && p.i != 0) {
       p.key = s.endpoint.empty() ? "bind|" + peerAddress() : s.endpoint;
       p.key += '|';
       if (auto it = conn_epoch_.find(p.key); it != conn_epoch_.end()) {
         p.epoch = it->second;
       }
-      auto user = m.getMeta(meta::kFedmsgUsername);
-      p.key += user ? *user : std::string_view("?");
+      p.key += env->fields.has_username ? std::string_view(env->fields.username) : std::string_view("?");
       if (std::uint64_t skipped = readSkip(p); skipped > 0) {
         m.setMeta(kSeqMissingMeta, std::to_string(skipped));
       }

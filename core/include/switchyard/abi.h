@@ -5,7 +5,9 @@
  * Every plugin exports exactly three symbols (see docs/plugin-abi.md):
  *   - switchyard_plugin_info    : a constant `sy_plugin_info` record (data, no pointers)
  *   - switchyard_plugin_schema  : returns its configuration schema
- *   - switchyard_plugin_create  : creates an instance (C++ object, same toolchain only)
+ *   - switchyard_plugin_create  : creates the plugin's factory from its configuration
+ *                                 (C++ object, same toolchain only); the factory makes
+ *                                 the instances (ABI 2.0)
  *
  * The info record holds only fixed-size arrays and integers, so the host reads it
  * straight from the ELF file and checks it *before* the library is mapped: no plugin
@@ -18,8 +20,8 @@
 
 /* Bump MAJOR on any incompatible change (host requires equality).
  * Bump MINOR on additive changes (host accepts plugin minor <= its own). */
-#define SWITCHYARD_ABI_MAJOR 1
-#define SWITCHYARD_ABI_MINOR 2
+#define SWITCHYARD_ABI_MAJOR 2
+#define SWITCHYARD_ABI_MINOR 0
 
 #define SWITCHYARD_INFO_MAGIC 0x53594142u /* "SYAB" */
 

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -310,6 +312,49 @@ class Filter : public Plugin {
   virtual void stop() noexcept {}
 };
 
+/// Services of the host that outlive single instances. THREADING: thread-safe.
+class Host {
+ public:
+  virtual ~Host() = default;
+  [[nodiscard]] virtual Logger &log() noexcept = 0;
+  /// The object every plugin of this engine shares under @p key ("zmq.context",
+  /// "loop-guard.window.<name>"), made by @p make on the first request. @p make runs under
+  /// the host's lock and must not call shared(). The host keeps the object until every
+  /// instance and factory is destroyed and destroys it before it unloads any plugin
+  /// library. Returns null when @p make throws or returns null. Keys are namespaced by
+  /// the plugin (or protocol) that defines the object's type; one key, one type.
+  virtual std::shared_ptr<void> shared(std::string_view key,
+                                       const std::function<std::shared_ptr<void>()> &make) noexcept = 0;
+};
+
+/// What a factory is asked to make.
+struct InstanceArgs {
+  std::uint32_t struct_size = sizeof(InstanceArgs);
+  std::string_view instance;  ///< "pipelines.p.filters[0] (verifier)", for messages
+  std::uint32_t worker = 0;   ///< filter worker of this instance (0 for sources and sinks)
+  std::uint32_t workers = 1;  ///< filter workers of the pipeline (1 for sources and sinks)
+  Status *error = nullptr;    ///< set when instantiate() returns nullptr
+};
+
+/// ABI 2.0: what switchyard_plugin_create() returns, once per place a plugin is configured
+/// at ("pipelines.p.filters[0]"). It holds what every instance shares: the validated and
+/// parsed configuration, loaded keys and certificates, caches, objects of the host.
+///
+/// THREADING: the core calls instantiate() on its loading thread, one call at a time,
+/// before any instance starts: once for a source or a sink, once per filter worker for a
+/// filter (SY_FLAG_PARALLEL, see abi.h; one for other filters). The factory outlives every
+/// instance it made. Instances run on their own threads (see Source, Sink, Filter) and may
+/// read the factory's state at the same time: what they share must be immutable after
+/// construction or synchronised by the factory.
+class PluginFactory {
+ public:
+  PluginFactory() = default;
+  PluginFactory(const PluginFactory &) = delete;
+  PluginFactory &operator=(const PluginFactory &) = delete;
+  virtual ~PluginFactory() = default;
+  virtual Plugin *instantiate(const InstanceArgs &args) noexcept = 0;
+};
+
 /// Arguments of switchyard_plugin_create().
 struct CreateArgs {
   std::uint32_t struct_size = sizeof(CreateArgs);
@@ -317,6 +362,7 @@ struct CreateArgs {
   std::string_view instance;     ///< "pipelines.p.filters[0] (verifier)", for messages
   Logger *logger = nullptr;
   Status *error = nullptr;  ///< set when create returns nullptr
+  Host *host = nullptr;     ///< never null when called by the core
 };
 
 }  // namespace switchyard
@@ -324,5 +370,5 @@ struct CreateArgs {
 extern "C" {
 /// Exported by every plugin; see SWITCHYARD_PLUGIN in sdk.hpp.
 using sy_plugin_schema_fn = const sy_config_key *() noexcept;
-using sy_plugin_create_fn = switchyard::Plugin *(const switchyard::CreateArgs *) noexcept;
+using sy_plugin_create_fn = switchyard::PluginFactory *(const switchyard::CreateArgs *) noexcept;
 }

@@ -3,6 +3,11 @@
 // Header-only SDK for plugin authors: a typed view of the validated configuration and the
 // SWITCHYARD_PLUGIN macro that defines a plugin's three exported entry points.
 //
+// A plugin names either its instance class (constructed from the Config, once per
+// instance: the Config is parsed once and kept by a factory the macro defines) or its own
+// factory (a class derived from PluginFactory, constructed from the Config once per place
+// the plugin is configured at) that holds what the instances share (ABI 2.0, plugin.hpp).
+//
 //   static const sy_config_key kSchema[] = {
 //     {"prefix", SY_CFG_STRING, 0, "\"\"", "Prepended to every topic.", 0},
 //     {nullptr, 0, 0, nullptr, nullptr, 0},
@@ -17,6 +22,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <type_traits>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -50,8 +56,8 @@ class ConfigError : public std::runtime_error {
 /// or values a plugin checks further.
 class Config {
  public:
-  Config(std::string_view json, Logger *logger, std::string instance)
-      : logger_(logger), instance_(std::move(instance)) {
+  Config(std::string_view json, Logger *logger, std::string instance, Host *host = nullptr)
+      : logger_(logger), instance_(std::move(instance)), host_(host) {
     doc_.Parse(json.data(), json.size());
     if (doc_.HasParseError() || !doc_.IsObject()) {
       throw ConfigError({}, "internal error: plugin configuration is not a JSON object");
@@ -125,36 +131,74 @@ class Config {
   /// May be null in tests; prefer the context's logger once started.
   [[nodiscard]] Logger *logger() const noexcept { return logger_; }
   [[nodiscard]] const std::string &instance() const noexcept { return instance_; }
+  /// The host's shared services; null only in unit tests that pass none.
+  [[nodiscard]] Host *host() const noexcept { return host_; }
 
  private:
   rapidjson::Document doc_;
   Logger *logger_;
   std::string instance_;
+  Host *host_;
 };
 
-/// The exception barrier around a plugin constructor: no exception leaves the .so.
-template <typename T>
-Plugin *createBarrier(const CreateArgs *args) noexcept {
-  if (args == nullptr || args->struct_size < sizeof(CreateArgs)) {
-    return nullptr;
-  }
+/// Runs @p make (which returns a new object) behind the exception barrier: no exception
+/// leaves the .so; a ConfigError becomes a Status naming its key.
+template <typename Make>
+auto barrier(Status *error, Make &&make) noexcept -> decltype(make()) {
   try {
-    Config config(args->config_json, args->logger, std::string(args->instance));
-    return new T(config);
+    return make();
   } catch (const ConfigError &e) {
-    if (args->error != nullptr) {
-      *args->error = Status::fatal(e.what(), e.key());
+    if (error != nullptr) {
+      *error = Status::fatal(e.what(), e.key());
     }
   } catch (const std::exception &e) {
-    if (args->error != nullptr) {
-      *args->error = Status::fatal(e.what());
+    if (error != nullptr) {
+      *error = Status::fatal(e.what());
     }
   } catch (...) {
-    if (args->error != nullptr) {
-      *args->error = Status::fatal("unknown exception in plugin constructor");
+    if (error != nullptr) {
+      *error = Status::fatal("unknown exception in plugin constructor");
     }
   }
   return nullptr;
+}
+
+/// The factory SWITCHYARD_PLUGIN defines for a plugin that names its instance class: keeps
+/// the parsed Config and constructs one T from it per instance. The first instance is made
+/// with the factory, so that a bad value is reported when the configuration is loaded.
+template <typename T>
+class PerInstanceFactory final : public PluginFactory {
+ public:
+  explicit PerInstanceFactory(std::unique_ptr<Config> config)
+      : config_(std::move(config)), first_(std::make_unique<T>(*config_)) {}
+  Plugin *instantiate(const InstanceArgs &args) noexcept override {
+    if (first_) {
+      return first_.release();
+    }
+    return barrier(args.error, [&]() -> Plugin * { return new T(*config_); });
+  }
+
+ private:
+  std::unique_ptr<Config> config_;
+  std::unique_ptr<T> first_;
+};
+
+/// switchyard_plugin_create() of SWITCHYARD_PLUGIN: parses the configuration once and
+/// makes the plugin's factory (T itself when T derives from PluginFactory).
+template <typename T>
+PluginFactory *createFactory(const CreateArgs *args) noexcept {
+  if (args == nullptr || args->struct_size < sizeof(CreateArgs)) {
+    return nullptr;
+  }
+  return barrier(args->error, [&]() -> PluginFactory * {
+    auto config = std::make_unique<Config>(args->config_json, args->logger, std::string(args->instance),
+                                           args->host);
+    if constexpr (std::is_base_of_v<PluginFactory, T>) {
+      return new T(*config);
+    } else {
+      return new PerInstanceFactory<T>(std::move(config));
+    }
+  });
 }
 
 }  // namespace switchyard::sdk
@@ -165,13 +209,14 @@ Plugin *createBarrier(const CreateArgs *args) noexcept {
 extern "C" {
 SY_EXPORT extern const sy_plugin_info switchyard_plugin_info;
 SY_EXPORT const sy_config_key *switchyard_plugin_schema() noexcept;
-SY_EXPORT switchyard::Plugin *switchyard_plugin_create(const switchyard::CreateArgs *args) noexcept;
+SY_EXPORT switchyard::PluginFactory *switchyard_plugin_create(const switchyard::CreateArgs *args) noexcept;
 }
 
 /// Defines the three exported entry points of a plugin. Use once per plugin, at namespace
 /// scope. KIND is SY_KIND_SOURCE, SY_KIND_SINK or SY_KIND_FILTER; FLAGS is 0,
 /// SY_FLAG_CAN_ACK (sources, sinks) or SY_FLAG_PARALLEL (filters, see abi.h); SCHEMA is a `const sy_config_key[]` ending with a null name.
-/// CLASS needs a constructor taking `const switchyard::sdk::Config &`.
+/// CLASS needs a constructor taking `const switchyard::sdk::Config &`; it is either the
+/// instance class or a factory (derived from switchyard::PluginFactory).
 #define SWITCHYARD_PLUGIN(CLASS, KIND, NAME, VERSION, DESCRIPTION, FLAGS, SCHEMA)            \
   extern "C" SY_EXPORT const sy_plugin_info switchyard_plugin_info = {                       \
       SWITCHYARD_INFO_MAGIC, sizeof(sy_plugin_info), SWITCHYARD_ABI_MAJOR,                   \
@@ -181,7 +226,7 @@ SY_EXPORT switchyard::Plugin *switchyard_plugin_create(const switchyard::CreateA
   extern "C" SY_EXPORT const sy_config_key *switchyard_plugin_schema() noexcept {            \
     return (SCHEMA);                                                                         \
   }                                                                                          \
-  extern "C" SY_EXPORT switchyard::Plugin *switchyard_plugin_create(                         \
+  extern "C" SY_EXPORT switchyard::PluginFactory *switchyard_plugin_create(                  \
       const switchyard::CreateArgs *args) noexcept {                                         \
-    return switchyard::sdk::createBarrier<CLASS>(args);                                      \
+    return switchyard::sdk::createFactory<CLASS>(args);                                      \
   }

@@ -9,10 +9,9 @@
 //   headers      = the raw bytes of envelope `headers`, or "{}" when absent or null
 //   id           = envelope `msg_id`
 //   timestamp_ms = envelope `timestamp` (integer or float seconds) * 1000; 0 when absent
-//   meta         = "fedmsg.envelope" (meta::kFedmsgEnvelope): the WHOLE frame 1, byte-exact
-//                  "fedmsg.username" (meta::kFedmsgUsername): envelope `username`, if a string
-//                  "fedmsg.i"        (meta::kFedmsgSeq): the decimal text of `i`, if it is a
-//                                    non-negative integer
+//   envelope()   = a WireEnvelope: the WHOLE frame 1, byte-exact, with every field decoding
+//                  read from it (`username`, `i`, the top-level members of a canonical
+//                  envelope for the verifier), so no later stage parses it again
 //
 // The JSON is read with RapidJSON's SAX reader in iterative mode (no recursion, so deep
 // nesting cannot overflow the stack) with UTF-8 validation, a size limit and a nesting
@@ -22,12 +21,11 @@
 // parser may keep the first, so a signature could cover a different topic than the one
 // a router routes on (reliability.md 7.1).
 //
-// CONVENTION FOR EVERY STAGE: "fedmsg.envelope" is only meaningful while it describes the
-// message. A stage that changes topic, body, headers or id MUST erase it
-// (msg.eraseMeta(meta::kFedmsgEnvelope)); a stage that produces a new envelope for the
-// same message (the signer) replaces it with the new bytes. zmq-pub sends a message whose
-// envelope still matches it (envelopeMatches()) byte-exact, so its signature stays valid,
-// and builds a fresh envelope (EnvelopeBuilder) for anything else.
+// THE ENVELOPE RULE (a type rule since ABI 2.0): Message::envelope() is only kept while it
+// describes the message; every Message setter of topic, body, headers and id drops it. A stage that produces a new envelope for the same message (the signer)
+// attaches the new one. zmq-pub sends a message that still has its envelope byte-exact,
+// so its signature stays valid, and builds a fresh envelope (EnvelopeBuilder) for anything
+// else.
 //
 // Refusal reasons (snake_case, used as drop-counter labels):
 //   wrong_frame_count  not exactly two frames
@@ -53,17 +51,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "switchyard/json.hpp"
 #include "switchyard/message.hpp"
-
-namespace switchyard::meta {
-inline constexpr std::string_view kFedmsgUsername = "fedmsg.username";
-inline constexpr std::string_view kFedmsgSeq = "fedmsg.i";
-}  // namespace switchyard::meta
 
 namespace switchyard::fedmsg {
 
@@ -95,8 +90,36 @@ struct Envelope {
   std::int64_t timestamp_ms = 0;
 };
 
-/// Parses and checks an envelope (frame 1). Does not compare with frame 0.
-Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits = {});
+/// Parses and checks an envelope (frame 1). Does not compare with frame 0. With
+/// @p members, a canonical envelope's top-level members are stored there (views into
+/// @p json); it is left empty for any other text.
+Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits = {},
+                     std::vector<json::RawMember> *members = nullptr);
+
+/// An envelope as it is on the wire and what decoding read from it: what a Message carries
+/// (Message::envelope()). Immutable once made and shared by the copies of a message; the
+/// views of `fields` and `members` point into `text`, so it is never copied or moved.
+struct WireEnvelope {
+  std::string text;  ///< frame 1, byte-exact
+  Envelope fields;   ///< views into text
+  /// The top-level members in order when `text` is canonical JSON (what fedmsg publishers
+  /// send; see json::scanCanonicalObject): the verifier rebuilds the signed bytes from them.
+  /// Empty for any other text.
+  std::vector<json::RawMember> members;
+
+  WireEnvelope() = default;
+  WireEnvelope(const WireEnvelope &) = delete;
+  WireEnvelope &operator=(const WireEnvelope &) = delete;
+  /// Memory held, for queue limits.
+  [[nodiscard]] std::size_t bytes() const noexcept;
+};
+
+/// Parses @p text into a new WireEnvelope (see parseEnvelope()); null with @p result set
+/// on a refusal.
+std::shared_ptr<const WireEnvelope> parseWire(std::string text, Result &result, const Limits &limits = {});
+
+/// Attaches @p wire to @p msg (Message::setEnvelope() with its size). Set the fields first.
+void attach(Message &msg, std::shared_ptr<const WireEnvelope> wire);
 
 /// Decodes one fedmsg message (frame 0 = topic, frame 1 = envelope) into @p out (which
 /// is overwritten only on success).
@@ -109,11 +132,6 @@ Result decodeFrames(std::span<const std::string_view> frames, Message &out, cons
 /// Checks that @p text is exactly one JSON value under the same rules as an envelope
 /// (UTF-8, depth, no duplicate keys, no NaN); with @p require_object, that it is an object.
 Result validateJson(std::string_view text, const Limits &limits = {}, bool require_object = false);
-
-/// True when @p msg carries "fedmsg.envelope" and that envelope still describes it: its
-/// topic, msg_id, raw msg and raw headers equal the message's. Such a message can be sent
-/// byte-exact.
-bool envelopeMatches(const Message &msg, const Limits &limits = {});
 
 /// Whether @p s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
 bool isValidUtf8(std::string_view s) noexcept;
