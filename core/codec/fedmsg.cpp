@@ -280,18 +280,6 @@ void appendHex4(std::string &out, unsigned v) {
   out += kHex[v & 0xF];
 }
 
-bool startsWithYear(std::string_view id) {
-  if (id.size() < 5 || id[4] != '-') {
-    return false;
-  }
-  for (int k = 0; k < 4; ++k) {
-    if (id[static_cast<std::size_t>(k)] < '0' || id[static_cast<std::size_t>(k)] > '9') {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::string_view trimmed(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
     s.remove_prefix(1);
@@ -583,11 +571,27 @@ std::string uuid4() {
   return s;
 }
 
+bool hasYearPrefix(std::string_view id) noexcept {
+  if (id.size() < 5 || id[4] != '-') {
+    return false;
+  }
+  for (std::size_t k = 0; k < 4; ++k) {
+    if (id[k] < '0' || id[k] > '9') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view stripYearPrefix(std::string_view id) noexcept {
+  return id.size() > 5 && hasYearPrefix(id) ? id.substr(5) : id;
+}
+
 std::string normalizeMsgId(std::string_view id, int utc_year) {
   if (id.empty()) {
     return fmt::format("{}-{}", utc_year, uuid4());
   }
-  if (startsWithYear(id)) {
+  if (hasYearPrefix(id)) {
     return std::string(id);
   }
   return fmt::format("{}-{}", utc_year, id);

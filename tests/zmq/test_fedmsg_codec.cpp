@@ -243,6 +243,22 @@ TEST_CASE("msg_id rules") {
   CHECK(fm::newMsgId().substr(0, 5) == std::to_string(fm::currentUtcYear()) + "-");
 }
 
+TEST_CASE("the year-prefix rule: hasYearPrefix and stripYearPrefix") {
+  CHECK(fm::hasYearPrefix("2019-72b3"));
+  CHECK(fm::hasYearPrefix("2019-"));
+  CHECK_FALSE(fm::hasYearPrefix("72b3"));
+  CHECK_FALSE(fm::hasYearPrefix("20a9-x"));
+  CHECK_FALSE(fm::hasYearPrefix("2019x"));
+  CHECK_FALSE(fm::hasYearPrefix("201-x"));
+  CHECK_FALSE(fm::hasYearPrefix(""));
+  CHECK(fm::stripYearPrefix("2019-72b3") == "72b3");
+  CHECK(fm::stripYearPrefix("72b3") == "72b3");
+  CHECK(fm::stripYearPrefix("20a9-x") == "20a9-x");
+  CHECK(fm::stripYearPrefix("2019-") == "2019-");
+  CHECK(fm::stripYearPrefix("2019-2020-x") == "2020-x");  // one prefix only
+  CHECK(fm::stripYearPrefix("") == "");
+}
+
 TEST_CASE("EnvelopeBuilder builds sorted, compact envelopes with a per-builder counter") {
   fm::EnvelopeBuilder b("amqp-bridge");
   Message m;

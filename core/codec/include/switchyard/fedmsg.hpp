@@ -145,6 +145,14 @@ void appendAsciiJsonString(std::string &out, std::string_view utf8);
 /// with four digits and '-' is kept; any other non-empty id gets "<utc_year>-" prepended;
 /// an empty id becomes a fresh "<utc_year>-<uuid4>".
 std::string normalizeMsgId(std::string_view id, int utc_year);
+/// Whether @p id starts with a year prefix: four ASCII digits and '-' ("2019-72b3",
+/// also "2019-"). The one year-prefix rule of the project (normalizeMsgId and
+/// stripYearPrefix use it).
+bool hasYearPrefix(std::string_view id) noexcept;
+/// @p id without its year prefix: "2019-72b3" -> "72b3". An id without one ("72b3",
+/// "20a9-x") and a bare prefix ("2019-", which would leave nothing) are returned unchanged.
+/// The view points into @p id.
+std::string_view stripYearPrefix(std::string_view id) noexcept;
 /// "<current UTC year>-<random uuid4>".
 std::string newMsgId();
 /// A random RFC 4122 version 4 UUID, lowercase.
