@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "switchyard/fedmsg.hpp"
 #include "switchyard/json.hpp"
 
 namespace switchyard::amqp::carry {
@@ -56,7 +57,10 @@ bool isCarryHeader(std::string_view name) noexcept {
   return false;
 }
 
-bool headersFromEnvelope(std::string_view envelope, std::string &headers_json, std::string &error) {
+namespace {
+
+// The carry headers of a parsed envelope.
+bool headersTree(std::string_view envelope, json::Value &out, std::string &error) {
   std::string reason;
   auto env = json::parse(envelope, &reason, {}, &error);
   if (!env || !env->isObject()) {
@@ -70,7 +74,7 @@ bool headersFromEnvelope(std::string_view envelope, std::string &headers_json, s
     error = "the envelope has no string msg_id";
     return false;
   }
-  json::Value out = json::Value::object();
+  out = json::Value::object();
   json::Value extra = json::Value::object();
   for (const auto &m : env->members) {
     if (isStructural(m.key)) {
@@ -93,7 +97,58 @@ bool headersFromEnvelope(std::string_view envelope, std::string &headers_json, s
     out.set(std::string(kExtraHeader), json::Value::fromString(json::canonical(extra)));
   }
   out.set(std::string(kMsgIdHeader), json::Value::fromString(std::string(*id)));
+  return true;
+}
+
+}  // namespace
+
+bool headersFromEnvelope(std::string_view envelope, std::string &headers_json, std::string &error) {
+  json::Value out;
+  if (!headersTree(envelope, out, error)) {
+    return false;
+  }
   headers_json = json::canonical(out);
+  return true;
+}
+
+bool headersFromWire(const fedmsg::WireEnvelope &wire, json::Value &headers, std::string &error) {
+  if (wire.members.empty()) {
+    return headersTree(wire.text, headers, error);  // not canonical: parsed once here
+  }
+  // Canonical text: every member's value is canonical, and the members are in order, so
+  // the typed fields are read from their literals and fedmsg_extra is their concatenation.
+  json::Value out = json::Value::object();
+  std::string extra;
+  for (const auto &m : wire.members) {
+    if (isStructural(m.key)) {
+      continue;
+    }
+    const Field *field = nullptr;
+    for (const auto &f : kFields) {
+      if (f.key == m.key) {
+        field = &f;
+      }
+    }
+    if (field != nullptr && !field->integer && !m.value.empty() && m.value.front() == '"') {
+      out.set(std::string(field->header), json::Value::fromString(json::unescapeCanonicalString(m.value)));
+      continue;
+    }
+    if (field != nullptr && field->integer) {
+      std::int64_t n = 0;
+      auto r = std::from_chars(m.value.data(), m.value.data() + m.value.size(), n);
+      if (r.ec == std::errc() && r.ptr == m.value.data() + m.value.size()) {
+        out.set(std::string(field->header), json::Value::fromIntegerText(m.value));
+        continue;
+      }
+    }
+    extra += extra.empty() ? '{' : ',';
+    extra.append(m.member);
+  }
+  if (!extra.empty()) {
+    out.set(std::string(kExtraHeader), json::Value::fromString(extra + '}'));
+  }
+  out.set(std::string(kMsgIdHeader), json::Value::fromString(wire.fields.msg_id));
+  headers = std::move(out);
   return true;
 }
 
@@ -103,15 +158,34 @@ Restore envelopeFromHeaders(std::string_view headers_json, std::string_view topi
   if (!headers || !headers->isObject()) {
     return Restore::NotCarried;
   }
-  bool carried = headers->find(kExtraHeader) != nullptr;
+  std::string reason;
+  auto msg = json::parse(body, &reason);
+  json::Value env;
+  Restore r = envelopeValueFromHeaders(*headers, topic, msg ? *msg : json::Value(), message_id, env, error);
+  if (r == Restore::Ok && !msg) {
+    error = "body: " + reason;
+    return Restore::Failed;
+  }
+  if (r == Restore::Ok) {
+    envelope = json::canonical(env);
+  }
+  return r;
+}
+
+Restore envelopeValueFromHeaders(const json::Value &headers, std::string_view topic, const json::Value &body,
+                                 std::string_view message_id, json::Value &envelope, std::string &error) {
+  if (!headers.isObject()) {
+    return Restore::NotCarried;
+  }
+  bool carried = headers.find(kExtraHeader) != nullptr;
   for (const auto &f : kFields) {
-    carried = carried || headers->find(f.header) != nullptr;
+    carried = carried || headers.find(f.header) != nullptr;
   }
   if (!carried) {
     return Restore::NotCarried;
   }
   json::Value env = json::Value::object();
-  if (const json::Value *extra = headers->find(kExtraHeader)) {
+  if (const json::Value *extra = headers.find(kExtraHeader)) {
     std::optional<json::Value> parsed;
     if (extra->isString()) {
       parsed = json::parse(extra->text);
@@ -123,7 +197,7 @@ Restore envelopeFromHeaders(std::string_view headers_json, std::string_view topi
     env = std::move(*parsed);
   }
   for (const auto &f : kFields) {
-    const json::Value *v = headers->find(f.header);
+    const json::Value *v = headers.find(f.header);
     if (v == nullptr) {
       continue;
     }
@@ -135,7 +209,7 @@ Restore envelopeFromHeaders(std::string_view headers_json, std::string_view topi
     env.set(std::string(f.key), *v);
   }
   std::string id(message_id);
-  if (const json::Value *v = headers->find(kMsgIdHeader)) {
+  if (const json::Value *v = headers.find(kMsgIdHeader)) {
     if (!v->isString()) {
       error = "fedmsg_msg_id is not a string";
       return Restore::Failed;
@@ -146,16 +220,10 @@ Restore envelopeFromHeaders(std::string_view headers_json, std::string_view topi
     error = "no message id (neither fedmsg_msg_id nor message_id)";
     return Restore::Failed;
   }
-  std::string reason;
-  auto msg = json::parse(body, &reason);
-  if (!msg) {
-    error = "body: " + reason;
-    return Restore::Failed;
-  }
-  env.set("msg", std::move(*msg));
+  env.set("msg", body);
   env.set("msg_id", json::Value::fromString(std::move(id)));
   env.set("topic", json::Value::fromString(std::string(topic)));
-  envelope = json::canonical(env);
+  envelope = std::move(env);
   return Restore::Ok;
 }
 

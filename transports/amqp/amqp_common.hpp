@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
 // Code shared by amqp-consume and amqp-publish, compiled into both plugins (each is its own
-// .so with hidden symbols): connection settings, opening a connection with TLS and SASL,
-// reconnect backoff, and the mapping between AMQP field tables and JSON.
+// .so with hidden symbols): connection settings, failure classes, reconnect backoff and
+// counters (here); the connection (amqp_connection.hpp) and the mapping between AMQP field
+// tables and JSON (amqp_table.hpp).
 //
-// rabbitmq-c 0.11 recovers nothing by itself (reliability.md 2.9): callers own the retry
-// loop, re-declare their topology and service heartbeats by reading frames regularly.
-// THREADING: one AmqpConnection per plugin instance, used from that instance's thread only.
+// rabbitmq-c 0.11 recovers nothing by itself: callers own the retry loop, re-declare their
+// topology and service heartbeats by reading frames regularly.
+// THREADING: everything here is used by one plugin instance from its own thread.
 #pragma once
 
 #include <amqp.h>
@@ -14,15 +15,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <rapidjson/document.h>
-
 #include "switchyard/abi.h"
+#include "switchyard/backoff.hpp"
 #include "switchyard/drop_log.hpp"
 #include "switchyard/plugin.hpp"
 #include "switchyard/sdk.hpp"
@@ -78,19 +76,12 @@ struct Settings {
 /// Returns @p url with the password replaced by "***".
 std::string redactUrl(std::string_view url);
 
-/// Exponential backoff with jitter: first delay within a second, doubling up to a cap.
-class Backoff {
- public:
-  explicit Backoff(double max_s) : max_s_(max_s < 0.5 ? 0.5 : max_s) {}
-  /// Delay before the next attempt; grows with every call until reset().
-  std::chrono::milliseconds next();
-  void reset() { attempt_ = 0; }
-
- private:
-  double max_s_;
-  int attempt_ = 0;
-  std::mt19937 rng_{std::random_device{}()};
-};
+/// Reconnect pacing: sdk::Backoff with reconnectPolicy(): 0.5 s first, doubling, +-25 %
+/// jitter, the first retry within 0.9 s; nextDelay() never exceeds the cap.
+using Backoff = sdk::Backoff;
+sdk::BackoffPolicy reconnectPolicy(double max_s) noexcept;
+/// The next delay of @p b, never above its cap (policy().max_s).
+std::chrono::milliseconds nextDelay(Backoff &b) noexcept;
 
 /// Why a connection attempt (or its topology set-up) failed. Everything but Transient is a
 /// problem of configuration or of the broker's set-up that retrying cannot fix: a plugin
@@ -140,91 +131,6 @@ std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, std::
 /// @p e.kind and @p e.fix for the permanent cases, @p what names the object.
 void classifyDeclare(const amqp_rpc_reply_t &r, const std::string &what, ConnectError &e);
 
-/// An open AMQP connection (socket + login). Channels are the caller's business.
-class Connection {
- public:
-  Connection() = default;
-  Connection(const Connection &) = delete;
-  Connection &operator=(const Connection &) = delete;
-  ~Connection() { close(); }
-
-  /// Opens socket, TLS and login within @p timeout_s (0: the settings' connect_timeout),
-  /// which stays the RPC timeout (for the caller's set-up) until setRpcTimeout().
-  /// On failure returns false with @p error classified (ConnectError).
-  bool open(const Settings &s, ConnectError &error, double timeout_s = 0);
-  void setRpcTimeout(double s) noexcept;
-  /// Polite close (connection.close with the RPC timeout), then frees everything.
-  void close() noexcept;
-  /// Frees everything without talking to the peer (after a socket error).
-  void drop() noexcept;
-
-  [[nodiscard]] bool isOpen() const noexcept { return state_ != nullptr; }
-  [[nodiscard]] amqp_connection_state_t state() const noexcept { return state_; }
-  [[nodiscard]] int fd() const noexcept;
-  /// True when frames are already decoded or bytes buffered: poll(2) would not see them.
-  [[nodiscard]] bool hasBuffered() const noexcept;
-
-  /// Decodes up to @p max frames that are already available, without blocking, and hands
-  /// each method frame to @p on_method, which returns false to stop early (it may also drop
-  /// the connection). Every call services due heartbeats: rabbitmq-c sends them only inside
-  /// its wait calls. Returns AMQP_STATUS_OK, or the status that broke the connection (the
-  /// caller then drops it).
-  template <typename OnMethod>
-  int readMethods(int max, OnMethod &&on_method) {
-    for (int i = 0; i < max && isOpen(); ++i) {
-      amqp_frame_t frame;
-      timeval zero{0, 0};
-      int rc = amqp_simple_wait_frame_noblock(state_, &frame, &zero);
-      if (rc == AMQP_STATUS_TIMEOUT) {
-        break;
-      }
-      if (rc != AMQP_STATUS_OK) {
-        return rc;
-      }
-      if (frame.frame_type == AMQP_FRAME_METHOD && !on_method(frame)) {
-        break;
-      }
-    }
-    if (isOpen()) {
-      amqp_maybe_release_buffers(state_);
-    }
-    return AMQP_STATUS_OK;
-  }
-
- private:
-  amqp_connection_state_t state_ = nullptr;
-};
-
-/// A readable description of an RPC reply ("channel closed by broker: 403 ACCESS_REFUSED ...").
-std::string describe(const amqp_rpc_reply_t &r);
-/// The reply code of a server close in @p r (0 if it is not one).
-int replyCode(const amqp_rpc_reply_t &r);
-std::string describeStatus(int status);
-
-/// Owns the memory of AMQP tables built from JSON. Keep it alive until the publish is done.
-class TableArena {
- public:
-  /// Adds the members of the JSON object @p obj to @p out (entries appended after
-  /// @p extra which the caller fills). Returns false with @p error for unsupported values.
-  bool fromJson(const rapidjson::Value &obj, std::vector<amqp_table_entry_t> &out, std::string &error);
-  amqp_bytes_t bytes(std::string_view s);
-  void clear();
-
- private:
-  bool value(const rapidjson::Value &v, amqp_field_value_t &out, std::string &error, int depth);
-  std::deque<std::string> strings_;
-  std::deque<std::vector<amqp_table_entry_t>> tables_;
-  std::deque<std::vector<amqp_field_value_t>> arrays_;
-};
-
-/// Writes @p table as a JSON object into @p w. Returns false if a value cannot be
-/// represented (invalid UTF-8 in a string is written with U+FFFD replacements instead).
-void tableToJson(const amqp_table_t &table, std::string &out);
-
-/// Sends channel.close-ok / connection.close-ok after a server close method.
-void sendChannelCloseOk(amqp_connection_state_t st, amqp_channel_t ch) noexcept;
-void sendConnectionCloseOk(amqp_connection_state_t st) noexcept;
-
 /// Connection state counters shared by both plugins.
 struct ConnCounters {
   Counter *connects = nullptr;
@@ -242,3 +148,6 @@ struct ConnCounters {
 };
 
 }  // namespace switchyard::amqp
+
+#include "amqp_connection.hpp"
+#include "amqp_table.hpp"

@@ -30,6 +30,12 @@
 #include <string>
 #include <string_view>
 
+#include "switchyard/json.hpp"
+
+namespace switchyard::fedmsg {
+struct WireEnvelope;
+}
+
 namespace switchyard::amqp::carry {
 
 inline constexpr std::string_view kMsgIdHeader = "fedmsg_msg_id";
@@ -44,7 +50,16 @@ bool isCarryHeader(std::string_view name) noexcept;
 /// parsed as an object with a string `msg_id`.
 bool headersFromEnvelope(std::string_view envelope, std::string &headers_json, std::string &error);
 
+/// As headersFromEnvelope(), from an envelope already decoded (Message::envelope()), into
+/// a tree: a canonical envelope (WireEnvelope::members) is not parsed again.
+bool headersFromWire(const fedmsg::WireEnvelope &wire, json::Value &headers, std::string &error);
+
 enum class Restore { NotCarried, Ok, Failed };
+
+/// As envelopeFromHeaders(), on trees already parsed (@p headers the AMQP headers, @p body
+/// the body): on Ok, @p envelope receives the envelope value, not rendered.
+Restore envelopeValueFromHeaders(const json::Value &headers, std::string_view topic, const json::Value &body,
+                                 std::string_view message_id, json::Value &envelope, std::string &error);
 
 /// Rebuilds the canonical envelope text from a delivery: @p headers_json is the AMQP
 /// headers as a JSON object, @p topic the routing key (topic), @p body the JSON body,

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+//
+// amqp-publish (sink), the class: amqp_publish.cpp holds the configuration and the mapping
+// of a message to a publish (send(), fedora_messaging.hpp), amqp_publish_link.cpp the
+// connection, the channel in confirm mode, confirms and the broker's refusals.
+// THREADING: one instance per configured output, used from its sink thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "amqp_common.hpp"
+#include "switchyard/json.hpp"
+#include "switchyard/sdk.hpp"
+
+namespace switchyard::amqp {
+
+using Clock = std::chrono::steady_clock;
+
+/// The AMQP headers of a message, built once in send() from its parsed headers and kept
+/// (stable addresses) until it is confirmed, so a republish builds nothing again.
+struct HeaderTable {
+  TableArena arena;
+  std::vector<amqp_table_entry_t> entries;
+};
+
+struct Pending {
+  DeliveryId id = 0;
+  Message msg;
+  std::string routing_key;
+  std::string message_id;
+  std::optional<std::uint8_t> priority;
+  std::unique_ptr<HeaderTable> headers;
+};
+
+class AmqpPublish final : public Sink {
+ public:
+  explicit AmqpPublish(const sdk::Config &c);
+
+  Status start(SinkContext &ctx) noexcept override;
+
+  void send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept override;
+
+  Status poll(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept override;
+
+  Status flush(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept override;
+
+  void stop() noexcept override { conn_.close(); }
+
+ private:
+  bool connected() const { return conn_.isOpen() && channel_ok_; }
+
+  /// message_id (keep or uuid mode) and the fedmsg_* headers (uuid mode, carry_envelope)
+  /// into @p carried, read from the decoded envelope (not parsed again when canonical).
+  bool chooseIds(SinkContext &ctx, const Message &msg, Pending &p, json::Value &carried);
+
+  void rejectHeaders(SinkContext &ctx, const Message &msg, DeliveryId id, const std::string &why);
+
+  /// require_object_body: whether the body is a JSON object, refusing the message when it
+  /// is not. What was decoded on entry is not checked again: a body that came in an
+  /// envelope is that envelope's checked `msg`, a parsed body has its tree; only a body
+  /// nobody parsed is validated here.
+  bool bodyIsObject(SinkContext &ctx, const Message &msg, DeliveryId id);
+
+  bool topicAllowed(const std::string &rk) const {
+    return std::any_of(allowed_topics_.begin(), allowed_topics_.end(),
+                       [&](const std::regex &re) { return std::regex_search(rk, re); });
+  }
+
+  /// After a failed attempt: the next one at the backoff's pace (retryDelay()).
+  void scheduleRetry(SinkContext &ctx, const ConnectError &err) noexcept;
+
+  void connect(SinkContext &ctx) noexcept;
+
+  bool connect(SinkContext &ctx, ConnectError &err, double timeout_s = 0) noexcept;
+
+  /// Opens a fresh channel in confirm mode; after a connect also checks the exchange.
+  bool openChannel(SinkContext &ctx, bool fresh_connection, ConnectError &err);
+
+  /// Waits up to @p timeout for the broker (and ctx.wakeFd() if @p wake), handles what came.
+  void service(SinkContext &ctx, std::chrono::milliseconds timeout, bool wake) noexcept;
+
+  void readFrames(SinkContext &ctx) noexcept;
+
+  void handleMethod(SinkContext &ctx, const amqp_frame_t &frame) noexcept;
+
+  void settleConfirms(SinkContext &ctx, std::uint64_t tag, bool multiple, bool ack) noexcept;
+
+  void requeueUnconfirmed();
+
+  /// The first unconfirmed message the broker's close text names, or end(): 403 names the
+  /// topic ("access to topic 'a.b' in exchange ..."), a size 406 the body size ("message size
+  /// 2097152 is larger than configured max size 1048576"). The broker closes the channel at
+  /// the first offending publish and drops every later one, so the first match is the one.
+  std::map<std::uint64_t, Pending>::iterator findVictim(SinkContext &ctx, int code, const std::string &text,
+                                                        const char *&reason);
+
+  void channelClosed(SinkContext &ctx, int code, const std::string &text) noexcept;
+
+  void lostConnection(SinkContext &ctx, const std::string &why) noexcept;
+
+  /// A body above the broker's limit (max_message_size, or what a 406 taught us): refused
+  /// without publishing, so the broker never closes the channel over it.
+  void refuseTooLarge(SinkContext &ctx, DeliveryId id, std::string_view message_id, std::size_t size) noexcept;
+
+  void pump(SinkContext &ctx) noexcept;
+
+  int publish(const Pending &p);
+
+  static amqp_bytes_t bytesOf(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char *>(s.data())}; }
+
+  Settings settings_;
+  std::string exchange_;
+  std::string exchange_type_;
+  bool declare_;
+  bool mandatory_;
+  bool carry_;
+  bool require_object_;
+  bool uuid_ids_ = false;
+  std::string prefix_;
+  std::size_t window_ = 256;
+  Outcome unroutable_ = Outcome::Dropped;
+  std::uint64_t max_size_ = 134217728;
+  std::vector<std::regex> allowed_topics_;
+  std::size_t probe_ = 0;  ///< suspects of a closure to publish one at a time
+  DropLog drop_log_{5, std::chrono::seconds(10)};  // 5 lines per reason per 10 s
+
+  Connection conn_;
+  amqp_channel_t channel_ = 0;
+  bool channel_ok_ = false;
+  bool blocked_ = false;
+  bool ever_connected_ = false;
+  std::uint64_t next_seq_ = 1;
+  Backoff backoff_;
+  Clock::time_point next_attempt_{};
+
+  std::deque<Pending> waiting_;                 // not yet published (or to republish)
+  std::map<std::uint64_t, Pending> unconfirmed_;  // by publish sequence number
+  std::multiset<std::string> returned_;         // message_id '\0' routing key
+
+  ConnCounters cc_;
+  Counter *published_ = nullptr;
+  Counter *confirmed_ = nullptr;
+  Counter *nacked_ = nullptr;
+  Counter *returned_count_ = nullptr;
+  Counter *forbidden_ = nullptr;
+  Counter *republished_ = nullptr;
+  Counter *blocked_count_ = nullptr;
+  Counter *carried_ = nullptr;
+  Counter *not_carried_ = nullptr;
+  Counter *too_large_ = nullptr;
+  Counter *forbidden_topic_ = nullptr;
+  Counter *refused_ = nullptr;
+  Gauge *unconfirmed_gauge_ = nullptr;
+};
+
+}  // namespace switchyard::amqp

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+//
+// AMQP field tables <-> JSON trees (json::Value, switchyard/json.hpp): headers of the
+// messages (fedora_messaging::Properties::headers, what a delivery carries) and the queue
+// arguments of the configuration. Types mirror pika's choices so fedora-messaging reads
+// them: integer -> I (32 bits) or l (64), bool -> t, string -> S, object -> F, array -> A,
+// null -> V; a float -> D (decimal) when exact, else its JSON text as S.
+#pragma once
+
+#include <amqp.h>
+
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/json.hpp"
+
+namespace switchyard::amqp {
+
+/// Owns the memory of AMQP tables built from JSON. Keep it alive until the publish is done.
+class TableArena {
+ public:
+  /// Appends the members of the JSON object @p obj to @p out. Returns false with @p error
+  /// for a value AMQP cannot carry (not an object, a key over 128 bytes, nesting over 32).
+  bool fromJson(const json::Value &obj, std::vector<amqp_table_entry_t> &out, std::string &error);
+  amqp_bytes_t bytes(std::string_view s);
+  void clear();
+
+ private:
+  bool value(const json::Value &v, amqp_field_value_t &out, std::string &error, int depth);
+  std::deque<std::string> strings_;
+  std::deque<std::vector<amqp_table_entry_t>> tables_;
+  std::deque<std::vector<amqp_field_value_t>> arrays_;
+};
+
+/// @p table as a JSON object. Text that is not UTF-8 keeps its ASCII and gets U+FFFD for
+/// the rest; non-finite floats become null.
+json::Value tableToJson(const amqp_table_t &table);
+
+}  // namespace switchyard::amqp
