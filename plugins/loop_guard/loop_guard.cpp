@@ -3,6 +3,7 @@
 
 #include "switchyard/fedmsg.hpp"
 #include "switchyard/json.hpp"
+#include "switchyard/parsed.hpp"
 
 namespace switchyard::plugins {
 
@@ -35,19 +36,6 @@ const sy_config_key kLoopGuardSchema[] = {
 // ---------------------------------------------------------------------------------------
 // IdWindowGroup
 
-std::shared_ptr<IdWindowGroup> IdWindowGroup::get(const std::string &name) {
-  static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<IdWindowGroup>> groups;
-  std::lock_guard<std::mutex> lock(mu);
-  auto &slot = groups[name];
-  auto group = slot.lock();
-  if (!group) {
-    group = std::make_shared<IdWindowGroup>();
-    slot = group;
-  }
-  return group;
-}
-
 bool IdWindowGroup::seenElsewhere(const std::string &direction, const std::string &id) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto &[name, dir] : directions_) {
@@ -77,47 +65,46 @@ std::size_t IdWindowGroup::size(const std::string &direction) {
   return it == directions_.end() ? 0 : it->second.ids.size();
 }
 
-std::string_view stripYearPrefix(std::string_view id) noexcept {
-  if (id.size() > 5 && id[4] == '-') {
-    for (std::size_t i = 0; i < 4; ++i) {
-      if (id[i] < '0' || id[i] > '9') {
-        return id;
-      }
-    }
-    return id.substr(5);
-  }
-  return id;
-}
-
 // ---------------------------------------------------------------------------------------
 // LoopGuard
 
-LoopGuard::LoopGuard(const sdk::Config &config)
-    : username_marker_(config.str("username_marker")),
-      window_(0),
-      window_name_(config.str("window_name")),
-      direction_(config.str("direction")),
-      header_(config.str("header")),
-      mark_(config.str("mark")),
-      keep_signed_(config.has("keep_signed") && config.boolean("keep_signed")) {
+LoopGuardFactory::LoopGuardFactory(const sdk::Config &config) {
+  auto s = std::make_shared<LoopGuardSettings>();
+  s->username_marker = config.str("username_marker");
+  s->direction = config.str("direction");
+  s->header = config.str("header");
+  s->mark = config.str("mark");
+  s->keep_signed = config.has("keep_signed") && config.boolean("keep_signed");
   std::int64_t w = config.integer("window");
   if (w < 0) {
     throw sdk::ConfigError("window", "window must not be negative");
   }
-  window_ = static_cast<std::size_t>(w);
-  if (!mark_.empty() && header_.empty()) {
+  s->window = static_cast<std::size_t>(w);
+  if (!s->mark.empty() && s->header.empty()) {
     throw sdk::ConfigError("mark", "mark needs a header name (header is empty)");
   }
+  if (s->window > 0) {
+    auto make = [] { return std::static_pointer_cast<void>(std::make_shared<IdWindowGroup>()); };
+    if (Host *host = config.host(); host != nullptr) {
+      // One type under this key, so the cast is safe.
+      s->group = std::static_pointer_cast<IdWindowGroup>(host->shared("loop-guard.group." + config.str("window_name"), make));
+      if (!s->group) {
+        throw sdk::ConfigError("window_name", "cannot make the id window group");
+      }
+    } else {
+      s->group = std::make_shared<IdWindowGroup>();
+    }
+  }
+  settings_ = std::move(s);
+}
+
+Plugin *LoopGuardFactory::instantiate(const InstanceArgs &args) noexcept {
+  return sdk::barrier(args.error, [&]() -> Plugin * { return make().release(); });
 }
 
 Status LoopGuard::start(FilterContext &ctx) noexcept {
   try {
-    if (direction_.empty()) {
-      direction_.assign(ctx.pipeline());
-    }
-    if (window_ > 0) {
-      group_ = IdWindowGroup::get(window_name_);
-    }
+    direction_ = s_->direction.empty() ? std::string(ctx.pipeline()) : s_->direction;
     unmarked_signed_ = &ctx.counter("unmarked_signed");
   } catch (const std::exception &e) {
     return Status::fatal(e.what());
@@ -159,50 +146,53 @@ bool carriesSignedEnvelope(const Message &msg) {
 }  // namespace
 
 Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
-  if (!username_marker_.empty()) {
+  const LoopGuardSettings &s = *s_;
+  if (!s.username_marker.empty()) {
     std::optional<std::string> username;
     if (const auto &env = msg.envelope(); env && env->fields.has_username) {
       username.emplace(env->fields.username);
     } else if (env && env->fields.topic.empty()) {
       // Attached without decoding (the codec always fills `topic`): read the envelope itself.
       if (auto v = json::parse(env->text)) {
-        if (auto s = v->findString("username")) {
-          username.emplace(*s);
+        if (auto u = v->findString("username")) {
+          username.emplace(*u);
         }
       }
     }
-    if (username && *username == username_marker_) {
+    if (username && *username == s.username_marker) {
       ctx.log().debug("dropping '{}' on '{}': username '{}' marks a message from the other bus", msg.id(),
                       msg.topic(), *username);
       return Verdict::drop("loop_username");
     }
   }
-  std::optional<json::Value> headers;
-  if (!header_.empty()) {
-    headers = json::parse(msg.headers());
-    if (headers && headers->find(header_) != nullptr) {
-      ctx.log().debug("dropping '{}' on '{}': header '{}' marks a bridged message", msg.id(), msg.topic(), header_);
+  const json::Value *headers = nullptr;
+  if (!s.header.empty()) {
+    headers = codec::parsedHeaders(msg);  // parsed once per message, shared with the other stages
+    if (headers != nullptr && headers->find(s.header) != nullptr) {
+      ctx.log().debug("dropping '{}' on '{}': header '{}' marks a bridged message", msg.id(), msg.topic(), s.header);
       return Verdict::drop("loop_header");
     }
   }
-  std::string id(stripYearPrefix(msg.id()));
-  if (group_ && !id.empty()) {
-    if (group_->seenElsewhere(direction_, id)) {
+  std::string id(fedmsg::stripYearPrefix(msg.id()));
+  if (s.group && !id.empty()) {
+    if (s.group->seenElsewhere(direction_, id)) {
       ctx.log().debug("dropping '{}' on '{}': id recently passed the other direction", msg.id(), msg.topic());
       return Verdict::drop("loop_id");
     }
-    group_->record(direction_, id, window_);
+    s.group->record(direction_, id, s.window);
   }
-  if (!mark_.empty() && keep_signed_ && carriesSignedEnvelope(msg)) {
-    unmarked_signed_->add();
+  if (!s.mark.empty() && s.keep_signed && carriesSignedEnvelope(msg)) {
+    if (unmarked_signed_ != nullptr) {
+      unmarked_signed_->add();
+    }
     return Verdict::pass();
   }
-  if (!mark_.empty()) {
-    if (!headers || !headers->isObject()) {
-      headers = json::Value::object();
-    }
-    headers->set(header_, json::Value::fromString(mark_));
-    msg.setHeaders(json::canonical(*headers));  // drops the envelope, which no longer describes it
+  if (!s.mark.empty()) {
+    auto marked = std::make_shared<json::Value>(headers != nullptr ? *headers : json::Value::object());
+    marked->set(s.header, json::Value::fromString(s.mark));
+    msg.setHeaders(json::canonical(*marked));  // drops the envelope, which no longer describes it
+    // The tree of the new text is at hand: later stages (amqp-publish) need not parse it.
+    msg.cacheParsedHeaders(std::move(marked));
   }
   return Verdict::pass();
 }

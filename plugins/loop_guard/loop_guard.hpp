@@ -12,14 +12,23 @@
 //                  loop-guard of ANOTHER direction in the same window group
 //
 // The id window: every instance records the ids it passes under its own direction (default:
-// its pipeline's name) in a bounded FIFO set of `window` ids, inside a process-wide group
+// its pipeline's name) in a bounded FIFO set of `window` ids, inside an engine-wide group
 // named by `window_name`. Instances of the two bridge pipelines share a group (same
 // window_name, the default "default") and each checks incoming ids against the sets of the
-// other directions. Groups live in this plugin's registry (one per process, since the
-// library is loaded once); a group is freed with its last instance.
+// other directions. The group is an object of the host (Host::shared("loop-guard.group.
+// <window_name>")), so every pipeline of the engine finds the same one, and it lives until
+// the engine is destroyed.
 //
 // With `mark: <value>` the instance also sets the provenance header on every message it
-// passes (and, since that changes the headers, erases the "fedmsg.envelope" metadata).
+// passes (and, since that changes the headers, the message's envelope is dropped).
+//
+// Parse once: the headers are read with codec::parsedHeaders() (parsed at most once per
+// message, whatever the pipeline), `username` from the decoded envelope's fields.
+//
+// FACTORY and THREADING: LoopGuardFactory reads the configuration and takes the group once
+// per configured loop-guard and makes one LoopGuard per filter worker (SY_FLAG_PARALLEL).
+// The settings are immutable after construction; the group is thread-safe (one mutex); a
+// LoopGuard is called by one thread at a time.
 #pragma once
 
 #include <cstddef>
@@ -37,12 +46,10 @@ namespace switchyard::plugins {
 
 extern const sy_config_key kLoopGuardSchema[];
 
-/// Recently passed ids, per direction, shared by the loop-guards of one process.
+/// Recently passed ids, per direction, shared by the loop-guards of one window group.
+/// THREADING: thread-safe (one mutex, held for a hash look-up or insert).
 class IdWindowGroup {
  public:
-  /// The process-wide group called @p name (created on first use).
-  static std::shared_ptr<IdWindowGroup> get(const std::string &name);
-
   /// True when @p id was recorded under a direction other than @p direction.
   bool seenElsewhere(const std::string &direction, const std::string &id);
   /// Records @p id under @p direction, keeping at most @p capacity ids (oldest leave first).
@@ -58,12 +65,21 @@ class IdWindowGroup {
   std::map<std::string, Direction, std::less<>> directions_;
 };
 
-/// "2024-abc" -> "abc"; ids without a four-digit year prefix are returned unchanged.
-std::string_view stripYearPrefix(std::string_view id) noexcept;
+/// The settings of one configured loop-guard, immutable once made, and its window group.
+struct LoopGuardSettings {
+  std::string username_marker;
+  std::size_t window = 0;
+  std::string direction;  ///< empty: the pipeline's name
+  std::string header;
+  std::string mark;
+  bool keep_signed = false;  ///< do not mark messages whose signed envelope is intact
+  std::shared_ptr<IdWindowGroup> group;  ///< null when window is 0
+};
 
+/// One worker's loop-guard. THREADING: one thread at a time.
 class LoopGuard final : public Filter {
  public:
-  explicit LoopGuard(const sdk::Config &config);
+  explicit LoopGuard(std::shared_ptr<const LoopGuardSettings> settings) : s_(std::move(settings)) {}
   Status start(FilterContext &ctx) noexcept override;
   Verdict process(FilterContext &ctx, Message &msg) noexcept override;
 
@@ -72,15 +88,24 @@ class LoopGuard final : public Filter {
  private:
   Verdict check(FilterContext &ctx, Message &msg);
 
-  std::string username_marker_;
-  std::size_t window_;
-  std::string window_name_;
+  std::shared_ptr<const LoopGuardSettings> s_;
   std::string direction_;
-  std::string header_;
-  std::string mark_;
-  bool keep_signed_ = false;  ///< do not mark messages whose signed envelope is intact
-  std::shared_ptr<IdWindowGroup> group_;
   Counter *unmarked_signed_ = nullptr;
+};
+
+/// Reads the configuration (throws sdk::ConfigError naming the bad key), takes the window
+/// group from the host (a group of its own when there is no host: unit tests) and makes
+/// the instances. THREADING: see PluginFactory.
+class LoopGuardFactory final : public PluginFactory {
+ public:
+  explicit LoopGuardFactory(const sdk::Config &config);
+  Plugin *instantiate(const InstanceArgs &args) noexcept override;
+  [[nodiscard]] std::unique_ptr<LoopGuard> make() const { return std::make_unique<LoopGuard>(settings_); }
+  /// The window group (null when window is 0).
+  [[nodiscard]] const std::shared_ptr<IdWindowGroup> &group() const noexcept { return settings_->group; }
+
+ private:
+  std::shared_ptr<const LoopGuardSettings> settings_;
 };
 
 }  // namespace switchyard::plugins

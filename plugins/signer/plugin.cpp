@@ -8,6 +8,6 @@
 //       key_file: /etc/pki/fedmsg/bridge.key
 #include "signer.hpp"
 
-SWITCHYARD_PLUGIN(switchyard::plugins::Signer, SY_KIND_FILTER, "signer", "1.0.0",
+SWITCHYARD_PLUGIN(switchyard::plugins::SignerFactory, SY_KIND_FILTER, "signer", "1.0.0",
                   "Signs fedmsg envelopes (x509: RSA PKCS#1 v1.5 / SHA-1), like fedmsg's signer", SY_FLAG_PARALLEL,
                   switchyard::plugins::kSignerSchema)

@@ -1,9 +1,19 @@
 // SPDX-License-Identifier: MIT
 #include "signer.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+#include <deque>
+#include <optional>
+#include <vector>
+
 #include <openssl/x509.h>
 
 #include "switchyard/json.hpp"
+#include "switchyard/parsed.hpp"
+#include "switchyard/signed_wire.hpp"
 
 namespace switchyard::plugins {
 
@@ -24,48 +34,130 @@ const sy_config_key kSignerSchema[] = {
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
-Signer::Signer(const sdk::Config &config)
-    : username_(config.str("username")),
-      builder_(std::make_shared<SharedBuilder>(username_)),
-      keep_signed_(config.has("keep_signed") && config.boolean("keep_signed")) {
+// ---------------------------------------------------------------------------------------
+// SignerFactory
+
+SignerFactory::SignerFactory(const sdk::Config &config) : keys_(std::make_shared<SignerKeys>()) {
+  SignerKeys &k = *keys_;
+  k.username = config.str("username");
+  if (!fedmsg::isValidUtf8(k.username)) {
+    throw sdk::ConfigError("username", "username is not valid UTF-8");
+  }
+  json::writeAsciiString(k.username, k.username_literal);
+  k.keep_signed = config.has("keep_signed") && config.boolean("keep_signed");
   std::string error;
-  cert_ = x509::loadCertFile(config.str("cert_file"), &error);
-  if (!cert_) {
+  k.cert = x509::loadCertFile(config.str("cert_file"), &error);
+  if (!k.cert) {
     throw sdk::ConfigError("cert_file", error);
   }
-  key_ = x509::loadPrivateKeyFile(config.str("key_file"), &error);
-  if (!key_) {
+  k.key = x509::loadPrivateKeyFile(config.str("key_file"), &error);
+  if (!k.key) {
     throw sdk::ConfigError("key_file", error);
   }
-  if (X509_check_private_key(cert_.get(), key_.get()) != 1) {
+  if (X509_check_private_key(k.cert.get(), k.key.get()) != 1) {
     x509::opensslErrors();  // clear the queue
     throw sdk::ConfigError("key_file", "key_file does not match the public key of cert_file");
   }
-  auto pem = x509::certToPem(cert_.get());
+  auto pem = x509::certToPem(k.cert.get());
   if (!pem) {
     throw sdk::ConfigError("cert_file", "cannot re-encode cert_file as PEM");
   }
   // fedmsg embeds the certificate re-encoded by its crypto library, not the file bytes.
-  cert_field_ = x509::wrap76(x509::base64Encode(*pem));
+  json::writeAsciiString(x509::wrap76(x509::base64Encode(*pem)), k.cert_literal);
 }
 
-std::shared_ptr<Signer::SharedBuilder> Signer::sharedBuilder(const std::string &key, const std::string &username) {
-  static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<SharedBuilder>> builders;
-  std::lock_guard<std::mutex> lock(mu);
-  auto &slot = builders[key];
-  auto b = slot.lock();
-  if (!b) {
-    b = std::make_shared<SharedBuilder>(username);
-    slot = b;
-  }
-  return b;
+Plugin *SignerFactory::instantiate(const InstanceArgs &args) noexcept {
+  return sdk::barrier(args.error, [&]() -> Plugin * { return make().release(); });
 }
+
+// ---------------------------------------------------------------------------------------
+// Signer
+
+namespace {
+
+using fedmsg::MemberText;
+
+constexpr std::string_view kX509Literal = "\"x509\"";
+
+/// Members the signer replaces: they are not part of what it takes over.
+bool credential(std::string_view key) { return key == "signature" || key == "certificate" || key == "crypto"; }
+
+/// Inserts @p m into @p parts, which are sorted by key.
+void insertSorted(std::vector<MemberText> &parts, MemberText m) {
+  auto it = std::lower_bound(parts.begin(), parts.end(), m.key,
+                             [](const MemberText &a, std::string_view key) { return a.key < key; });
+  parts.insert(it, m);
+}
+
+/// A canonical envelope's members carry an x509 signature and certificate (both strings).
+bool signedMembers(const std::vector<json::RawMember> &members) {
+  bool sig = false;
+  bool cert = false;
+  for (const json::RawMember &m : members) {
+    if (m.key == "signature") {
+      sig = m.value.front() == '"';
+    } else if (m.key == "certificate") {
+      cert = m.value.front() == '"';
+    } else if (m.key == "crypto" && m.value != kX509Literal) {
+      return false;
+    }
+  }
+  return sig && cert;
+}
+
+/// The same for a parsed envelope.
+bool signedTree(const json::Value &env) {
+  const json::Value *crypto = env.find("crypto");
+  const json::Value *sig = env.find("signature");
+  const json::Value *cert = env.find("certificate");
+  return sig != nullptr && cert != nullptr && sig->isString() && cert->isString() &&
+         (crypto == nullptr || (crypto->isString() && crypto->text == "x509"));
+}
+
+/// Whether @p v nests objects and arrays deeper than @p limit (root = 1), as the codec's
+/// validateJson() counts: such a body would be refused by every fedmsg decoder.
+bool deeperThan(const json::Value &v, std::size_t limit) {
+  std::vector<std::pair<const json::Value *, std::size_t>> stack{{&v, 1}};
+  while (!stack.empty()) {
+    auto [p, depth] = stack.back();
+    stack.pop_back();
+    if (depth > limit) {
+      return true;
+    }
+    for (const json::Value &item : p->items) {
+      if (item.isArray() || item.isObject()) {
+        stack.emplace_back(&item, depth + 1);
+      }
+    }
+    for (const json::Member &m : p->members) {
+      if (m.value.isArray() || m.value.isObject()) {
+        stack.emplace_back(&m.value, depth + 1);
+      }
+    }
+  }
+  return false;
+}
+
+/// `timestamp` of an envelope that was attached without decoding (seconds to ms).
+std::int64_t timestampMs(const json::Value *t) {
+  if (t == nullptr || t->type == json::Value::Type::Float) {
+    return t == nullptr || !std::isfinite(t->number) || std::fabs(t->number) > 9.0e15
+               ? 0
+               : static_cast<std::int64_t>(std::llround(t->number * 1000.0));
+  }
+  std::int64_t s = 0;
+  if (t->type != json::Value::Type::Integer ||
+      std::from_chars(t->text.data(), t->text.data() + t->text.size(), s).ec != std::errc() ||
+      std::llabs(s) >= 9223372036854775LL) {
+    return 0;
+  }
+  return s * 1000;
+}
+
+}  // namespace
 
 Status Signer::start(FilterContext &ctx) noexcept {
   try {
-    // The instances of one entry (one per filter worker) have the same instance name.
-    builder_ = sharedBuilder(fmt::format("{}\n{}\n{}", ctx.pipeline(), ctx.instance(), username_), username_);
     kept_signed_count_ = &ctx.counter("kept_signed");
   } catch (const std::exception &e) {
     return Status::fatal(e.what());
@@ -73,99 +165,174 @@ Status Signer::start(FilterContext &ctx) noexcept {
   return Status::ok();
 }
 
-Verdict Signer::refuse(FilterContext &ctx, const Message &msg, const char *reason,
-                       const std::string &detail) noexcept {
-  std::uint64_t suppressed = 0;
-  if (log_limit_.allow(suppressed)) {
-    ctx.log().warn("not signing message '{}' on '{}': {} ({}){}", msg.id(), msg.topic(), reason, detail,
-                   suppressed != 0 ? fmt::format(" [{} similar lines suppressed]", suppressed) : std::string());
-  }
-  return Verdict::drop(reason);
+Verdict Signer::refuse(FilterContext &ctx, const Message &msg, std::string_view reason,
+                       std::string_view detail) noexcept {
+  drop_log_.warn(ctx, reason, "not signing message '{}' on '{}': {} ({})", msg.id(), msg.topic(), reason, detail);
+  return Verdict::drop(std::string(reason));
 }
 
 Verdict Signer::process(FilterContext &ctx, Message &msg) noexcept {
   try {
-    std::string built;
-    std::string_view text;
-    if (const auto &current = msg.envelope()) {
-      text = current->text;
-      if (keep_signed_) {
-        auto env = json::parse(text);
-        const json::Value *crypto = env ? env->find("crypto") : nullptr;
-        const json::Value *sig = env ? env->find("signature") : nullptr;
-        const json::Value *cert = env ? env->find("certificate") : nullptr;
-        if (sig != nullptr && cert != nullptr && sig->isString() && cert->isString() &&
-            (crypto == nullptr || (crypto->isString() && crypto->text == "x509"))) {
-          if (kept_signed_count_ != nullptr) {
-            kept_signed_count_->add();
-          }
-          return Verdict::pass();  // byte-exact: zmq-pub sends this very envelope
-        }
-      }
-    } else {
-      fedmsg::Result r;
-      std::uint64_t seq = 0;
-      {
-        std::lock_guard<std::mutex> lock(builder_->mu);
-        r = builder_->builder.build(msg, built);
-        seq = builder_->builder.lastSeq();
-      }
-      if (!r.ok()) {
-        return refuse(ctx, msg, r.reason.c_str(), r.detail);
-      }
-      text = built;
-      // Parallel instances take `i` in the order they reach the builder, not quite the
-      // stream's order; zmq-pub puts envelopes carrying this back in `i` order.
-      msg.setMeta(meta::kSignerSeq, std::to_string(seq));
-    }
-    std::string reason;
-    std::string detail;
-    auto envelope = json::parse(text, &reason, {}, &detail);
-    if (!envelope) {
-      return refuse(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
-    }
-    if (!envelope->isObject()) {
-      return refuse(ctx, msg, "malformed_envelope", "the envelope is not a JSON object");
-    }
-    // interop-spec 2.3: crypto is part of the signed data; stale credentials are removed
-    // first (the reference would sign over them and produce an unverifiable message).
-    envelope->set("crypto", json::Value::fromString("x509"));
-    envelope->erase("signature");
-    envelope->erase("certificate");
-    std::string canonical = json::canonical(*envelope);
-    std::string error;
-    auto sig = x509::signSha1(key_.get(), canonical, &error);
-    if (!sig) {
-      ctx.log().error("signing failed: {}", error);
-      return Verdict::error("sign_failed");
-    }
-    envelope->set("signature", json::Value::fromString(x509::wrap76(x509::base64Encode(*sig))));
-    envelope->set("certificate", json::Value::fromString(cert_field_));
-    // The wire form is canonical, so `msg` and `headers` inside it are re-rendered; the
-    // message is brought in line with them (same JSON values, new bytes) so that the
-    // envelope keeps describing it (fedmsg::envelopeMatches) and zmq-pub sends it as is.
-    if (const json::Value *body = envelope->find("msg")) {
-      msg.setBody(json::canonical(*body));
-    }
-    const json::Value *headers = envelope->find("headers");
-    msg.setHeaders((headers == nullptr || headers->isNull()) ? std::string("{}") : json::canonical(*headers));
-    if (auto id = envelope->findString("msg_id")) {
-      msg.setId(std::string(*id));
-    }
-    fedmsg::Result parsed;
-    auto wire = fedmsg::parseWire(json::canonical(*envelope), parsed);
-    if (!wire) {
-      ctx.log().error("the signed envelope does not decode: {}", parsed.detail);
-      return Verdict::error("sign_failed");
-    }
-    fedmsg::attach(msg, std::move(wire));
-    return Verdict::pass();
+    return sign(ctx, msg);
   } catch (const std::bad_alloc &) {
     return Verdict::error("out_of_memory", true);
   } catch (const std::exception &e) {
     ctx.log().error("signer: {}", e.what());
     return Verdict::error("internal_error");
   }
+}
+
+/// An envelope being signed: its top-level members sorted by key, and the JSON text the
+/// signer wrote for some of them (a deque does not move what it holds).
+struct Signer::Draft {
+  std::vector<MemberText> parts;
+  std::deque<std::string> texts;
+  std::int64_t timestamp_ms = 0;
+  std::uint64_t seq = 0;  ///< the `i` given to an envelope the signer built; 0 otherwise
+
+  void add(std::string_view key, std::string text) { parts.push_back({key, texts.emplace_back(std::move(text))}); }
+};
+
+Verdict Signer::sign(FilterContext &ctx, Message &msg) {
+  const std::shared_ptr<const fedmsg::WireEnvelope> wire = msg.envelope();  // the setters drop it from msg
+  Draft draft;
+  if (wire && !wire->members.empty()) {
+    // Canonical, as fedmsg publishers send it: the decode already listed the members.
+    if (keys_->keep_signed && signedMembers(wire->members)) {
+      countKeptSigned();
+      return Verdict::pass();  // byte-exact: zmq-pub sends this very envelope
+    }
+    for (const json::RawMember &m : wire->members) {
+      if (!credential(m.key)) {
+        draft.parts.push_back({m.key, m.value});
+      }
+    }
+    draft.timestamp_ms = wire->fields.timestamp_ms;
+    return finish(ctx, msg, draft);
+  }
+  if (!wire) {
+    if (Verdict v = build(ctx, msg, draft); v.kind != Verdict::Kind::Pass) {
+      return v;
+    }
+    return finish(ctx, msg, draft);
+  }
+  // Not canonical (re-serialised on the way): parsed here, once, and canonicalised.
+  std::string reason;
+  std::string detail;
+  auto env = json::parse(wire->text, &reason, {}, &detail);
+  if (!env) {
+    return refuse(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
+  }
+  if (!env->isObject()) {
+    return refuse(ctx, msg, "malformed_envelope", "the envelope is not a JSON object");
+  }
+  if (keys_->keep_signed && signedTree(*env)) {
+    countKeptSigned();
+    return Verdict::pass();
+  }
+  for (const json::Member &m : env->members) {  // sorted by key; `parts` points into `env`
+    if (!credential(m.key)) {
+      draft.add(m.key, json::canonical(m.value));
+    }
+  }
+  // The codec fills `topic` of every envelope it decodes; one attached without decoding
+  // has no fields to take the time from.
+  draft.timestamp_ms = wire->fields.topic.empty() ? timestampMs(env->find("timestamp")) : wire->fields.timestamp_ms;
+  return finish(ctx, msg, draft);
+}
+
+// The envelope of a message that came without one, as fedmsg::EnvelopeBuilder writes it
+// (`headers` only when not empty, `i`, `msg` = the body, `msg_id` year-prefixed,
+// `timestamp` in integer seconds, `topic`, `username`), from the body and headers parsed
+// once for the message (codec::parsedBody(), which amqp-consume already filled).
+Verdict Signer::build(FilterContext &ctx, Message &msg, Draft &draft) {
+  if (msg.topic().empty()) {
+    return refuse(ctx, msg, "missing_topic", "the message has no topic");
+  }
+  if (!fedmsg::isValidUtf8(msg.topic()) || !fedmsg::isValidUtf8(msg.id())) {
+    return refuse(ctx, msg, "invalid_utf8", "topic or id is not valid UTF-8");
+  }
+  const std::size_t max_depth = fedmsg::Limits{}.max_depth;
+  std::string reason;
+  std::string body = "null";  // an empty body, as the codec's builder reads it
+  if (!msg.body().empty()) {
+    const json::Value *tree = codec::parsedBody(msg, &reason);
+    if (tree == nullptr || deeperThan(*tree, max_depth)) {
+      return refuse(ctx, msg, "bad_body", tree == nullptr ? "body: " + reason : std::string("body: too deep"));
+    }
+    body = json::canonical(*tree);
+  }
+  const json::Value *headers = codec::parsedHeaders(msg, &reason);
+  if (headers == nullptr || deeperThan(*headers, max_depth)) {
+    return refuse(ctx, msg, "bad_headers", headers == nullptr ? "headers: " + reason : std::string("headers: too deep"));
+  }
+  if (!headers->members.empty()) {
+    draft.add("headers", json::canonical(*headers));
+  }
+  draft.seq = keys_->nextSeq();
+  draft.add("i", std::to_string(draft.seq));
+  draft.add("msg", std::move(body));
+  std::string id;
+  json::writeAsciiString(fedmsg::normalizeMsgId(msg.id(), fedmsg::currentUtcYear()), id);
+  draft.add("msg_id", std::move(id));
+  std::int64_t seconds = msg.timestampMs() > 0 ? msg.timestampMs() / 1000 : static_cast<std::int64_t>(std::time(nullptr));
+  draft.timestamp_ms = seconds * 1000;
+  draft.add("timestamp", std::to_string(seconds));
+  std::string topic;
+  json::writeAsciiString(msg.topic(), topic);
+  draft.add("topic", std::move(topic));
+  draft.parts.push_back({"username", keys_->username_literal});
+  return Verdict::pass();
+}
+
+// interop-spec 2.3: crypto is part of the signed data; stale credentials were left out
+// (the reference would sign over them and produce an unverifiable message).
+Verdict Signer::finish(FilterContext &ctx, Message &msg, Draft &draft) {
+  insertSorted(draft.parts, {"crypto", kX509Literal});
+  std::string canonical;
+  std::size_t size = 2;
+  for (const MemberText &m : draft.parts) {
+    size += m.key.size() + m.value.size() + 4;
+  }
+  canonical.reserve(size);
+  fedmsg::appendMembers(draft.parts, canonical);
+  std::string error;
+  auto sig = x509::signSha1(keys_->key.get(), canonical, &error);
+  if (!sig) {
+    ctx.log().error("signing failed: {}", error);
+    return Verdict::error("sign_failed");
+  }
+  std::string sig_literal;
+  json::writeAsciiString(x509::wrap76(x509::base64Encode(*sig)), sig_literal);
+  insertSorted(draft.parts, {"certificate", keys_->cert_literal});
+  insertSorted(draft.parts, {"signature", sig_literal});
+  fedmsg::Result r;
+  auto signed_wire = fedmsg::assembleWire(draft.parts, draft.timestamp_ms, r);
+  if (!signed_wire) {
+    ctx.log().error("the signed envelope does not decode: {}", r.detail);
+    return Verdict::error("sign_failed");
+  }
+  // The wire form is canonical, so `msg` and `headers` inside it may be re-rendered; the
+  // message is brought in line with them (same JSON values, new bytes) so that the
+  // envelope describes it and zmq-pub sends it as is. Unchanged text is left alone.
+  const fedmsg::Envelope &f = signed_wire->fields;
+  if (msg.body() != f.msg) {
+    msg.setBody(std::string(f.msg));
+  }
+  const std::string_view headers = f.headers.empty() ? std::string_view("{}") : f.headers;
+  if (msg.headers() != headers) {
+    msg.setHeaders(std::string(headers));
+  }
+  if (msg.id() != f.msg_id) {
+    msg.setId(f.msg_id);
+  }
+  if (draft.seq != 0) {
+    // Parallel instances take `i` in the order they reach it, not quite the stream's
+    // order; zmq-pub puts envelopes carrying this back in `i` order.
+    msg.setMeta(meta::kSignerSeq, std::to_string(draft.seq));
+  }
+  fedmsg::attach(msg, std::move(signed_wire));
+  return Verdict::pass();
 }
 
 }  // namespace switchyard::plugins

@@ -1,36 +1,39 @@
 // SPDX-License-Identifier: MIT
 //
-// signer (filter): signs fedmsg envelopes like fedmsg's x509 backend (interop-spec 2.3).
-// The message's envelope ("fedmsg.envelope" metadata, or a new one built with the core
-// codec when the message has none or it no longer matches) gets `crypto: "x509"`, then
-// `signature` (base64 of RSA PKCS#1 v1.5 / SHA-1 over the canonical JSON of the envelope
-// minus `signature` and `certificate`) and `certificate` (base64 of the PEM text), both
-// cut into 76-column lines. The signed envelope, in canonical form, replaces
-// "fedmsg.envelope" so that zmq-pub sends it byte-exact.
+// signer (filter): signs fedmsg envelopes like fedmsg's x509 backend. The message's
+// envelope (Message::envelope(), or a new one built from the message when it has none)
+// gets `crypto: "x509"`, then `signature` (base64 of RSA PKCS#1 v1.5 / SHA-1 over the
+// canonical JSON of the envelope minus `signature` and `certificate`) and `certificate`
+// (base64 of the PEM text), both cut into 76-column lines. The signed envelope, in
+// canonical form, is attached to the message so that zmq-pub sends it byte-exact.
 //
-// THREADING: one Signer may be called concurrently from several threads: the key and the
-// certificate are read-only (OpenSSL 3 signs with one EVP_PKEY from several threads, each
-// call has its own EVP_MD_CTX), the envelope builder (its `i` counter) is locked, the
-// counters are atomic and the log limiter is locked.
+// Parse once: a canonical envelope is signed from the members its decode listed
+// (WireEnvelope::members), a message without an envelope from its parsed body and headers
+// (codec::parsedBody(), codec::parsedHeaders(), cached on the message), and the signed
+// WireEnvelope is assembled from those members (fedmsg::assembleWire()) instead of being
+// parsed again. Only an envelope that is not canonical is parsed here, once.
 //
-// PARALLEL (SY_FLAG_PARALLEL): with filter workers, the core makes one Signer per worker.
-// They share one envelope builder (found by the instance name at start()), so `i` keeps
-// counting 1, 2, 3... per pipeline entry, as with one signer. Workers take `i` in the order
-// they reach the builder, which is not quite the stream's order the core restores after
-// the filters, and `i` is under the signature, so it cannot be renumbered later. Instead
-// the signer records the `i` it gave in metadata "signer.i" (meta::kSignerSeq), and zmq-pub
-// holds an envelope back until every lower `i` went out (docs/plugins/signer.md), so
-// subscribers see 1, 2, 3... and count no false gaps.
+// FACTORY: SignerFactory loads and checks the key pair once per configured signer and
+// makes one Signer per filter worker (SY_FLAG_PARALLEL). They share one SignerKeys.
+//
+// PARALLEL: the workers share one `i` sequence, so `i` keeps counting 1, 2, 3... per
+// pipeline entry, as with one signer. Workers take `i` in the order they reach it, which is
+// not quite the stream's order the core restores after the filters, and `i` is under the
+// signature, so it cannot be renumbered later. Instead the signer records the `i` it gave in
+// metadata "signer.i" (meta::kSignerSeq), and zmq-pub holds an envelope back until every
+// lower `i` went out (docs/plugins/signer.md), so subscribers see 1, 2, 3... and count no
+// false gaps.
 #pragma once
 
-#include <map>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
-#include "../fedmsg_crypto/log_limit.hpp"
 #include "../fedmsg_crypto/x509.hpp"
+#include "switchyard/drop_log.hpp"
 #include "switchyard/fedmsg.hpp"
 #include "switchyard/sdk.hpp"
 
@@ -38,33 +41,65 @@ namespace switchyard::plugins {
 
 extern const sy_config_key kSignerSchema[];
 
+/// What the instances of one configured signer share, made once by its factory.
+/// THREADING: everything but `seq` is immutable after construction (OpenSSL 3 signs with
+/// one EVP_PKEY from several threads, each call with its own EVP_MD_CTX); `seq` is taken
+/// under `mu`, a few instructions per message.
+struct SignerKeys {
+  x509::PkeyPtr key;
+  x509::CertPtr cert;
+  std::string cert_literal;      ///< `certificate` as JSON text: base64 of the PEM, 76-column lines
+  std::string username_literal;  ///< `username` of the envelopes the signer builds, as JSON text
+  std::string username;
+  bool keep_signed = false;  ///< pass already signed envelopes unchanged (bridged signatures)
 
+  /// The next `i` of an envelope the signer builds (1, 2, 3...).
+  std::uint64_t nextSeq() {
+    std::lock_guard<std::mutex> lock(mu);
+    return ++seq;
+  }
+
+ private:
+  std::mutex mu;
+  std::uint64_t seq = 0;  ///< guarded by mu
+};
+
+/// One worker's signer. THREADING: one thread at a time (the core gives each filter worker
+/// its own instance); it reads the shared SignerKeys, see above.
 class Signer final : public Filter {
  public:
-  /// Loads and checks the key pair; throws sdk::ConfigError naming the bad key.
-  explicit Signer(const sdk::Config &config);
+  explicit Signer(std::shared_ptr<SignerKeys> keys) : keys_(std::move(keys)) {}
   Status start(FilterContext &ctx) noexcept override;
   Verdict process(FilterContext &ctx, Message &msg) noexcept override;
 
  private:
-  Verdict refuse(FilterContext &ctx, const Message &msg, const char *reason, const std::string &detail) noexcept;
+  struct Draft;
+  Verdict sign(FilterContext &ctx, Message &msg);
+  Verdict build(FilterContext &ctx, Message &msg, Draft &draft);
+  Verdict finish(FilterContext &ctx, Message &msg, Draft &draft);
+  void countKeptSigned() noexcept {
+    if (kept_signed_count_ != nullptr) {
+      kept_signed_count_->add();
+    }
+  }
+  Verdict refuse(FilterContext &ctx, const Message &msg, std::string_view reason, std::string_view detail) noexcept;
 
-  x509::PkeyPtr key_;
-  x509::CertPtr cert_;
-  std::string cert_field_;  ///< base64 of the PEM, 76-column lines
-  /// The builder of envelopes for messages that came without one, and its lock (it is
-  /// single-threaded: its `i` sequence). Shared by the instances of one pipeline entry.
-  struct SharedBuilder {
-    explicit SharedBuilder(std::string username) : builder(std::move(username)) {}
-    std::mutex mu;
-    fedmsg::EnvelopeBuilder builder;
-  };
-  static std::shared_ptr<SharedBuilder> sharedBuilder(const std::string &key, const std::string &username);
-  std::string username_;
-  std::shared_ptr<SharedBuilder> builder_;
-  LogLimit log_limit_;
-  bool keep_signed_ = false;  ///< pass already signed envelopes unchanged (bridged signatures)
+  std::shared_ptr<SignerKeys> keys_;
+  DropLog drop_log_{10, std::chrono::seconds(10)};
   Counter *kept_signed_count_ = nullptr;
+};
+
+/// Loads and checks the key pair (throws sdk::ConfigError naming the bad key) and makes the
+/// instances. THREADING: see PluginFactory.
+class SignerFactory final : public PluginFactory {
+ public:
+  explicit SignerFactory(const sdk::Config &config);
+  Plugin *instantiate(const InstanceArgs &args) noexcept override;
+  /// One more instance sharing this factory's key pair and `i` sequence.
+  [[nodiscard]] std::unique_ptr<Signer> make() const { return std::make_unique<Signer>(keys_); }
+
+ private:
+  std::shared_ptr<SignerKeys> keys_;
 };
 
 }  // namespace switchyard::plugins

@@ -9,6 +9,6 @@
 //       routing_policy: {org.fedoraproject.prod.bodhi.update.comment: [bodhi-app01.example.org]}
 #include "verifier.hpp"
 
-SWITCHYARD_PLUGIN(switchyard::plugins::Verifier, SY_KIND_FILTER, "verifier", "1.0.0",
+SWITCHYARD_PLUGIN(switchyard::plugins::VerifierFactory, SY_KIND_FILTER, "verifier", "1.0.0",
                   "Verifies fedmsg x509 signatures, CA/CRL chain and routing policy", SY_FLAG_PARALLEL,
                   switchyard::plugins::kVerifierSchema)

@@ -286,11 +286,11 @@ std::optional<std::string> optionalStr(const sdk::Config &c, const char *key) {
 
 }  // namespace
 
-Verifier::Verifier(const sdk::Config &config)
-    : trust_(config.str("ca_file"), optionalStr(config, "crl_file"),
-             static_cast<int>(config.integer("auth_level"))),
-      nitpicky_(config.boolean("nitpicky")),
-      allow_unsigned_(config.boolean("allow_unsigned")) {
+VerifierFactory::VerifierFactory(const sdk::Config &config)
+    : shared_(std::make_shared<VerifierShared>(config.str("ca_file"), optionalStr(config, "crl_file"),
+                                               static_cast<int>(config.integer("auth_level")))) {
+  shared_->nitpicky = config.boolean("nitpicky");
+  shared_->allow_unsigned = config.boolean("allow_unsigned");
   const rapidjson::Value &policy = config.value("routing_policy");
   if (!policy.IsObject()) {
     throw sdk::ConfigError("routing_policy", "routing_policy must map topics to lists of common names");
@@ -311,25 +311,29 @@ Verifier::Verifier(const sdk::Config &config)
       throw sdk::ConfigError("routing_policy", std::string("routing_policy['") + m.name.GetString() +
                                                    "'] must be a list of common names");
     }
-    policy_[std::string(m.name.GetString(), m.name.GetStringLength())] = std::move(names);
+    shared_->policy[std::string(m.name.GetString(), m.name.GetStringLength())] = std::move(names);
   }
   std::string error;
-  if (!trust_.load(&error)) {
+  if (!shared_->trust.load(&error)) {
     throw sdk::ConfigError(error.find(config.str("ca_file")) != std::string::npos ? "ca_file" : "crl_file", error);
   }
+}
+
+Plugin *VerifierFactory::instantiate(const InstanceArgs &args) noexcept {
+  return sdk::barrier(args.error, [&]() -> Plugin * { return make().release(); });
 }
 
 Status Verifier::start(FilterContext &ctx) noexcept {
   unsigned_passed_ = &ctx.counter("unsigned_passed");
   verified_ = &ctx.counter("verified");
   cache_hits_ = &ctx.counter("cert_cache_hits");
-  if (!trust_.loaded()) {
+  if (!shared_->trust.loaded()) {
     return Status::fatal("CA/CRL not loaded", "ca_file");
   }
-  if (allow_unsigned_) {
+  if (shared_->allow_unsigned) {
     ctx.log().warn("allow_unsigned is on: messages without a signature pass unverified");
   }
-  if (!nitpicky_) {
+  if (!shared_->nitpicky) {
     ctx.log().warn("nitpicky is off: topics missing from routing_policy pass for any valid signer");
   }
   return Status::ok();
@@ -337,12 +341,8 @@ Status Verifier::start(FilterContext &ctx) noexcept {
 
 Verdict Verifier::reject(FilterContext &ctx, const Message &msg, const char *reason,
                          std::string_view detail) noexcept {
-  std::uint64_t suppressed = 0;
-  if (log_limit_.allow(suppressed)) {
-    ctx.log().warn("rejected message '{}' on '{}': {}{}{}{}", msg.id(), msg.topic(), reason,
-                   detail.empty() ? "" : ": ", detail,
-                   suppressed != 0 ? fmt::format(" [{} similar lines suppressed]", suppressed) : std::string());
-  }
+  drop_log_.warn(ctx, reason, "rejected message '{}' on '{}': {}{}{}", msg.id(), msg.topic(), reason,
+                 detail.empty() ? "" : ": ", detail);
   return Verdict::drop(reason);
 }
 
@@ -358,12 +358,8 @@ Verdict Verifier::process(FilterContext &ctx, Message &msg) noexcept {
 
 Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   const auto &wire = msg.envelope();
-  std::optional<std::string_view> text;
-  if (wire) {
-    text = wire->text;
-  }
   auto passUnsigned = [&]() {
-    if (allow_unsigned_) {
+    if (shared_->allow_unsigned) {
       if (unsigned_passed_ != nullptr) {
         unsigned_passed_->add();
       }
@@ -371,22 +367,21 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
     }
     return reject(ctx, msg, "unsigned", "");
   };
-  if (!text) {
+  if (!wire) {
     return passUnsigned();  // not a fedmsg envelope at all (e.g. from AMQP): nothing signed
   }
   // The signed bytes are the canonical form of the envelope without `signature` and
   // `certificate` (interop-spec 2.2, 2.5). fedmsg publishers send the canonical form, so
-  // in the common case those bytes are the envelope minus two members: scanCanonicalObject()
-  // proves that in one pass, and only the members checked below are decoded. Anything
-  // else (re-serialised on the way, e.g. by the Python AMQP->ZMQ bridge) is parsed into a
-  // tree and canonicalised from it.
+  // in the common case those bytes are the envelope minus two members: the decode proved
+  // that and listed the members (WireEnvelope::members), and only the members checked
+  // below are decoded. Anything else (re-serialised on the way, e.g. by the Python
+  // AMQP->ZMQ bridge) is parsed into a tree and canonicalised from it.
   std::optional<json::Value> env;
   std::string canonical;
   std::string_view cert_literal;
-  thread_local std::vector<json::RawMember> members;
-  if (json::scanCanonicalObject(*text, members)) {
+  if (const std::vector<json::RawMember> &members = wire->members; !members.empty()) {
     json::Value fields = json::Value::object();
-    canonical.reserve(text->size());
+    canonical.reserve(wire->text.size());
     canonical += '{';
     for (const json::RawMember &m : members) {
       const bool unsigned_part = m.key == "signature" || m.key == "certificate";
@@ -415,7 +410,7 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   } else {
     std::string reason;
     std::string detail;
-    env = json::parse(*text, &reason, {}, &detail);
+    env = json::parse(wire->text, &reason, {}, &detail);
     if (!env) {
       return reject(ctx, msg, reason == "duplicate_keys" ? "duplicate_keys" : "malformed_envelope", detail);
     }
@@ -483,12 +478,12 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   if (!cn) {
     return reject(ctx, msg, "policy_denied", "the certificate has no commonName");
   }
-  auto it = policy_.find(std::string(*topic));
-  if (it != policy_.end()) {
+  auto it = shared_->policy.find(std::string(*topic));
+  if (it != shared_->policy.end()) {
     if (std::find(it->second.begin(), it->second.end(), *cn) == it->second.end()) {
       return reject(ctx, msg, "policy_denied", fmt::format("'{}' may not publish this topic", *cn));
     }
-  } else if (nitpicky_) {
+  } else if (shared_->nitpicky) {
     return reject(ctx, msg, "policy_denied", fmt::format("topic not in routing_policy (signer '{}')", *cn));
   }
   if (verified_ != nullptr) {
@@ -501,7 +496,7 @@ std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const
                                                        Verdict &verdict) {
   auto now = std::chrono::steady_clock::now();
   std::int64_t wall_now = static_cast<std::int64_t>(std::time(nullptr));
-  CertCache::Lookup found = cache_.find(key, trust_.reloads(), now, wall_now);
+  CertCache::Lookup found = shared_->cache.find(key, shared_->trust.reloads(), now, wall_now);
   if (found.fresh) {
     if (cache_hits_ != nullptr) {
       cache_hits_->add();
@@ -535,9 +530,9 @@ std::shared_ptr<const CertCheck> Verifier::certificate(FilterContext &ctx, const
   }
   auto check = std::make_shared<CertCheck>();
   check->info = info;
-  check->result = trust_.verify(info->cert.get(), &check->detail, &ctx.log(), &check->generation);
+  check->result = shared_->trust.verify(info->cert.get(), &check->detail, &ctx.log(), &check->generation);
   check->checked_at = std::chrono::steady_clock::now();
-  cache_.put(key, check);
+  shared_->cache.put(key, check);
   return check;
 }
 

@@ -32,10 +32,17 @@
 // whole cache is dropped when the trust material reloads; after that the chain is checked
 // again, so expiry, a new CRL or a new CA still apply within a second.
 //
-// THREADING: one Verifier may be called concurrently from several threads (filter worker
-// pools): the trust store and the cache are locked internally, the expensive work
-// (parsing, chain checks, signature checks) runs outside the locks, the counters are
-// atomic and the log limiter is locked.
+// Parse once: a canonical envelope (what fedmsg publishers send) is checked from the
+// top-level members its decode listed (WireEnvelope::members), so the signed bytes are the
+// envelope minus two members and only the members checked below are decoded; any other
+// envelope is parsed here, once, into a tree and canonicalised.
+//
+// FACTORY and THREADING: VerifierFactory parses the configuration and loads the CA/CRL once
+// per configured verifier, into one VerifierShared, and makes one Verifier per filter worker
+// (SY_FLAG_PARALLEL). The workers share the trust store and the certificate cache, which
+// are locked internally (the expensive work, parsing, chain checks and signature checks,
+// runs outside the locks); the routing policy and the flags are immutable. Each Verifier
+// is called by one thread at a time and keeps its own counters and rate-limited log.
 #pragma once
 
 #include <sys/stat.h>
@@ -53,8 +60,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../fedmsg_crypto/log_limit.hpp"
 #include "../fedmsg_crypto/x509.hpp"
+#include "switchyard/drop_log.hpp"
 #include "switchyard/sdk.hpp"
 
 namespace switchyard::plugins {
@@ -174,14 +181,26 @@ class CertCache {
   std::uint64_t tick_ = 0;
 };
 
+/// What the instances of one configured verifier share (see THREADING above).
+struct VerifierShared {
+  VerifierShared(std::string ca_file, std::optional<std::string> crl_file, int auth_level)
+      : trust(std::move(ca_file), std::move(crl_file), auth_level) {}
+  TrustStore trust;  ///< thread-safe
+  CertCache cache;   ///< thread-safe
+  std::unordered_map<std::string, std::vector<std::string>> policy;  ///< immutable once made
+  bool nitpicky = true;
+  bool allow_unsigned = false;
+};
+
+/// One worker's verifier. THREADING: one thread at a time; the shared state is safe to use
+/// from every worker at once.
 class Verifier final : public Filter {
  public:
-  /// Parses the configuration and loads the CA/CRL; throws sdk::ConfigError.
-  explicit Verifier(const sdk::Config &config);
+  explicit Verifier(std::shared_ptr<VerifierShared> shared) : shared_(std::move(shared)) {}
   Status start(FilterContext &ctx) noexcept override;
   Verdict process(FilterContext &ctx, Message &msg) noexcept override;
 
-  [[nodiscard]] const TrustStore &trust() const noexcept { return trust_; }
+  [[nodiscard]] const TrustStore &trust() const noexcept { return shared_->trust; }
 
  private:
   Verdict reject(FilterContext &ctx, const Message &msg, const char *reason, std::string_view detail) noexcept;
@@ -193,15 +212,25 @@ class Verifier final : public Filter {
   std::shared_ptr<const CertCheck> certificate(FilterContext &ctx, const Message &msg, std::string_view key,
                                                Verdict &verdict);
 
-  TrustStore trust_;
-  CertCache cache_;
-  std::unordered_map<std::string, std::vector<std::string>> policy_;
-  bool nitpicky_;
-  bool allow_unsigned_;
+  std::shared_ptr<VerifierShared> shared_;
   Counter *unsigned_passed_ = nullptr;
   Counter *verified_ = nullptr;
   Counter *cache_hits_ = nullptr;
-  LogLimit log_limit_;
+  DropLog drop_log_{10, std::chrono::seconds(10)};
+};
+
+/// Parses the configuration and loads the CA/CRL once (throws sdk::ConfigError naming the
+/// bad key); makes the instances, which share them. THREADING: see PluginFactory.
+class VerifierFactory final : public PluginFactory {
+ public:
+  explicit VerifierFactory(const sdk::Config &config);
+  Plugin *instantiate(const InstanceArgs &args) noexcept override;
+  /// One more instance sharing this factory's trust store and certificate cache.
+  [[nodiscard]] std::unique_ptr<Verifier> make() const { return std::make_unique<Verifier>(shared_); }
+  [[nodiscard]] const TrustStore &trust() const noexcept { return shared_->trust; }
+
+ private:
+  std::shared_ptr<VerifierShared> shared_;
 };
 
 }  // namespace switchyard::plugins
