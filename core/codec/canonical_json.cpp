@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
-// Canonical JSON (fedmsg signing form), see switchyard/json.hpp and interop-spec 2.2.
-#include "switchyard/fedmsg.hpp"
+// Canonical JSON (fedmsg signing form), see switchyard/json.hpp and docs/codec.md.
 #include "switchyard/json.hpp"
+
+#include "json_reader.hpp"
+#include "switchyard/codec_stats.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -12,9 +14,6 @@
 #include <system_error>
 #include <utility>
 
-#include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
 
 namespace switchyard::json {
 
@@ -184,11 +183,11 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
   bool Null() { return add(Value()); }
   bool Bool(bool b) { return add(Value::fromBool(b)); }
   // Never called with kParseNumbersAsStringsFlag; refuse rather than guess.
-  bool Int(int) { return fail("malformed_json"); }
-  bool Uint(unsigned) { return fail("malformed_json"); }
-  bool Int64(std::int64_t) { return fail("malformed_json"); }
-  bool Uint64(std::uint64_t) { return fail("malformed_json"); }
-  bool Double(double) { return fail("malformed_json"); }
+  bool Int(int) { return fail("invalid_json"); }
+  bool Uint(unsigned) { return fail("invalid_json"); }
+  bool Int64(std::int64_t) { return fail("invalid_json"); }
+  bool Uint64(std::uint64_t) { return fail("invalid_json"); }
+  bool Double(double) { return fail("invalid_json"); }
 
   bool RawNumber(const char *str, rapidjson::SizeType len, bool) {
     std::string_view tok(str, len);
@@ -203,15 +202,15 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
       return add(Value::fromDouble(-std::numeric_limits<double>::infinity()));
     }
     if (tok.empty() || (tok.front() != '-' && (tok.front() < '0' || tok.front() > '9'))) {
-      return fail("malformed_json");
+      return fail("invalid_json");
     }
     if (tok.find_first_of(".eE") == std::string_view::npos) {
       std::string_view body = tok.front() == '-' ? tok.substr(1) : tok;
       if (body.empty() || !std::all_of(body.begin(), body.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return fail("malformed_json");  // "-Inf", "-NaN": RapidJSON-only spellings
+        return fail("invalid_json");  // "-Inf", "-NaN": RapidJSON-only spellings
       }
       if (body.size() > limits_.max_integer_digits) {
-        return fail("malformed_json");
+        return fail("invalid_json");
       }
       return add(Value::fromIntegerText(tok));
     }
@@ -220,7 +219,7 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     if (res.ec == std::errc::result_out_of_range) {
       d = outOfRangeValue(tok);
     } else if (res.ec != std::errc() || res.ptr != tok.data() + tok.size()) {
-      return fail("malformed_json");
+      return fail("invalid_json");
     }
     return add(Value::fromDouble(d));
   }
@@ -254,8 +253,10 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     return add(std::move(v));
   }
 
-  [[nodiscard]] const std::string &reason() const { return reason_; }
   Value takeRoot() { return std::move(root_); }
+
+  const char *bad = nullptr;  // a refusal of the rules above (see json_reader.hpp)
+  std::string bad_detail;
 
  private:
   bool open(Value v) {
@@ -279,66 +280,21 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     return true;
   }
   bool fail(const char *reason) {
-    reason_ = reason;
+    bad = reason;
     return false;
   }
 
   const ParseLimits &limits_;
   std::vector<Value> stack_;
   Value root_;
-  std::string reason_;
 };
-
-void setError(std::string *out, const char *reason) {
-  if (out != nullptr) {
-    *out = reason;
-  }
-}
 
 }  // namespace
 
 std::optional<Value> parse(std::string_view json, std::string *error_reason, const ParseLimits &limits,
                            std::string *error_detail) {
-  if (json.size() > limits.max_bytes) {
-    setError(error_reason, "too_large");
-    setError(error_detail, "document larger than the configured limit");
-    return std::nullopt;
-  }
-  try {
-    TreeBuilder builder(limits);
-    rapidjson::MemoryStream ms(json.data(), json.size());
-    rapidjson::Reader reader;
-    // As in fedmsg.cpp: text the fast validator accepts skips RapidJSON's per-code-point
-    // encoding check (the same rules, far slower); other text is parsed with it, so that
-    // refusals keep their reason and offset.
-    constexpr unsigned kTrusted =
-        rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseNanAndInfFlag;
-    constexpr unsigned kFlags = kTrusted | rapidjson::kParseValidateEncodingFlag;
-    rapidjson::ParseResult ok = fedmsg::isValidUtf8(json) ? reader.Parse<kTrusted>(ms, builder)
-                                                          : reader.Parse<kFlags>(ms, builder);
-    if (!ok) {
-      const char *reason = builder.reason().empty() ? "malformed_json" : builder.reason().c_str();
-      setError(error_reason, reason);
-      if (error_detail != nullptr) {
-        *error_detail = builder.reason().empty()
-                            ? std::string(rapidjson::GetParseError_En(ok.Code())) + " at offset " +
-                                  std::to_string(ok.Offset())
-                            : std::string(reason) + " near offset " + std::to_string(ok.Offset());
-      }
-      return std::nullopt;
-    }
-    // RapidJSON treats a NUL byte as the end of input; whatever follows it is extra data.
-    if (ms.Tell() != json.size()) {
-      setError(error_reason, "malformed_json");
-      setError(error_detail, "extra data after the document (NUL byte)");
-      return std::nullopt;
-    }
-    return builder.takeRoot();
-  } catch (const std::bad_alloc &) {
-    setError(error_reason, "too_large");
-    setError(error_detail, "out of memory while parsing");
-    return std::nullopt;
-  }
+  codec::countParse(codec::ParseKind::Json);
+  return codec::detail::parseTree(json, error_reason, limits, error_detail);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -413,63 +369,6 @@ std::string pythonFloatRepr(double d) {
 
 namespace {
 
-void appendU16(unsigned u, std::string &out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += "\\u";
-  out += kHex[(u >> 12) & 0xF];
-  out += kHex[(u >> 8) & 0xF];
-  out += kHex[(u >> 4) & 0xF];
-  out += kHex[u & 0xF];
-}
-
-/// Decodes one UTF-8 sequence at @p i (lenient: surrogate code points are accepted, as the
-/// parser keeps lone low surrogates; an invalid byte decodes as U+FFFD and advances by one).
-std::uint32_t decodeUtf8(std::string_view s, std::size_t &i) {
-  auto b0 = static_cast<unsigned char>(s[i]);
-  auto cont = [&](std::size_t k) -> int {
-    if (i + k >= s.size()) {
-      return -1;
-    }
-    auto b = static_cast<unsigned char>(s[i + k]);
-    return (b & 0xC0) == 0x80 ? (b & 0x3F) : -1;
-  };
-  if (b0 < 0x80) {
-    i += 1;
-    return b0;
-  }
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    int c1 = cont(1);
-    if (c1 >= 0) {
-      i += 2;
-      return ((b0 & 0x1Fu) << 6) | static_cast<unsigned>(c1);
-    }
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    int c1 = cont(1);
-    int c2 = cont(2);
-    if (c1 >= 0 && c2 >= 0) {
-      std::uint32_t cp = ((b0 & 0x0Fu) << 12) | (static_cast<unsigned>(c1) << 6) | static_cast<unsigned>(c2);
-      if (cp >= 0x800) {
-        i += 3;
-        return cp;
-      }
-    }
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    int c1 = cont(1);
-    int c2 = cont(2);
-    int c3 = cont(3);
-    if (c1 >= 0 && c2 >= 0 && c3 >= 0) {
-      std::uint32_t cp = ((b0 & 0x07u) << 18) | (static_cast<unsigned>(c1) << 12) |
-                         (static_cast<unsigned>(c2) << 6) | static_cast<unsigned>(c3);
-      if (cp >= 0x10000 && cp <= 0x10FFFF) {
-        i += 4;
-        return cp;
-      }
-    }
-  }
-  i += 1;
-  return 0xFFFD;
-}
-
 void writeValue(const Value &v, std::string &out, const std::vector<std::string_view> *skip) {
   switch (v.type) {
     case Value::Type::Null:
@@ -523,43 +422,8 @@ void writeValue(const Value &v, std::string &out, const std::vector<std::string_
 
 }  // namespace
 
-void writeAsciiString(std::string_view s, std::string &out) {
-  out += '"';
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F) {
-      if (c == '"') {
-        out += "\\\"";
-      } else if (c == '\\') {
-        out += "\\\\";
-      } else {
-        out += static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    std::uint32_t cp = decodeUtf8(s, i);
-    switch (cp) {
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (cp > 0xFFFF) {
-          std::uint32_t v = cp - 0x10000;
-          appendU16(0xD800 + (v >> 10), out);
-          appendU16(0xDC00 + (v & 0x3FF), out);
-        } else {
-          appendU16(cp, out);
-        }
-    }
-  }
-  out += '"';
-}
-
 void writeCanonical(const Value &v, std::string &out, const std::vector<std::string_view> &skip_top_level_keys) {
+  codec::countSerialisation(codec::SerialiseKind::Canonical);
   writeValue(v, out, skip_top_level_keys.empty() ? nullptr : &skip_top_level_keys);
 }
 
@@ -578,9 +442,41 @@ std::optional<std::string> canonicalize(std::string_view json, std::string *erro
   try {
     return canonical(*v);
   } catch (const std::bad_alloc &) {
-    setError(error_reason, "too_large");
+    if (error_reason != nullptr) {
+      *error_reason = "oversize";
+    }
     return std::nullopt;
   }
 }
 
 }  // namespace switchyard::json
+
+namespace switchyard::codec::detail {
+
+std::optional<json::Value> parseTree(std::string_view text, std::string *error_reason,
+                                     const json::ParseLimits &limits, std::string *error_detail) {
+  auto refuse = [&](Refusal r) -> std::optional<json::Value> {
+    if (error_reason != nullptr) {
+      *error_reason = std::move(r.reason);
+    }
+    if (error_detail != nullptr) {
+      *error_detail = std::move(r.detail);
+    }
+    return std::nullopt;
+  };
+  if (auto r = checkSize(text, limits.max_bytes, "the JSON text"); !r.ok()) {
+    return refuse(std::move(r));
+  }
+  try {
+    json::TreeBuilder builder(limits);
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    if (auto r = readJson<rapidjson::kParseNanAndInfFlag>(text, ms, builder); !r.ok()) {
+      return refuse(std::move(r));
+    }
+    return builder.takeRoot();
+  } catch (const std::bad_alloc &) {
+    return refuse({"oversize", "out of memory while parsing"});
+  }
+}
+
+}  // namespace switchyard::codec::detail

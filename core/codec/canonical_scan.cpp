@@ -17,6 +17,8 @@
 
 #include <rapidjson/encodings.h>
 
+#include "json_reader.hpp"
+#include "switchyard/codec_stats.hpp"
 #include "switchyard/json.hpp"
 
 #if defined(__SSE2__)
@@ -318,12 +320,8 @@ struct StringOut {
 }  // namespace
 
 bool scanCanonicalObject(std::string_view json, std::vector<RawMember> &top_level, const ParseLimits &limits) {
-  Scanner scanner(json, limits);
-  if (!scanner.run(top_level)) {
-    top_level.clear();
-    return false;
-  }
-  return true;
+  codec::countParse(codec::ParseKind::CanonicalScan);
+  return codec::detail::scanCanonical(json, top_level, limits);
 }
 
 std::string unescapeCanonicalString(std::string_view literal) {
@@ -373,3 +371,16 @@ std::string unescapeCanonicalString(std::string_view literal) {
 }
 
 }  // namespace switchyard::json
+
+namespace switchyard::codec::detail {
+
+bool scanCanonical(std::string_view text, std::vector<json::RawMember> &top_level, const json::ParseLimits &limits) {
+  json::Scanner scanner(text, limits);
+  if (!scanner.run(top_level)) {
+    top_level.clear();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace switchyard::codec::detail

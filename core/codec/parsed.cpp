@@ -3,6 +3,9 @@
 
 #include <string_view>
 
+#include "json_reader.hpp"
+#include "switchyard/codec_stats.hpp"
+
 namespace switchyard::codec {
 
 namespace {
@@ -21,7 +24,8 @@ const json::Value *parsedBody(const Message &msg, std::string *reason) {
   if (const auto &cached = msg.parsedBodyCache()) {
     return cached.get();
   }
-  auto v = json::parse(msg.body(), reason);
+  countParse(ParseKind::Body);
+  auto v = detail::parseTree(msg.body(), reason, {}, nullptr);
   if (!v) {
     return nullptr;
   }
@@ -38,7 +42,8 @@ const json::Value *parsedHeaders(const Message &msg, std::string *reason) {
   if (isEmptyObject(msg.headers())) {
     p = std::make_shared<const json::Value>(json::Value::object());
   } else {
-    auto v = json::parse(msg.headers(), reason);
+    countParse(ParseKind::Headers);
+    auto v = detail::parseTree(msg.headers(), reason, {}, nullptr);
     if (!v || !v->isObject()) {
       if (v && reason != nullptr) {
         *reason = "not_an_object";

@@ -9,6 +9,8 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "switchyard/json.hpp"
+
 namespace switchyard::logging {
 namespace {
 
@@ -24,25 +26,9 @@ spdlog::level::level_enum toSpd(LogLevel l) {
   return spdlog::level::info;
 }
 
-void appendJsonString(std::string &out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
+/// The codec's one JSON string writer, keeping non-ASCII text readable (ensure_ascii=False);
+/// bytes that are not UTF-8 become U+FFFD, so every line is valid JSON.
+void appendJsonString(std::string &out, std::string_view s) { json::writeString(s, out, json::Escape::Utf8); }
 
 /// One JSON object per line: {"time":..., "level":..., "logger":..., "message":...}
 class JsonSink final : public spdlog::sinks::base_sink<std::mutex> {

@@ -164,26 +164,26 @@ TEST_CASE("duplicate keys are refused at any depth") {
 }
 
 TEST_CASE("malformed and hostile input is refused with a reason, never a crash") {
-  CHECK(canon("") == "ERROR:malformed_json");
-  CHECK(canon("{") == "ERROR:malformed_json");
-  CHECK(canon("[1,]") == "ERROR:malformed_json");
-  CHECK(canon("Inf") == "ERROR:malformed_json");
-  CHECK(canon("-Inf") == "ERROR:malformed_json");
-  CHECK(canon("-NaN") == "ERROR:malformed_json");
-  CHECK(canon("01") == "ERROR:malformed_json");
-  CHECK(canon("\"\xff\"") == "ERROR:malformed_json");
-  CHECK(canon("\"a\x01\"") == "ERROR:malformed_json");
-  CHECK(canon(std::string("{}\0{}", 5)) == "ERROR:malformed_json");
-  CHECK(canon("{} {}") == "ERROR:malformed_json");
-  CHECK(canon("\"\\ud800\"") == "ERROR:malformed_json");  // documented deviation: lone high surrogate
+  CHECK(canon("") == "ERROR:invalid_json");
+  CHECK(canon("{") == "ERROR:invalid_json");
+  CHECK(canon("[1,]") == "ERROR:invalid_json");
+  CHECK(canon("Inf") == "ERROR:invalid_json");
+  CHECK(canon("-Inf") == "ERROR:invalid_json");
+  CHECK(canon("-NaN") == "ERROR:invalid_json");
+  CHECK(canon("01") == "ERROR:invalid_json");
+  CHECK(canon("\"\xff\"") == "ERROR:invalid_utf8");
+  CHECK(canon("\"a\x01\"") == "ERROR:invalid_json");
+  CHECK(canon(std::string("{}\0{}", 5)) == "ERROR:invalid_json");
+  CHECK(canon("{} {}") == "ERROR:invalid_json");
+  CHECK(canon("\"\\ud800\"") == "ERROR:invalid_json");  // documented deviation: lone high surrogate
   CHECK(canon(std::string(200, '[') + std::string(200, ']')) == "ERROR:too_deep");
   CHECK(canon(std::string(100, '[') + std::string(100, ']')).size() == 200);
-  CHECK(canon(std::string(5000, '1')) == "ERROR:malformed_json");  // > Python's int_max_str_digits
+  CHECK(canon(std::string(5000, '1')) == "ERROR:invalid_json");  // > Python's int_max_str_digits
   switchyard::json::ParseLimits small;
   small.max_bytes = 10;
   std::string reason;
   CHECK_FALSE(canonicalize("[1,2,3,4,5,6,7]", &reason, small));
-  CHECK(reason == "too_large");
+  CHECK(reason == "oversize");
 }
 
 TEST_CASE("Value editing keeps members sorted and unique") {

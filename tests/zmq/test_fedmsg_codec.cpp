@@ -3,13 +3,17 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "switchyard/codec_stats.hpp"
 #include "switchyard/fedmsg.hpp"
+#include "switchyard/json.hpp"
+#include "switchyard/parsed.hpp"
 
 using namespace std::string_literals;
 using switchyard::Message;
@@ -230,6 +234,142 @@ TEST_CASE("appendAsciiJsonString writes what Python's json.dumps writes") {
   std::string out;
   fm::appendAsciiJsonString(out, "a\"b\\c/\b\f\n\r\t\x01\x7F \xE2\x80\xA8\xC3\xA9\xF0\x9F\x98\x80");
   CHECK(out == R"("a\"b\\c/\b\f\n\r\t\u0001\u007f \u2028\u00e9\ud83d\ude00")");
+}
+
+TEST_CASE("json::writeString: the one writer, in both of Python's ensure_ascii modes") {
+  namespace js = switchyard::json;
+  const std::string text = "a\"b\\c/\b\f\n\r\t\x01\x7F \xE2\x80\xA8\xC3\xA9\xF0\x9F\x98\x80";
+  std::string ascii;
+  js::writeString(text, ascii);
+  CHECK(ascii == R"("a\"b\\c/\b\f\n\r\t\u0001\u007f \u2028\u00e9\ud83d\ude00")");
+  std::string same;
+  js::writeAsciiString(text, same);
+  CHECK(same == ascii);
+  // ensure_ascii=False: non-ASCII and DEL stay as they are, controls are still escaped.
+  std::string utf8;
+  js::writeString(text, utf8, js::Escape::Utf8);
+  CHECK(utf8 == "\"a\\\"b\\\\c/\\b\\f\\n\\r\\t\\u0001\x7F \xE2\x80\xA8\xC3\xA9\xF0\x9F\x98\x80\"");
+  // Never invalid output: a byte that is not UTF-8 is U+FFFD, an encoded surrogate is escaped.
+  std::string bad;
+  js::writeString("x\xFFy\xED\xB0\x80", bad, js::Escape::Utf8);
+  CHECK(bad == "\"x\xEF\xBF\xBDy\\udc00\"");
+  bad.clear();
+  js::writeString("x\xFFy", bad);
+  CHECK(bad == R"("x\ufffdy")");
+  CHECK(fm::isValidUtf8(utf8));
+}
+
+TEST_CASE("validateJson and json::parse read with the same rules and the same reasons") {
+  namespace js = switchyard::json;
+  auto parseReason = [](std::string_view t) {
+    std::string reason;
+    return js::parse(t, &reason) ? std::string() : reason;
+  };
+  for (std::string_view t : {"{\"a\":", "[1,]", "{} {}", "\"\xFF\"", "{\"a\":1,\"a\":2}", "[\"\xED\xA0\x80\"]", "01"}) {
+    CAPTURE(t);
+    CHECK(parseReason(t) == fm::validateJson(t).reason);
+    CHECK_FALSE(parseReason(t).empty());
+  }
+  CHECK(parseReason(std::string("{}\0{}", 5)) == "invalid_json");
+  CHECK(fm::validateJson(std::string("{}\0{}", 5)).reason == "invalid_json");
+  js::ParseLimits small;
+  small.max_bytes = 3;
+  std::string reason;
+  CHECK_FALSE(js::parse("[1,2]", &reason, small));
+  CHECK(reason == "oversize");
+  fm::Limits lsmall;
+  lsmall.max_bytes = 3;
+  CHECK(fm::validateJson("[1,2]", lsmall).reason == "oversize");
+  // The one difference, on purpose: Python's NaN and Infinity are JSON to parse() only.
+  CHECK(parseReason("[NaN]").empty());
+  CHECK(fm::validateJson("[NaN]").reason == "invalid_json");
+}
+
+TEST_CASE("codec counters: one count per parse and per serialisation, by kind") {
+  namespace cd = switchyard::codec;
+  auto parses = [](cd::ParseKind k) { return cd::parseStats().parses[static_cast<std::size_t>(k)].count; };
+  auto sers = [](cd::SerialiseKind k) { return cd::parseStats().serialisations[static_cast<std::size_t>(k)].count; };
+  CHECK(cd::parseStats().parses[0].kind == "envelope");
+  CHECK(cd::kindName(cd::SerialiseKind::Canonical) == "canonical");
+
+  auto env0 = parses(cd::ParseKind::Envelope);
+  auto scan0 = parses(cd::ParseKind::CanonicalScan);
+  Message m;
+  REQUIRE(fm::decode(kTopic, envelope(R"({"a":1})"), m).ok());  // canonical: the fast path
+  CHECK(parses(cd::ParseKind::Envelope) == env0 + 1);
+  REQUIRE(fm::decode(kTopic, envelope(R"({"a": 1})"), m).ok());  // not canonical: RapidJSON
+  CHECK(parses(cd::ParseKind::Envelope) == env0 + 2);
+  CHECK(parses(cd::ParseKind::CanonicalScan) == scan0);  // the decode's own scan is not counted again
+
+  auto body0 = parses(cd::ParseKind::Body);
+  auto json0 = parses(cd::ParseKind::Json);
+  REQUIRE(cd::parsedBody(m) != nullptr);
+  REQUIRE(cd::parsedBody(m) != nullptr);  // cached: not parsed again
+  CHECK(parses(cd::ParseKind::Body) == body0 + 1);
+  CHECK(parses(cd::ParseKind::Json) == json0);  // counted once, as "body"
+
+  auto hdr0 = parses(cd::ParseKind::Headers);
+  REQUIRE(cd::parsedHeaders(m) != nullptr);  // "{}": no parse
+  CHECK(parses(cd::ParseKind::Headers) == hdr0);
+
+  auto canon0 = sers(cd::SerialiseKind::Canonical);
+  REQUIRE(switchyard::json::canonicalize("{\"b\": 1}"));
+  CHECK(parses(cd::ParseKind::Json) == json0 + 1);
+  CHECK(sers(cd::SerialiseKind::Canonical) == canon0 + 1);
+
+  auto val0 = parses(cd::ParseKind::Validate);
+  CHECK(fm::validateJson("{}").ok());
+  CHECK(parses(cd::ParseKind::Validate) == val0 + 1);
+}
+
+TEST_CASE("EnvelopeBuilder does not read the body and headers again when the message carries their trees") {
+  namespace cd = switchyard::codec;
+  auto validations = [] { return cd::parseStats().parses[static_cast<std::size_t>(cd::ParseKind::Validate)].count; };
+  auto builds = [] { return cd::parseStats().serialisations[static_cast<std::size_t>(cd::SerialiseKind::Envelope)].count; };
+  fm::EnvelopeBuilder b("u");
+  Message m;
+  m.setTopic("t");
+  m.setBody(R"({"x": [1, 2.5]})");
+  m.setHeaders(R"({"h": "v"})");
+  std::string env;
+  auto v0 = validations();
+  auto b0 = builds();
+  REQUIRE(b.build(m, env).ok());  // text only: body and headers validated
+  CHECK(validations() == v0 + 2);
+  CHECK(builds() == b0 + 1);
+  REQUIRE(cd::parsedBody(m) != nullptr);
+  REQUIRE(cd::parsedHeaders(m) != nullptr);
+  std::string again;
+  REQUIRE(b.build(m, again).ok());  // parsed on entry: not read again
+  CHECK(validations() == v0 + 2);
+  CHECK(builds() == b0 + 2);
+  CHECK(again.find(R"("headers":{"h": "v"},"i":2,"msg":{"x": [1, 2.5]},)") == 1);
+
+  // What validateJson() refuses beyond parse() is still refused with a tree.
+  m.setBody("[NaN]");
+  REQUIRE(cd::parsedBody(m) != nullptr);
+  CHECK(b.build(m, env).reason == "bad_body");
+  fm::Limits shallow;
+  shallow.max_depth = 2;
+  fm::EnvelopeBuilder s("u", shallow);
+  m.setBody("[[[1]]]");
+  REQUIRE(cd::parsedBody(m) != nullptr);
+  CHECK(s.build(m, env).reason == "bad_body");
+  m.setBody("[[1]]");
+  REQUIRE(cd::parsedBody(m) != nullptr);
+  CHECK(s.build(m, env).ok());
+}
+
+TEST_CASE("uuid4: version 4, RFC 4122 variant, never repeated") {
+  std::regex uuid_re("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  std::vector<std::string> seen;
+  for (int k = 0; k < 1000; ++k) {
+    std::string u = fm::uuid4();
+    REQUIRE(std::regex_match(u, uuid_re));
+    seen.push_back(std::move(u));
+  }
+  std::sort(seen.begin(), seen.end());
+  CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());
 }
 
 TEST_CASE("msg_id rules") {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// The fedmsg envelope codec (interop-spec sections 1.2, 1.3, 1.5, 1.6 and 4.3), shared by
-// every plugin that speaks fedmsg: zmq-sub, zmq-pub, signer, verifier.
+// The fedmsg envelope codec, shared by every plugin that speaks fedmsg: zmq-sub, zmq-pub,
+// signer, verifier (docs/codec.md). Decoding is in envelope_decode.cpp, building and the
+// msg_id rules in envelope_build.cpp, UTF-8 and the JSON string writer in utf8.cpp.
 //
 // Parsing turns the two ZeroMQ frames [topic, json] into a Message:
 //   topic        = envelope `topic` (must equal frame 0 byte for byte)
@@ -16,10 +17,10 @@
 // The JSON is read with RapidJSON's SAX reader in iterative mode (no recursion, so deep
 // nesting cannot overflow the stack) with UTF-8 validation, a size limit and a nesting
 // limit. Numbers are never converted: integers of any size and floats keep their text,
-// because a signature is computed over Python's rendering of them (interop-spec 2.2).
+// because a signature is computed over Python's rendering of them (docs/codec.md).
 // Duplicate keys are refused at every depth: Python keeps the last occurrence, another
 // parser may keep the first, so a signature could cover a different topic than the one
-// a router routes on (reliability.md 7.1).
+// a router routes on.
 //
 // THE ENVELOPE RULE (a type rule since ABI 2.0): Message::envelope() is only kept while it
 // describes the message; every Message setter of topic, body, headers and id drops it. A stage that produces a new envelope for the same message (the signer)
@@ -27,7 +28,8 @@
 // so its signature stays valid, and builds a fresh envelope (EnvelopeBuilder) for anything
 // else.
 //
-// Refusal reasons (snake_case, used as drop-counter labels):
+// Refusal reasons (snake_case, used as drop-counter labels; the codec's one vocabulary,
+// shared with json::parse() and documented in docs/codec.md):
 //   wrong_frame_count  not exactly two frames
 //   oversize           a frame is larger than Limits::max_bytes
 //   invalid_utf8       frame 0 or frame 1 is not valid UTF-8
@@ -131,17 +133,19 @@ Result decodeFrames(std::span<const std::string_view> frames, Message &out, cons
 
 /// Checks that @p text is exactly one JSON value under the same rules as an envelope
 /// (UTF-8, depth, no duplicate keys, no NaN); with @p require_object, that it is an object.
+/// The reader is json::parse()'s (json_reader.hpp): the same rules, the same reasons, with
+/// NaN/Infinity refused and nothing kept. Counted as a "validate" parse.
 Result validateJson(std::string_view text, const Limits &limits = {}, bool require_object = false);
 
 /// Whether @p s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
 bool isValidUtf8(std::string_view s) noexcept;
 
 /// Appends @p utf8 as a JSON string the way Python's json.dumps(ensure_ascii=True) writes
-/// it: printable ASCII as is, short escapes for \" \\ \b \f \n \r \t, everything else as
-/// lowercase \uXXXX (astral code points as surrogate pairs). @p utf8 must be valid UTF-8.
-void appendAsciiJsonString(std::string &out, std::string_view utf8);
+/// it: json::writeAsciiString() (the project's one JSON string writer), argument order of
+/// the fedmsg API.
+inline void appendAsciiJsonString(std::string &out, std::string_view utf8) { json::writeAsciiString(utf8, out); }
 
-/// The msg_id rule of the AMQP->ZMQ bridge (interop-spec 4.3): an id that already starts
+/// The msg_id rule of the AMQP->ZMQ bridge: an id that already starts
 /// with four digits and '-' is kept; any other non-empty id gets "<utc_year>-" prepended;
 /// an empty id becomes a fresh "<utc_year>-<uuid4>".
 std::string normalizeMsgId(std::string_view id, int utc_year);
@@ -159,7 +163,7 @@ std::string newMsgId();
 std::string uuid4();
 int currentUtcYear() noexcept;
 
-/// Builds envelopes for messages that did not arrive as fedmsg (interop-spec 4.3): keys
+/// Builds envelopes for messages that did not arrive as fedmsg: keys
 /// `headers` (only when the message has non-empty headers), `i`, `msg` (the raw body
 /// bytes), `msg_id` (normalizeMsgId), `timestamp` (integer seconds: the message's own
 /// timestamp when known, else now), `topic`, `username`; sorted keys and compact
@@ -168,7 +172,11 @@ int currentUtcYear() noexcept;
 class EnvelopeBuilder {
  public:
   explicit EnvelopeBuilder(std::string username, Limits limits = {});
-  /// Writes the envelope to @p envelope. Increments `i` only on success.
+  /// Writes the envelope to @p envelope. Increments `i` only on success. The body and the
+  /// headers are checked with validateJson() unless the message carries their parsed trees
+  /// (Message::parsedBodyCache(), parsedHeadersCache()): then the tree is checked for what
+  /// validateJson() adds to json::parse() (no NaN/Infinity, max_depth) and the text is not
+  /// read again. Counted as an "envelope" serialisation.
   Result build(const Message &msg, std::string &envelope);
   /// The `i` of the last envelope built (0 before the first).
   [[nodiscard]] std::uint64_t lastSeq() const noexcept { return seq_; }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Canonical JSON: byte for byte what fedmsg signs (interop-spec 2.2), i.e. Python's
+// Canonical JSON: byte for byte what fedmsg signs, i.e. Python's
 // `json.dumps(json.loads(text), sort_keys=True, separators=(',', ':'))` with the default
 // `ensure_ascii=True` and `allow_nan=True`.
 //
@@ -14,7 +14,7 @@
 //  * duplicate object keys are refused ("duplicate_keys") at any depth: Python keeps the
 //    last one, so a signature could cover another `topic` than the one a router reads;
 //  * a lone *high* surrogate escape ("\ud800" not followed by a low one) is refused
-//    ("malformed_json"); RapidJSON cannot represent it. A lone low surrogate is kept and
+//    ("invalid_json"); RapidJSON cannot represent it. A lone low surrogate is kept and
 //    re-emitted as Python does.
 #pragma once
 
@@ -75,17 +75,20 @@ struct Member {
 
 /// Bounds applied while parsing untrusted input.
 struct ParseLimits {
-  std::size_t max_bytes = 16u << 20;  ///< longer input: "too_large"
+  std::size_t max_bytes = 16u << 20;  ///< longer input: "oversize"
   std::size_t max_depth = 128;        ///< deeper nesting: "too_deep"
   /// Python 3.11 refuses to convert integers with more digits than this (int_max_str_digits),
-  /// so such a token can never have been signed by Python: "malformed_json".
+  /// so such a token can never have been signed by Python: "invalid_json".
   std::size_t max_integer_digits = 4300;
 };
 
 /// Parses @p json with Python json.loads semantics (see the deviations above). On failure
-/// returns nullopt and, if @p error_reason is given, sets it to a snake_case reason:
-/// "malformed_json", "duplicate_keys", "too_large" or "too_deep". If @p error_detail is given
-/// it receives a human-readable description (offset and cause) for logs.
+/// returns nullopt and, if @p error_reason is given, sets it to a snake_case reason of the
+/// codec's one vocabulary (docs/codec.md): "invalid_json", "invalid_utf8", "duplicate_keys",
+/// "oversize" or "too_deep". If @p error_detail is given it receives a human-readable
+/// description (offset and cause) for logs. It reads the text under the same rules as the
+/// envelope decode and fedmsg::validateJson() (one reader; NaN/Infinity are accepted here
+/// as Python accepts them). Counted as a "json" parse (switchyard/codec_stats.hpp).
 [[nodiscard]] std::optional<Value> parse(std::string_view json, std::string *error_reason = nullptr,
                                          const ParseLimits &limits = {},
                                          std::string *error_detail = nullptr);
@@ -111,7 +114,7 @@ struct RawMember {
 };
 
 /// Fast path for text that is already in canonical form, as fedmsg publishers send it
-/// (interop-spec 2.2): returns true, and the top-level members in order, only when @p json
+/// (docs/codec.md): returns true, and the top-level members in order, only when @p json
 /// is an object that parse() accepts under @p limits and canonical(*parse(json)) == json
 /// byte for byte. Then removing top-level members gives the canonical form of the rest.
 ///
@@ -132,7 +135,21 @@ struct RawMember {
 /// "NaN", "Infinity", "-Infinity".
 [[nodiscard]] std::string pythonFloatRepr(double d);
 
-/// Appends @p s (UTF-8) as a JSON string literal with Python's ensure_ascii escaping.
-void writeAsciiString(std::string_view s, std::string &out);
+/// How writeString() writes text outside printable ASCII.
+enum class Escape : std::uint8_t {
+  Ascii,  ///< Python's json.dumps(ensure_ascii=True): \uXXXX (astral: surrogate pairs)
+  Utf8,   ///< ensure_ascii=False: kept as UTF-8 (controls still escaped, DEL kept)
+};
+
+/// THE JSON string writer of the project: appends @p s (UTF-8) as a JSON string literal
+/// the way Python's json.dumps writes it: `"` and `\` escaped, short escapes for \b \f \n
+/// \r \t, other control characters as lowercase \u00XX, then as @p escape says. Lenient
+/// with its input, always writing valid JSON: a UTF-8-encoded surrogate (a lone low
+/// surrogate kept by parse()) is written as its \uXXXX escape, and a byte that is not
+/// UTF-8 as U+FFFD.
+void writeString(std::string_view s, std::string &out, Escape escape = Escape::Ascii);
+
+/// writeString(s, out, Escape::Ascii): the canonical (signing) form of a string.
+inline void writeAsciiString(std::string_view s, std::string &out) { writeString(s, out, Escape::Ascii); }
 
 }  // namespace switchyard::json
