@@ -33,9 +33,9 @@ namespace {
 std::string g_fixtures;  // build dir of tests/abi/fixtures
 std::string g_markers;   // $SWITCHYARD_TEST_MARKER_DIR
 
-const std::vector<std::string> kRefused = {"fx-major",    "fx-minor",  "fx-fingerprint",
-                                           "fx-magic",    "fx-nocreate", "fx-noinfo",
-                                           "fx-misnamed", "fx-kind"};
+const std::vector<std::string> kRefused = {"fx-major",    "fx-abi1",     "fx-minor",
+                                           "fx-fingerprint", "fx-magic", "fx-nocreate",
+                                           "fx-noinfo",   "fx-misnamed", "fx-kind"};
 
 std::string fixture(const std::string &file_suffix) {
   return g_fixtures + "/switchyard-" + file_suffix + ".so";
@@ -146,6 +146,10 @@ TEST_CASE("scan: broken fixtures are refused with specific reasons, good ones ar
        {"incompatible switchyard plugin 'fx-major'",
         fmt::format("built for ABI {}.{}", SWITCHYARD_ABI_MAJOR + 1, SWITCHYARD_ABI_MINOR),
         fmt::format("this host has ABI {}.{}", SWITCHYARD_ABI_MAJOR, SWITCHYARD_ABI_MINOR)}},
+      {"filter-fx-abi1",  // the previous major: refused before its code could run
+       {"incompatible switchyard plugin 'fx-abi1'", "built for ABI 1.2",
+        fmt::format("this host has ABI {}.{}", SWITCHYARD_ABI_MAJOR, SWITCHYARD_ABI_MINOR),
+        fmt::format("port the plugin to ABI {}", SWITCHYARD_ABI_MAJOR)}},
       {"filter-fx-minor",
        {"incompatible switchyard plugin 'fx-minor'",
         fmt::format("built for ABI {}.{}", SWITCHYARD_ABI_MAJOR, SWITCHYARD_ABI_MINOR + 1),
