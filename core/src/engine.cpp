@@ -17,6 +17,7 @@
 #include "log.hpp"
 #include "registry.hpp"
 #include "runtime.hpp"
+#include "switchyard/codec_stats.hpp"
 
 namespace switchyard {
 
@@ -369,7 +370,21 @@ bool Engine::stop() {
 
 bool Engine::failed() const noexcept { return impl_->runtime && impl_->runtime->failed(); }
 
-std::vector<CounterSample> Engine::counters() const { return impl_->counters.snapshot(); }
+std::vector<CounterSample> Engine::counters() const {
+  std::vector<CounterSample> out = impl_->counters.snapshot();
+  // The codec's process-wide parse and serialisation counts (switchyard/codec_stats.hpp),
+  // not tied to a pipeline: parse-once made visible in `switchyard run --stats-interval`.
+  const codec::CodecStats codec = codec::parseStats();
+  for (const auto &k : codec.parses) {
+    out.push_back(CounterSample{"", "codec", "codec_parses", std::string(k.kind), static_cast<std::int64_t>(k.count)});
+  }
+  for (const auto &k : codec.serialisations) {
+    out.push_back(
+        CounterSample{"", "codec", "codec_serialisations", std::string(k.kind), static_cast<std::int64_t>(k.count)});
+  }
+  return out;
+}
+
 
 std::int64_t Engine::counter(std::string_view pipeline, std::string_view name,
                              std::string_view label) const {
