@@ -4,9 +4,9 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -81,61 +81,100 @@ std::size_t resolveWorkers(const PipelineSpec &p, const PluginRegistry &registry
   return p.workers;
 }
 
-/// Host services of one engine: the shared objects of its plugins.
+/// Host services of one engine: its logger and the objects its plugins share.
+///
+/// LIFETIME: the engine destroys its runtime and plans (every instance, hence every
+/// factory) first, then this host, then the registry that unloads the plugin libraries
+/// (see Engine::Impl). Objects made by a plugin's code therefore die while that code is
+/// still mapped. The host releases them in the reverse order of their creation, so an
+/// object made after another (and perhaps holding on to it) goes first.
 class EngineHost final : public Host {
  public:
-  explicit EngineHost(Logger *logger) : logger_(logger) {}
+  EngineHost() = default;
+  EngineHost(const EngineHost &) = delete;
+  EngineHost &operator=(const EngineHost &) = delete;
   ~EngineHost() override { clear(); }
-  Logger &log() noexcept override { return *logger_; }
+
+  Logger &log() noexcept override {
+    Logger *l = logger_.load(std::memory_order_acquire);
+    return l != nullptr ? *l : logging::root();
+  }
   std::shared_ptr<void> shared(std::string_view key,
                                const std::function<std::shared_ptr<void>()> &make) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard lock(mutex_);
     try {
-      auto it = objects_.find(key);
-      if (it != objects_.end()) {
-        return it->second;
+      for (const auto &[k, object] : objects_) {
+        if (k == key) {
+          return object;
+        }
       }
       std::shared_ptr<void> made = make();
       if (made) {
-        objects_.emplace(std::string(key), made);
+        objects_.emplace_back(std::string(key), made);
       }
       return made;
     } catch (...) {
       return nullptr;
     }
   }
-  /// Releases the host's references, in reverse order of creation would be nicer, but the
-  /// objects are independent; called before the plugin libraries are unloaded.
+  /// Drops the host's references, newest first. Objects a live instance still holds
+  /// survive until that instance goes.
   void clear() noexcept {
-    std::lock_guard<std::mutex> lock(mu_);
-    objects_.clear();
+    std::vector<std::pair<std::string, std::shared_ptr<void>>> objects;
+    {
+      std::lock_guard lock(mutex_);
+      objects.swap(objects_);
+    }
+    while (!objects.empty()) {  // outside the lock: a destructor may call shared()
+      objects.pop_back();
+    }
   }
-  void setLogger(Logger *logger) noexcept { logger_ = logger; }
+  void setLogger(Logger *logger) noexcept { logger_.store(logger, std::memory_order_release); }
 
  private:
-  Logger *logger_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<void>, std::less<>> objects_;
+  std::atomic<Logger *> logger_{nullptr};
+  std::mutex mutex_;
+  /// In creation order; a handful per engine, so a linear search is the fastest lookup.
+  std::vector<std::pair<std::string, std::shared_ptr<void>>> objects_;
 };
 
 /// The factory of an in-process plugin (embedding API): keeps the parsed Config and calls
-/// the embedder's function once per instance.
+/// the embedder's function once per instance. The first instance is made with the factory,
+/// so that a bad value is reported when the configuration is loaded (like the SDK's
+/// PerInstanceFactory); an embedder's function that returns null fails the load.
 template <typename T>
 class InProcessFactory final : public PluginFactory {
  public:
-  InProcessFactory(std::unique_ptr<sdk::Config> config, const Factory<T> &make)
-      : config_(std::move(config)), make_(make), first_(make_(*config_)) {}
+  InProcessFactory(std::unique_ptr<sdk::Config> config, Factory<T> make)
+      : config_(std::move(config)), make_(std::move(make)), first_(make_(*config_)) {
+    if (!first_) {
+      throw std::runtime_error("the plugin's factory function returned no instance");
+    }
+  }
   Plugin *instantiate(const InstanceArgs &args) noexcept override {
-    if (first_) {  // made with the factory, so that a bad value is reported at load time
+    if (first_) {
       return first_.release();
     }
-    return sdk::barrier(args.error, [&]() -> Plugin * { return make_(*config_).release(); });
+    return sdk::barrier(args.error, [&]() -> Plugin * {
+      std::unique_ptr<T> made = make_(*config_);
+      if (!made) {
+        throw std::runtime_error("the plugin's factory function returned no instance");
+      }
+      return made.release();
+    });
   }
 
  private:
   std::unique_ptr<sdk::Config> config_;
   Factory<T> make_;
-  std::unique_ptr<T> first_;
+  std::unique_ptr<T> first_;  ///< after config_: destroyed before the Config it was made from
+};
+
+/// A created factory and the handle that keeps its library mapped. The library is
+/// declared first so that it is released last.
+struct FactoryRef {
+  std::shared_ptr<void> library;
+  FactoryPtr factory;
 };
 
 }  // namespace
@@ -143,18 +182,19 @@ class InProcessFactory final : public PluginFactory {
 ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
     : std::runtime_error(joinDiagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
 
+// LIFETIME: members are destroyed in reverse order. The runtime (or, before start(), the
+// plans) holds every instance, and each instance its factory and library (PluginDeleter):
+// they go first. Then the counters they counted in, then the host with the objects the
+// plugins shared, and only then the registry, which unloads the plugin libraries.
 struct Engine::Impl {
   EngineOptions options;
   PluginRegistry registry;
-  // After the registry: destroyed (with the objects plugins share) before any library is
-  // unloaded, and after the runtime and the plans, which hold the instances and factories.
-  EngineHost host{nullptr};
+  EngineHost host;
   CounterStore counters;
   Settings settings;
   std::vector<PipelinePlan> plans;
   std::unique_ptr<Runtime> runtime;
   bool loaded = false;
-  std::vector<std::unique_ptr<logging::ContextLogger>> loggers;
 
   Logger &logger() { return options.logger != nullptr ? *options.logger : logging::root(); }
 
@@ -215,7 +255,6 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     throw ConfigError(std::move(diags));
   }
 
-  std::vector<PipelinePlan> built;
   host.setLogger(&logger());
   auto report = [&](const PluginSpec &spec, const Status &error) {
     Mark m = spec.mark;
@@ -228,60 +267,60 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     }
     diags.push_back({file, m.line, m.column, path, error.message()});
   };
-  // One factory per configured plugin; one instance per filter worker (or one).
-  struct Made {
-    FactoryPtr factory;
-    std::shared_ptr<void> library;
-  };
-  auto makeFactory = [&](const PluginSpec &spec) -> Made {
-    Made made;
+  // One factory per configured place (a null factory when creating it failed: reported).
+  auto makeFactory = [&](const PluginSpec &spec) -> FactoryRef {
+    FactoryRef made;
     Status error;
-    std::string instance = fmt::format("{} ({})", spec.path, spec.type);
-    made.factory = registry.create(spec.type, spec.config_json, instance, &logger(), &host, error,
-                                   made.library);
+    made.factory = registry.create(spec.type, spec.config_json, fmt::format("{} ({})", spec.path, spec.type),
+                                   &logger(), &host, error, made.library);
     if (!made.factory) {
       report(spec, error);
     }
     return made;
   };
-  auto make = [&](const PluginSpec &spec, const Made &made, const std::string &place, std::size_t worker,
-                  std::size_t workers) -> StageInstance {
+  // One instance of @p made. Without a factory, or when instantiate() fails (reported), the
+  // stage has no plugin; the diagnostics then keep the plan from ever running.
+  auto instance = [&](const PluginSpec &spec, const FactoryRef &made, std::string place, std::size_t worker,
+                      std::size_t workers) -> StageInstance {
     StageInstance s;
     s.type = spec.type;
-    s.place = place;
+    s.place = std::move(place);
     const PluginDescriptor *d = registry.find(spec.type);
     s.can_ack = d != nullptr && d->canAck();
     s.retry = spec.retry;
-    if (!made.factory) {
-      return s;
-    }
-    Status error;
-    std::string instance = fmt::format("{} ({})", spec.path, spec.type);
-    s.plugin = instantiate(made.factory, made.library, instance, static_cast<std::uint32_t>(worker),
-                           static_cast<std::uint32_t>(workers), error);
-    if (!s.plugin) {
-      report(spec, error);
+    if (made.factory) {
+      Status error;
+      s.plugin = instantiate(made.factory, made.library, fmt::format("{} ({})", spec.path, spec.type),
+                             static_cast<std::uint32_t>(worker), static_cast<std::uint32_t>(workers), error);
+      if (!s.plugin) {
+        report(spec, error);
+      }
     }
     return s;
   };
+
+  // The plans own the instances; the factories live on in them (PluginDeleter) and go
+  // when their last instance goes, here on an error or with the runtime.
+  std::vector<PipelinePlan> built;
   for (auto &p : model.pipelines) {
     PipelinePlan plan;
     plan.name = p.name;
-    plan.input = make(p.input, makeFactory(p.input), "input", 0, 1);
+    plan.input = instance(p.input, makeFactory(p.input), "input", 0, 1);
     std::size_t workers = resolveWorkers(p, registry, file, diags);
-    std::vector<Made> filter_factories;
-    for (const auto &f : p.filters) {
-      filter_factories.push_back(makeFactory(f));
-    }
-    plan.filters.resize(workers);
-    for (std::size_t w = 0; w < workers; ++w) {  // one chain of instances per filter worker
-      for (std::size_t i = 0; i < p.filters.size(); ++i) {
-        plan.filters[w].push_back(
-            make(p.filters[i], filter_factories[i], fmt::format("filters[{}]", i), w, workers));
+    plan.filters.resize(workers);  // one chain of instances per filter worker
+    for (std::size_t i = 0; i < p.filters.size(); ++i) {
+      FactoryRef made = makeFactory(p.filters[i]);
+      for (std::size_t w = 0; w < workers; ++w) {
+        StageInstance s = instance(p.filters[i], made, fmt::format("filters[{}]", i), w, workers);
+        if (made.factory && !s.plugin) {
+          made.factory.reset();  // reported once, not once per worker
+        }
+        plan.filters[w].push_back(std::move(s));
       }
     }
     for (std::size_t i = 0; i < p.outputs.size(); ++i) {
-      plan.outputs.push_back(make(p.outputs[i], makeFactory(p.outputs[i]), fmt::format("outputs[{}]", i), 0, 1));
+      plan.outputs.push_back(
+          instance(p.outputs[i], makeFactory(p.outputs[i]), fmt::format("outputs[{}]", i), 0, 1));
     }
     built.push_back(std::move(plan));
   }
@@ -384,7 +423,6 @@ std::vector<CounterSample> Engine::counters() const {
   }
   return out;
 }
-
 
 std::int64_t Engine::counter(std::string_view pipeline, std::string_view name,
                              std::string_view label) const {

@@ -11,7 +11,10 @@
 #include <map>
 #include <ostream>
 #include <mutex>
+#include <memory>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -926,4 +929,100 @@ pipelines:
       }
     }
   }
+}
+
+namespace {
+
+class CountedFilter final : public Filter {
+ public:
+  explicit CountedFilter(std::atomic<int> &alive) : alive_(alive) { ++alive_; }
+  ~CountedFilter() override { --alive_; }
+  Verdict process(FilterContext &, Message &) noexcept override { return Verdict::pass(); }
+
+ private:
+  std::atomic<int> &alive_;
+};
+
+/// An object the plugins share through the host; notes when it goes.
+struct SharedThing {
+  std::vector<std::string> &log;
+  ~SharedThing() { log.emplace_back("shared"); }
+};
+
+class HostUser final : public Filter {
+ public:
+  HostUser(const sdk::Config &c, std::vector<std::string> &log, std::vector<const void *> &seen)
+      : log_(log),
+        thing_(c.host()->shared("test.shared", [&log] { return std::make_shared<SharedThing>(log); })) {
+    seen.push_back(thing_.get());
+  }
+  ~HostUser() override { log_.emplace_back("instance"); }
+  Verdict process(FilterContext &, Message &) noexcept override { return Verdict::pass(); }
+
+ private:
+  std::vector<std::string> &log_;
+  std::shared_ptr<void> thing_;
+};
+
+}  // namespace
+
+TEST_CASE("factories: an instantiate() that fails is reported once, and what was made is destroyed") {
+  std::atomic<int> calls{0}, alive{0};
+  Fixture f{.engine = Engine(isolated())};
+  f.registerAll();
+  f.engine.registerFilter(
+      "flaky", {},
+      [&](const sdk::Config &) -> std::unique_ptr<Filter> {
+        if (++calls == 3) {
+          throw std::runtime_error("no third instance");
+        }
+        return std::make_unique<CountedFilter>(alive);
+      },
+      true);
+  try {
+    f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    workers: 4
+    filters: [{type: flaky}]
+    outputs: [{type: mem-sink-a}]
+)");
+    FAIL("a failing instantiate() was accepted");
+  } catch (const ConfigError &e) {
+    REQUIRE(e.diagnostics().size() == 1);  // not once per worker
+    CHECK(e.diagnostics()[0].path == "pipelines.p.filters[0]");
+    CHECK(e.diagnostics()[0].message == "no third instance");
+  }
+  CHECK(calls == 3);  // the factory was not asked again after it failed
+  CHECK(alive == 0);  // the two instances it made are gone with the failed load
+}
+
+TEST_CASE("factories: objects shared through the host are shared, and outlive every instance") {
+  std::vector<std::string> log;
+  std::vector<const void *> seen;
+  {
+    Fixture f{.engine = Engine(isolated())};
+    f.registerAll();
+    f.engine.registerFilter(
+        "host-user", {}, [&](const sdk::Config &c) { return std::make_unique<HostUser>(c, log, seen); }, true);
+    f.engine.loadString(R"(
+version: 1
+pipelines:
+  p:
+    input: {type: mem-source}
+    workers: 2
+    filters: [{type: host-user}]
+    outputs: [{type: mem-sink-a}]
+)");
+    f.engine.start();
+    REQUIRE(f.engine.wait(30s));
+    CHECK(f.engine.stop());
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0] != nullptr);
+    CHECK(seen[0] == seen[1]);  // one object for every instance
+    CHECK(log.empty());
+  }
+  CHECK(log == std::vector<std::string>{"instance", "instance", "shared"});
 }

@@ -184,10 +184,12 @@ class SourceContext : public PluginContext {
     Stopping,  ///< shutdown is under way and the message was not taken: do not settle it
                ///< as delivered (an AMQP source leaves it unacked so the broker redelivers)
   };
-  /// Hands a message to the pipeline: runs the filters on the calling thread (or hands it
-  /// to the pipeline's filter workers, see Filter), then queues it for every output. Blocks
-  /// while an output queue is full (backpressure) until space frees or, once shutdown began,
-  /// until the drain timeout passed (the message is then settled as Retry "shutdown").
+  /// Hands a message to the pipeline: runs the filters on the calling thread, then queues
+  /// it for every output; blocks while an output queue is full (backpressure) until space
+  /// frees or, once shutdown began, until the drain timeout passed (the message is then
+  /// settled as Retry "shutdown"). With several filter workers (see Filter) it only
+  /// numbers the message and hands it to them, blocking while the reorder window is full;
+  /// the worker that completes the window's head queues it for the outputs.
   /// @p tag is the source's own handle, given back verbatim to Source::complete().
   /// THREADING: source thread only.
   virtual SubmitResult submit(Message &&msg, std::uint64_t tag) noexcept = 0;
@@ -234,7 +236,15 @@ class SinkContext : public PluginContext {
 };
 
 /// Base of every plugin instance. OWNERSHIP: the core owns instances; they never outlive
-/// the library that created them.
+/// their factory nor the library that created them.
+///
+/// THREADING: an instance is constructed by PluginFactory::instantiate() on the core's
+/// loading thread, then used only from the thread(s) its kind names below (never the one
+/// that made it), and destroyed after its stop() returned and its pipeline's threads were
+/// joined, on the thread that destroys the engine. Make thread-affine resources (a socket
+/// of a library that binds it to its creating thread) in start(), not in the constructor.
+/// Instances of different stages run at the same time: the source and the filters on the
+/// input thread (or filter workers) while every sink runs on its own output thread.
 class Plugin {
  public:
   Plugin() = default;
@@ -243,7 +253,9 @@ class Plugin {
   virtual ~Plugin() = default;
 };
 
-/// An input. THREADING: every method is called on the pipeline's own input thread.
+/// An input. THREADING: every method (start, poll, complete, stopIntake, filtered, stop) is
+/// called on the pipeline's own input thread, one call at a time; start() only after every
+/// sink of the pipeline started.
 class Source : public Plugin {
  public:
   /// Prepare; may open connections. An error here is fatal for the pipeline. A source
@@ -275,7 +287,8 @@ class Source : public Plugin {
   virtual void stop() noexcept {}
 };
 
-/// An output. THREADING: every method is called on the output's own thread.
+/// An output. THREADING: every method is called on the output's own thread, one call at a
+/// time; start() runs before the pipeline's input and filters start.
 class Sink : public Plugin {
  public:
   virtual Status start(SinkContext &ctx) noexcept = 0;
@@ -300,8 +313,11 @@ class Sink : public Plugin {
 /// A filter. THREADING: start() and stop() are called on the input thread of its pipeline;
 /// process() one message at a time, on that thread — or, for a filter built with
 /// SY_FLAG_PARALLEL in a pipeline with several `workers`, on a filter worker thread: the
-/// core then creates one instance per worker, each sees only its share of the messages,
-/// and the core restores the stream's order after the filters.
+/// core then creates one instance per worker (the factory's instantiate() with
+/// InstanceArgs::worker), always calls one instance from the same worker thread, and each
+/// sees only its share of the messages. The instances of one factory then run
+/// concurrently; the core restores the stream's order after the filters. start() of every
+/// instance runs before the workers start, stop() after they were joined.
 class Filter : public Plugin {
  public:
   virtual Status start(FilterContext &ctx) noexcept {
@@ -312,7 +328,9 @@ class Filter : public Plugin {
   virtual void stop() noexcept {}
 };
 
-/// Services of the host that outlive single instances. THREADING: thread-safe.
+/// Services of the host that outlive single instances (CreateArgs::host, sdk::Config::host()).
+/// THREADING: thread-safe; callable from any thread (factory constructors, instantiate(),
+/// instance threads) until the engine is destroyed.
 class Host {
  public:
   virtual ~Host() = default;
@@ -340,12 +358,18 @@ struct InstanceArgs {
 /// at ("pipelines.p.filters[0]"). It holds what every instance shares: the validated and
 /// parsed configuration, loaded keys and certificates, caches, objects of the host.
 ///
-/// THREADING: the core calls instantiate() on its loading thread, one call at a time,
-/// before any instance starts: once for a source or a sink, once per filter worker for a
-/// filter (SY_FLAG_PARALLEL, see abi.h; one for other filters). The factory outlives every
-/// instance it made. Instances run on their own threads (see Source, Sink, Filter) and may
-/// read the factory's state at the same time: what they share must be immutable after
-/// construction or synchronised by the factory.
+/// THREADING: the factory is constructed by switchyard_plugin_create() on the core's loading
+/// thread. The core calls instantiate() on that thread, one call at a time, before any
+/// instance starts: once for a source or a sink, once per filter worker for a filter
+/// (SY_FLAG_PARALLEL, see abi.h; one for other filters). After an instantiate() that fails
+/// the core asks that factory for nothing more, and the configuration fails to load.
+/// Instances run on their own threads (see Plugin, Source, Sink, Filter) and may read the
+/// factory's state at the same time: what they share must be immutable after construction
+/// or synchronised by the factory.
+///
+/// LIFETIME: every instance co-owns its factory, so the factory outlives every instance it
+/// made; it is destroyed with its last instance (or at once, when it made none), always
+/// before its library is unloaded and before the host drops its shared objects.
 class PluginFactory {
  public:
   PluginFactory() = default;
