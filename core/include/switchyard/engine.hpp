@@ -56,7 +56,11 @@ struct KeySpec {
   bool secret = false;
 };
 
-/// A factory for an in-process plugin: called once per pipeline that uses it.
+/// Makes one instance of an in-process plugin from its validated configuration: called once
+/// per instance (once per filter worker for a parallel filter), on the thread that loads
+/// the configuration; the first call happens during the load, so a bad value fails it.
+/// The Config (and config.host()) stays valid while the instances live. A throw fails the
+/// load with the exception's message; so does returning null.
 template <typename T>
 using Factory = std::function<std::unique_ptr<T>(const sdk::Config &)>;
 
