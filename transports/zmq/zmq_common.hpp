@@ -6,9 +6,13 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +25,7 @@
 
 namespace switchyard::zmqt {
 
-// Defaults, as fedmsg sets them (interop-spec 1.10). The schema strings repeat them; the
+// Defaults, as fedmsg sets them. The schema strings repeat them; the
 // accessors below fall back to them so a configuration without defaults applied still works.
 inline constexpr std::int64_t kDefaultHwm = 1000;  // libzmq's own default, which fedmsg gets
 inline constexpr std::int64_t kDefaultMaxMessageSize = 16 * 1024 * 1024;
@@ -58,7 +62,28 @@ inline std::int64_t nonNegative(const sdk::Config &c, const char *key, std::int6
   return v;
 }
 
-/// TCP keepalive and reconnect settings (interop-spec 1.10).
+/// Joins schema pieces (arrays without the terminating row) into one schema array, with
+/// the terminating null row: `joinSchema(kOwnRows, kSocketTuningRows, kMoreRows).data()`.
+template <std::size_t... N>
+constexpr auto joinSchema(const sy_config_key (&...parts)[N]) {
+  std::array<sy_config_key, (N + ... + 0) + 1> out{};  // the last row stays null
+  std::size_t at = 0;
+  ((std::copy(parts, parts + N, out.begin() + static_cast<std::ptrdiff_t>(at)), at += N), ...);
+  return out;
+}
+
+/// The schema rows of SocketTuning, the same in both plugins (the defaults are fedmsg's).
+inline constexpr sy_config_key kSocketTuningRows[] = {
+    {"tcp_keepalive", SY_CFG_INT, 0, "1", "ZMQ_TCP_KEEPALIVE (-1 OS default, 0 off, 1 on).", 0},
+    {"tcp_keepalive_cnt", SY_CFG_INT, 0, "3", "ZMQ_TCP_KEEPALIVE_CNT.", 0},
+    {"tcp_keepalive_idle", SY_CFG_INT, 0, "60", "ZMQ_TCP_KEEPALIVE_IDLE in seconds.", 0},
+    {"tcp_keepalive_intvl", SY_CFG_INT, 0, "5", "ZMQ_TCP_KEEPALIVE_INTVL in seconds.", 0},
+    {"reconnect_ivl", SY_CFG_INT, 0, "100", "ZMQ_RECONNECT_IVL in milliseconds (connect mode).", 0},
+    {"reconnect_ivl_max", SY_CFG_INT, 0, "1000",
+     "ZMQ_RECONNECT_IVL_MAX in milliseconds (the cap of the exponential back-off).", 0},
+};
+
+/// TCP keepalive and reconnect settings (schema rows: kSocketTuningRows).
 struct SocketTuning {
   int keepalive = kDefaultKeepalive;
   int keepalive_cnt = kDefaultKeepaliveCnt;
@@ -89,6 +114,80 @@ struct SocketTuning {
     s.set(zmq::sockopt::reconnect_ivl_max, reconnect_ivl_max);
   }
 };
+
+/// `endpoints`, which both plugins require to name at least one address.
+inline std::vector<std::string> endpointsFrom(const sdk::Config &c) {
+  std::vector<std::string> e = c.strings("endpoints");
+  if (e.empty()) {
+    throw sdk::ConfigError("endpoints", "'endpoints' needs at least one address");
+  }
+  return e;
+}
+
+/// `max_message_size` and `max_depth`, both positive.
+inline fedmsg::Limits limitsFrom(const sdk::Config &c) {
+  std::int64_t max = intOr(c, "max_message_size", kDefaultMaxMessageSize);
+  if (max <= 0) {
+    throw sdk::ConfigError("max_message_size", "'max_message_size' must be positive");
+  }
+  std::int64_t depth = intOr(c, "max_depth", kDefaultMaxDepth);
+  if (depth <= 0) {
+    throw sdk::ConfigError("max_depth", "'max_depth' must be positive");
+  }
+  fedmsg::Limits l;
+  l.max_bytes = static_cast<std::size_t>(max);
+  l.max_depth = static_cast<std::size_t>(depth);
+  return l;
+}
+
+// --- One ZeroMQ context per engine ----------------------------------------------------
+//
+// Every zmq-sub and zmq-pub of an engine opens its sockets in one context, which the host
+// keeps under kContextKey (Host::shared): one I/O thread for all of them, not one per
+// plugin. Each factory and each instance holds a shared_ptr to it, and every socket is a
+// member declared after that pointer, so the context is terminated (zmq_ctx_term, which
+// waits for sockets closed with a linger) only after the last socket was closed: when the
+// engine is destroyed, after its instances and factories, or later if an instance lives
+// on. Without a host (unit tests) a factory makes a private context.
+
+inline constexpr std::string_view kContextKey = "zmq.context";
+
+/// A context as both plugins want it: one I/O thread, zero-copy receive off.
+inline std::shared_ptr<zmq::context_t> newContext() {
+  auto c = std::make_shared<zmq::context_t>(1);
+  // Memory: with zero-copy receive, libzmq cuts messages out of an 8 KiB read buffer that
+  // stays alive while any of them waits, so a queued 400-byte message held 3.5-6 KiB and
+  // zmq-sub's `hwm` bounded the count, not the memory. Copying each message out costs a
+  // memcpy and keeps a queued message at its own size. ZMQ_ZERO_COPY_RECV (10) is a
+  // context option of libzmq >= 4.3 behind its draft-API guard, read when a socket is
+  // made; an older library refuses it, which only costs the memory.
+  constexpr int kZmqZeroCopyRecv = 10;
+  (void)zmq_ctx_set(c->handle(), kZmqZeroCopyRecv, 0);
+  return c;
+}
+
+/// The engine's ZeroMQ context (see above), or a private one when @p host is null, with
+/// room for @p sockets more sockets: ZMQ_MAX_SOCKETS (1023 by default) is raised by that
+/// much. libzmq reads ZMQ_MAX_SOCKETS when the context's first socket is made, so this is
+/// called from the factories' constructors: the core makes every factory, one at a time on
+/// its loading thread, before any instance starts (plugin.hpp).
+inline std::shared_ptr<zmq::context_t> engineContext(Host *host, int sockets) {
+  std::shared_ptr<zmq::context_t> c;
+  if (host == nullptr) {
+    c = newContext();
+  } else {
+    c = std::static_pointer_cast<zmq::context_t>(
+        host->shared(kContextKey, [] { return std::shared_ptr<void>(newContext()); }));
+  }
+  if (!c) {
+    throw std::runtime_error("cannot create the ZeroMQ context");
+  }
+  int max = zmq_ctx_get(c->handle(), ZMQ_MAX_SOCKETS);
+  if (max < 0 || zmq_ctx_set(c->handle(), ZMQ_MAX_SOCKETS, max + std::max(sockets, 0)) != 0) {
+    throw std::runtime_error(std::string("cannot raise ZMQ_MAX_SOCKETS: ") + zmq_strerror(zmq_errno()));
+  }
+  return c;
+}
 
 /// The user name of this process, as fedmsg's getpass.getuser() would report it.
 inline std::string processUserName() {

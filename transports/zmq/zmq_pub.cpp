@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: MIT
 //
-// zmq-pub (sink): publishes messages as fedmsg ([topic, json envelope], interop-spec 1.2).
+// zmq-pub (sink), the sink itself (see zmq_pub.hpp): publishes messages as fedmsg
+// ([topic, json envelope]).
 //
 //   outputs:
 //     - type: zmq-pub
 //       endpoints: ["tcp://*:9940"]
 //       no_drop: true
 //
-// Frame 0 is the envelope topic. A message whose original envelope still matches it
-// (metadata "fedmsg.envelope", see fedmsg.hpp) is sent byte-exact, so a signature keeps
-// validating; any other message gets a new envelope from the core codec (interop-spec
-// 4.3: year-prefixed msg_id, integer timestamp, `i` counting from 1 per socket,
-// `username`).
+// Frame 0 is the envelope topic. A message that carries an envelope (Message::envelope())
+// is sent as that envelope's text, byte-exact, so a signature keeps validating: the
+// envelope is always the message's own, since every setter of topic, body, headers or id
+// drops it. Any other message gets a new envelope, built once by the codec's
+// EnvelopeBuilder (year-prefixed msg_id, integer timestamp, `i` counting from 1 per
+// socket, `username`).
 //
 // The socket is an XPUB, so the plugin sees subscriptions: it counts messages that no
 // subscriber wanted (dropped, reason no_subscriber) or, when the input can redeliver
@@ -34,128 +36,30 @@
 #include <string>
 #include <thread>
 
-#include "zmq_common.hpp"
+#include "zmq_pub.hpp"
 
+namespace switchyard::zmqt {
 namespace {
 
-using namespace switchyard;
-using namespace switchyard::zmqt;
 using Clock = std::chrono::steady_clock;
 
 
-const sy_config_key kSchema[] = {
-    {"endpoints", SY_CFG_STRING_LIST, 1, nullptr,
-     "ZeroMQ addresses to bind (or to connect to, with bind: false), e.g. tcp://*:9940.", 0},
-    {"bind", SY_CFG_BOOL, 0, "true",
-     "Bind the endpoints (fedmsg publisher); false connects them (active mode, to a relay).", 0},
-    {"hwm", SY_CFG_INT, 0, "1000",
-     "ZMQ_SNDHWM: messages queued per subscriber; beyond it libzmq drops (or, with no_drop, "
-     "the sink waits). 0 = unlimited.", 0},
-    {"max_message_size", SY_CFG_INT, 0, "16777216",
-     "Largest envelope sent, in bytes; bigger messages are dropped as oversize.", 0},
-    {"max_depth", SY_CFG_INT, 0, "64", "Deepest JSON nesting accepted in a body that needs a new envelope.", 0},
-    {"no_drop", SY_CFG_BOOL, 0, "false",
-     "A full subscriber pipe makes the sink wait instead of dropping; one slow subscriber then "
-     "stalls every subscriber. false: see slow_subscriber.", 0},
-    {"slow_subscriber", SY_CFG_STRING, 0, "\"skip\"",
-     "Without no_drop, when a subscriber's pipe is full (hwm): skip = libzmq's behaviour, that "
-     "subscriber misses messages until it has read half of its queue, the others get them; counted "
-     "per episode (subscriber_skips), not per message, which libzmq does not report. drop = the "
-     "message goes to nobody and is counted exactly as dropped (subscriber_full); one slow subscriber "
-     "then costs every subscriber those messages.", 0},
-    {"no_subscriber", SY_CFG_STRING, 0, "\"retry\"",
-     "When the input can redeliver (AMQP) and no subscription matches a message's topic: retry = hand "
-     "it back to the runtime, which sends it again after the output's retry backoff (settled as failed "
-     "when the retry budget is spent), while the socket has no subscription at all and for "
-     "subscriber_grace seconds after the first one arrived; drop = drop it (no_subscriber) at once, "
-     "as fedmsg does. Inputs that cannot redeliver always drop.", 0},
-    {"subscriber_grace", SY_CFG_FLOAT, 0, "10",
-     "With no_subscriber: retry, how many seconds after the first subscription arrived (at start-up, or "
-     "after every subscriber had left) an unmatched message is still retried, so that subscribers "
-     "reconnecting a moment later get it; afterwards it is dropped as no_subscriber.", 0},
-    {"reorder_timeout", SY_CFG_INT, 0, "200",
-     "Milliseconds an envelope numbered by a signer (parallel workers) waits for a lower `i` still on "
-     "its way, so that `i` leaves in order; a lower `i` that has not come by then is skipped.", 0},
-    {"reorder_window", SY_CFG_INT, 0, "1024",
-     "Most envelopes held back to restore `i` order; beyond it the lowest missing `i` is skipped.", 0},
-    {"send_timeout", SY_CFG_INT, 0, "-1",
-     "With no_drop: milliseconds to wait for a full pipe before dropping the message as "
-     "send_timeout; -1 waits as long as the pipeline runs.", 0},
-    {"username", SY_CFG_STRING, 0, "\"\"",
-     "`username` of envelopes this sink builds; empty = the process's user name.", 0},
-    {"linger", SY_CFG_INT, 0, "1000",
-     "ZMQ_LINGER in milliseconds: how long queued messages may still leave at shutdown.", 0},
-    {"wait_for_subscriber", SY_CFG_FLOAT, 0, "0",
-     "Before the first message, wait up to this many seconds for a subscription (avoids the "
-     "slow-joiner loss); 0 = do not wait.", 0},
-    {"tcp_keepalive", SY_CFG_INT, 0, "1", "ZMQ_TCP_KEEPALIVE (-1 OS default, 0 off, 1 on).", 0},
-    {"tcp_keepalive_cnt", SY_CFG_INT, 0, "3", "ZMQ_TCP_KEEPALIVE_CNT.", 0},
-    {"tcp_keepalive_idle", SY_CFG_INT, 0, "60", "ZMQ_TCP_KEEPALIVE_IDLE in seconds.", 0},
-    {"tcp_keepalive_intvl", SY_CFG_INT, 0, "5", "ZMQ_TCP_KEEPALIVE_INTVL in seconds.", 0},
-    {"reconnect_ivl", SY_CFG_INT, 0, "100", "ZMQ_RECONNECT_IVL in milliseconds (connect mode).", 0},
-    {"reconnect_ivl_max", SY_CFG_INT, 0, "1000", "ZMQ_RECONNECT_IVL_MAX in milliseconds.", 0},
-    {nullptr, 0, 0, nullptr, nullptr, 0},
-};
-
 class ZmqPubSink final : public Sink {
  public:
-  explicit ZmqPubSink(const sdk::Config &c)
-      : endpoints_(c.strings("endpoints")),
-        bind_(boolOr(c, "bind", true)),
-        hwm_(static_cast<int>(nonNegative(c, "hwm", kDefaultHwm))),
-        no_drop_(boolOr(c, "no_drop", false)),
-        send_timeout_ms_(intOr(c, "send_timeout", -1)),
-        linger_ms_(static_cast<int>(intOr(c, "linger", kDefaultLinger))),
-        wait_for_subscriber_s_(numberOr(c, "wait_for_subscriber", 0.0)),
-        subscriber_grace_s_(numberOr(c, "subscriber_grace", 10.0)),
-        reorder_timeout_(std::chrono::milliseconds(nonNegative(c, "reorder_timeout", 200))),
-        reorder_window_(static_cast<std::size_t>(nonNegative(c, "reorder_window", 1024))),
-        tuning_(SocketTuning::fromConfig(c)),
-        limits_(limitsFrom(c)),
-        builder_(initUsername(c), limits_) {
-    if (endpoints_.empty()) {
-      throw sdk::ConfigError("endpoints", "'endpoints' needs at least one address");
-    }
-    if (send_timeout_ms_ < -1) {
-      throw sdk::ConfigError("send_timeout", "'send_timeout' must be -1 or more");
-    }
-    if (linger_ms_ < -1) {
-      throw sdk::ConfigError("linger", "'linger' must be -1 or more");
-    }
-    if (wait_for_subscriber_s_ < 0) {
-      throw sdk::ConfigError("wait_for_subscriber", "'wait_for_subscriber' must not be negative");
-    }
-    if (subscriber_grace_s_ < 0) {
-      throw sdk::ConfigError("subscriber_grace", "'subscriber_grace' must not be negative");
-    }
-    std::string slow = strOr(c, "slow_subscriber", "skip");
-    if (slow == "drop") {
-      drop_for_all_ = true;
-    } else if (slow != "skip") {
-      throw sdk::ConfigError("slow_subscriber", "'slow_subscriber' must be skip or drop, got '" + slow + "'");
-    }
-    std::string ns = strOr(c, "no_subscriber", "retry");
-    if (ns == "retry") {
-      retry_unsubscribed_ = true;
-    } else if (ns == "drop") {
-      retry_unsubscribed_ = false;
-    } else {
-      throw sdk::ConfigError("no_subscriber", "'no_subscriber' must be retry or drop, got '" + ns + "'");
-    }
-  }
+  ZmqPubSink(const PubSettings &settings, std::shared_ptr<zmq::context_t> zctx)
+      : settings_(settings), zctx_(std::move(zctx)), builder_(settings.username, settings.limits) {}
 
   Status start(SinkContext &ctx) noexcept override {
     try {
-      zctx_ = std::make_unique<zmq::context_t>(1);
       sock_ = std::make_unique<zmq::socket_t>(*zctx_, zmq::socket_type::xpub);
-      sock_->set(zmq::sockopt::sndhwm, hwm_);
-      sock_->set(zmq::sockopt::linger, linger_ms_);
+      sock_->set(zmq::sockopt::sndhwm, settings_.hwm);
+      sock_->set(zmq::sockopt::linger, settings_.linger_ms);
       // Always: a full pipe answers EAGAIN, so that zmq-pub decides (and counts) what
       // happens instead of libzmq dropping silently (see sendFrames).
       sock_->set(zmq::sockopt::xpub_nodrop, 1);
-      tuning_.apply(*sock_);
-      for (const auto &e : endpoints_) {
-        if (bind_) {
+      settings_.tuning.apply(*sock_);
+      for (const auto &e : settings_.endpoints) {
+        if (settings_.bind) {
           sock_->bind(e);
           ctx.log().info("bound {}", sock_->get(zmq::sockopt::last_endpoint));
         } else {
@@ -179,7 +83,7 @@ class ZmqPubSink final : public Sink {
     reorder_late_ = &ctx.counter("reorder_late");
     subscriptions_gauge_ = &ctx.gauge("subscriptions");
     reorder_held_gauge_ = &ctx.gauge("reorder_held");
-    retry_unsubscribed_ = retry_unsubscribed_ && ctx.inputCanRedeliver();
+    retry_unsubscribed_ = settings_.retry_unsubscribed && ctx.inputCanRedeliver();
     return Status::ok();
   }
 
@@ -215,7 +119,7 @@ class ZmqPubSink final : public Sink {
     try {
       drainSubscriptions();
       if (!held_.empty()) {
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(hole_since_ + reorder_timeout_ - Clock::now());
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(hole_since_ + settings_.reorder_timeout - Clock::now());
         timeout = std::clamp(left, std::chrono::milliseconds(0), timeout);
       }
       zmq::pollitem_t items[] = {{sock_->handle(), 0, ZMQ_POLLIN, 0}, {nullptr, ctx.wakeFd(), ZMQ_POLLIN, 0}};
@@ -244,33 +148,15 @@ class ZmqPubSink final : public Sink {
 
   void stop() noexcept override {
     try {
-      sock_.reset();  // close: queued messages get `linger` ms to leave
-      zctx_.reset();  // waits for the linger period at most
+      // Closed: queued messages get `linger` ms to leave, in the I/O thread of the engine's
+      // context, whose termination (when the engine is destroyed) waits for them.
+      sock_.reset();
+      zctx_.reset();
     } catch (...) {
     }
   }
 
  private:
-  static fedmsg::Limits limitsFrom(const sdk::Config &c) {
-    std::int64_t max = intOr(c, "max_message_size", kDefaultMaxMessageSize);
-    if (max <= 0) {
-      throw sdk::ConfigError("max_message_size", "'max_message_size' must be positive");
-    }
-    std::int64_t depth = intOr(c, "max_depth", kDefaultMaxDepth);
-    if (depth <= 0) {
-      throw sdk::ConfigError("max_depth", "'max_depth' must be positive");
-    }
-    fedmsg::Limits l;
-    l.max_bytes = static_cast<std::size_t>(max);
-    l.max_depth = static_cast<std::size_t>(depth);
-    return l;
-  }
-
-  static std::string initUsername(const sdk::Config &c) {
-    std::string u = strOr(c, "username", "");
-    return u.empty() ? processUserName() : u;
-  }
-
   /// The `i` a signer gave the message's envelope (meta "signer.i"), 0 if none.
   static std::uint64_t signerSeq(const Message &msg) {
     auto v = msg.getMeta(meta::kSignerSeq);
@@ -327,7 +213,7 @@ class ZmqPubSink final : public Sink {
     slot->second.id = id;
     reordered_->add();
     reorder_held_gauge_->set(static_cast<std::int64_t>(held_.size()));
-    if (held_.size() > reorder_window_) {
+    if (held_.size() > settings_.reorder_window) {
       skipHole(ctx);
     }
   }
@@ -360,7 +246,7 @@ class ZmqPubSink final : public Sink {
   }
 
   void expireReorder(SinkContext &ctx, Clock::time_point now) noexcept {
-    while (!held_.empty() && now - hole_since_ >= reorder_timeout_) {
+    while (!held_.empty() && now - hole_since_ >= settings_.reorder_timeout) {
       skipHole(ctx);
     }
   }
@@ -384,9 +270,9 @@ class ZmqPubSink final : public Sink {
         envelope = built_text_;
         built_->add();
       }
-      if (envelope.size() > limits_.max_bytes) {
+      if (envelope.size() > settings_.limits.max_bytes) {
         drop_log_.warn(ctx, "oversize", "dropped (oversize): envelope of {} bytes, limit {}", envelope.size(),
-                       limits_.max_bytes);
+                       settings_.limits.max_bytes);
         ctx.done(id, Outcome::Dropped, "oversize");
         return;
       }
@@ -424,7 +310,7 @@ class ZmqPubSink final : public Sink {
       return true;
     }
     return Clock::now() - subscribed_since_ <
-           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(subscriber_grace_s_));
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(settings_.subscriber_grace_s));
   }
 
   /// XPUB hands us one message per new subscription prefix (byte 1 + prefix) and one per
@@ -460,11 +346,11 @@ class ZmqPubSink final : public Sink {
   }
 
   void waitForSubscriber(SinkContext &ctx) {
-    if (wait_for_subscriber_s_ <= 0 || !subscriptions_.empty()) {
+    if (settings_.wait_for_subscriber_s <= 0 || !subscriptions_.empty()) {
       return;
     }
     auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(wait_for_subscriber_s_));
+                                       std::chrono::duration<double>(settings_.wait_for_subscriber_s));
     while (subscriptions_.empty() && Clock::now() < deadline && !ctx.stopping()) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       zmq::pollitem_t item{sock_->handle(), 0, ZMQ_POLLIN, 0};
@@ -472,14 +358,14 @@ class ZmqPubSink final : public Sink {
       drainSubscriptions();
     }
     if (subscriptions_.empty()) {
-      ctx.log().warn("no subscriber after {} s; publishing anyway", wait_for_subscriber_s_);
+      ctx.log().warn("no subscriber after {} s; publishing anyway", settings_.wait_for_subscriber_s);
     }
   }
 
   void sendFrames(SinkContext &ctx, std::string_view topic, std::string_view envelope, DeliveryId id) {
     std::optional<Clock::time_point> deadline;
-    if (send_timeout_ms_ >= 0) {
-      deadline = Clock::now() + std::chrono::milliseconds(send_timeout_ms_);
+    if (settings_.send_timeout_ms >= 0) {
+      deadline = Clock::now() + std::chrono::milliseconds(settings_.send_timeout_ms);
     }
     std::optional<Clock::time_point> stop_deadline;
     bool counted_block = false;
@@ -491,16 +377,16 @@ class ZmqPubSink final : public Sink {
         break;
       }
       // EAGAIN (ZMQ_XPUB_NODROP): a matching subscriber's pipe holds hwm messages.
-      if (!no_drop_ && drop_for_all_) {
+      if (!settings_.no_drop && settings_.drop_for_all) {
         // Nothing was written: no pipe saw this message, the full one is not deactivated
         // (so the next message is judged afresh), and the count is exact.
         drop_log_.warn(ctx, "subscriber_full",
                        "dropped (subscriber_full): a subscriber's pipe is full (hwm {}); nobody gets this "
-                       "message (slow_subscriber: drop)", hwm_);
+                       "message (slow_subscriber: drop)", settings_.hwm);
         ctx.done(id, Outcome::Dropped, "subscriber_full");
         return;
       }
-      if (!no_drop_) {
+      if (!settings_.no_drop) {
         // libzmq's own lossy behaviour, seen: with NODROP off for this one send the message
         // reaches every pipe with room; libzmq then takes the full pipe out of the send
         // set until its subscriber has read half of it, and what it misses meanwhile is
@@ -517,25 +403,25 @@ class ZmqPubSink final : public Sink {
         skips_->add();
         drop_log_.warn(ctx, "subscriber_full",
                        "a subscriber's pipe is full (hwm {}): it skips messages until it has read half of them "
-                       "(slow_subscriber: skip; libzmq does not say how many)", hwm_);
+                       "(slow_subscriber: skip; libzmq does not say how many)", settings_.hwm);
         ctx.done(id, Outcome::Delivered);
         return;
       }
       if (!counted_block) {
         blocked_->add();
         counted_block = true;
-        drop_log_.warn(ctx, "send_blocked", "a subscriber's pipe is full (hwm {}): waiting (no_drop)", hwm_);
+        drop_log_.warn(ctx, "send_blocked", "a subscriber's pipe is full (hwm {}): waiting (no_drop)", settings_.hwm);
       }
       auto now = Clock::now();
       if (deadline && now >= *deadline) {
         drop_log_.warn(ctx, "send_timeout", "dropped (send_timeout): a subscriber pipe stayed full for {} ms",
-                       send_timeout_ms_);
+                       settings_.send_timeout_ms);
         ctx.done(id, Outcome::Dropped, "send_timeout");
         return;
       }
       if (ctx.stopping()) {
         if (!stop_deadline) {
-          stop_deadline = now + std::chrono::milliseconds(std::max(linger_ms_, 0));
+          stop_deadline = now + std::chrono::milliseconds(std::max(settings_.linger_ms, 0));
         } else if (now >= *stop_deadline) {
           ctx.done(id, Outcome::Retry, "shutdown");
           return;
@@ -554,23 +440,12 @@ class ZmqPubSink final : public Sink {
     DeliveryId id = 0;
   };
 
-  std::vector<std::string> endpoints_;
-  bool bind_;
-  int hwm_;
-  bool no_drop_;
-  std::int64_t send_timeout_ms_;
-  int linger_ms_;
-  double wait_for_subscriber_s_;
-  double subscriber_grace_s_;
-  bool retry_unsubscribed_ = true;
-  bool drop_for_all_ = false;  ///< slow_subscriber: drop
-  std::chrono::milliseconds reorder_timeout_;
-  std::size_t reorder_window_;
-  SocketTuning tuning_;
-  fedmsg::Limits limits_;
+  const PubSettings settings_;
+  // Before the socket: the context outlives it (see zmq_common.hpp).
+  std::shared_ptr<zmq::context_t> zctx_;
   fedmsg::EnvelopeBuilder builder_;
+  bool retry_unsubscribed_ = true;  ///< settings_.retry_unsubscribed, for an input that can redeliver
 
-  std::unique_ptr<zmq::context_t> zctx_;
   std::unique_ptr<zmq::socket_t> sock_;
   std::set<std::string, std::less<>> subscriptions_;
   Clock::time_point subscribed_since_{};
@@ -595,5 +470,8 @@ class ZmqPubSink final : public Sink {
 
 }  // namespace
 
-SWITCHYARD_PLUGIN(ZmqPubSink, SY_KIND_SINK, "zmq-pub", "1.0.0",
-                  "Publishes messages as fedmsg on a ZeroMQ PUB (XPUB) socket", 0, kSchema)
+std::unique_ptr<Sink> makeZmqPubSink(const PubSettings &settings, std::shared_ptr<zmq::context_t> zctx) {
+  return std::make_unique<ZmqPubSink>(settings, std::move(zctx));
+}
+
+}  // namespace switchyard::zmqt
