@@ -93,7 +93,7 @@ pipelines:
     assert sorted(d[2] for d in dead) == sorted(bad), dead
     st = sy.stats()
     log("stats:", {k: v for k, v in st.items() if v})
-    assert st.get(("dropped", "malformed_json"), 0) == 2, st
+    assert st.get(("dropped", "invalid_json"), 0) == 2, st
     assert st.get(("dropped", "invalid_utf8"), 0) == 1, st
     assert st.get(("acked", ""), 0) == N, st
     # Acks went out batched: fewer ack frames than messages.

@@ -191,7 +191,7 @@ bool Connection::open(const Settings &s, ConnectError &error, double timeout_s) 
   (void)amqp_set_rpc_timeout(state_, &tv);
 
   // rabbitmq-c advertises neither connection.blocked nor consumer_cancel_notify: without
-  // them RabbitMQ sends neither notification (reliability.md 2.9).
+  // them RabbitMQ sends neither notification.
   std::vector<amqp_table_entry_t> caps = {
       boolEntry("publisher_confirms"),    boolEntry("consumer_cancel_notify"),
       boolEntry("connection.blocked"),    boolEntry("basic.nack"),

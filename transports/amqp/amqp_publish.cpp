@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // amqp-publish (sink): publishes messages to an AMQP 0-9-1 exchange in the fedora-messaging
-// format (interop-spec 3.2/3.3) with publisher confirms. A message is reported Delivered
+// format (fedora_messaging.hpp) with publisher confirms. A message is reported Delivered
 // only when the broker's basic.ack for it arrived; unconfirmed messages are republished
 // after a reconnect or a channel closure (so duplicates are possible, never silent loss).
 //
