@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "cli_fedmsg.hpp"
-#include "cli_verify.hpp"
+#include "verify_missing/cli.hpp"
 #include "cli_common.hpp"
 #include "log.hpp"
 #include "registry.hpp"
@@ -166,6 +166,20 @@ int cmdPlugins(const std::string &name, const Common &c) {
                                    : (k.default_json ? "default " + *k.default_json : "optional");
       std::printf("  %s (%s, %s)%s\n      %s\n", k.name.c_str(), typeName(k.type), req.c_str(),
                   k.secret ? " [secret]" : "", k.description.c_str());
+      // The schema's constraints, checked by `switchyard check` (sy_config_key, abi.h).
+      if (!k.enum_values.empty()) {
+        std::string values;
+        for (const auto &v : k.enum_values) {
+          values += (values.empty() ? "'" : ", '") + v + "'";
+        }
+        std::printf("      allowed values: %s\n", values.c_str());
+      }
+      if (k.min || k.max) {
+        std::string range = k.min && k.max ? fmt::format("{} to {}", *k.min, *k.max)
+                            : k.min        ? fmt::format("at least {}", *k.min)
+                                           : fmt::format("at most {}", *k.max);
+        std::printf("      range: %s\n", range.c_str());
+      }
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard: %s\n", e.what());

@@ -103,6 +103,13 @@ void PluginRegistry::Impl::load(Entry &e) {
     }
     ks.description = k.description != nullptr ? k.description : "";
     ks.secret = k.secret != 0;
+    ks.enum_values = sdk::enumValues(k.enum_values);
+    if ((k.bounds & SY_BOUND_MIN) != 0) {
+      ks.min = k.min;
+    }
+    if ((k.bounds & SY_BOUND_MAX) != 0) {
+      ks.max = k.max;
+    }
     schema.push_back(std::move(ks));
   }
 

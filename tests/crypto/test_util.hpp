@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // Helpers for the crypto tests: running the Python helper, temporary directories, and an
-// in-memory FilterContext that records counters and log lines.
+// in-memory FilterContext that records counters and log lines (the test kit's).
 #pragma once
 
 #include <sys/wait.h>
@@ -11,15 +11,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "switchyard/plugin.hpp"
+#include "switchyard/testkit/context.hpp"
 
 namespace sytest {
 
@@ -105,58 +103,9 @@ inline void writeFile(const std::string &path, const std::string &data) {
   out << data;
 }
 
-class CaptureLogger final : public switchyard::Logger {
- public:
-  void log(switchyard::LogLevel, std::string_view message) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.emplace_back(message);
-  }
-  [[nodiscard]] bool enabled(switchyard::LogLevel) const noexcept override { return true; }
-  std::vector<std::string> lines() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lines_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> lines_;
-};
-
-/// A FilterContext without a core: counters live in a map.
-class FakeContext final : public switchyard::FilterContext {
- public:
-  explicit FakeContext(std::string pipeline = "test") : pipeline_(std::move(pipeline)) {}
-  switchyard::Logger &log() noexcept override { return logger_; }
-  switchyard::Counter &counter(std::string_view name, std::string_view label = {}) noexcept override {
-    auto &slot = counters_[std::string(name) + "{" + std::string(label) + "}"];
-    if (!slot) {
-      slot = std::make_unique<switchyard::Counter>();
-    }
-    return *slot;
-  }
-  switchyard::Gauge &gauge(std::string_view name) noexcept override {
-    auto &slot = gauges_[std::string(name)];
-    if (!slot) {
-      slot = std::make_unique<switchyard::Gauge>();
-    }
-    return *slot;
-  }
-  void countDrop(std::string_view reason) noexcept override { counter("dropped", reason).add(); }
-  [[nodiscard]] std::string_view pipeline() const noexcept override { return pipeline_; }
-  [[nodiscard]] std::string_view instance() const noexcept override { return "filters[0]"; }
-  [[nodiscard]] bool stopping() const noexcept override { return false; }
-
-  std::uint64_t value(const std::string &name, const std::string &label = {}) {
-    auto it = counters_.find(name + "{" + label + "}");
-    return it == counters_.end() ? 0 : it->second->value();
-  }
-  CaptureLogger &logger() { return logger_; }
-
- private:
-  std::string pipeline_;
-  CaptureLogger logger_;
-  std::map<std::string, std::unique_ptr<switchyard::Counter>> counters_;
-  std::map<std::string, std::unique_ptr<switchyard::Gauge>> gauges_;
-};
+/// The test kit's recording logger and fake FilterContext (switchyard/testkit/context.hpp):
+/// counters and gauges live in maps, log lines are kept.
+using CaptureLogger = switchyard::testkit::RecordingLogger;
+using FakeContext = switchyard::testkit::FakeFilterContext;
 
 }  // namespace sytest

@@ -13,7 +13,7 @@ namespace {
 using namespace switchyard;
 
 const sy_config_key kSchema[] = {
-    {"count", SY_CFG_INT, 0, "100", "Messages to emit before the end of input.", 0},
+    {"count", SY_CFG_INT, 0, "100", "Messages to emit before the end of input.", 0, nullptr, SY_BOUND_MIN, 0, 0},
     {"topic", SY_CFG_STRING, 0, "\"test.topic\"", "Topic of every message.", 0},
     {"record_file", SY_CFG_STRING, 0, "\"\"", "Where to write each message's outcome at stop.", 0},
     {nullptr, 0, 0, nullptr, nullptr, 0},

@@ -104,7 +104,22 @@ typedef struct sy_config_key {
   const char *default_json;  /* JSON text of the default, or NULL for "no default" */
   const char *description;   /* one or two sentences, shown by `switchyard plugins NAME` */
   uint32_t secret;           /* non-zero: never logged or printed */
+  /* Constraints the core checks before the plugin sees the value (`switchyard check`
+   * reports a breach at the value's file:line:column; `switchyard plugins NAME` lists
+   * them). Appended in ABI 2.0: a schema written without them (aggregate initialisation
+   * with the trailing fields left out) has none. */
+  const char *enum_values;   /* "a|b|c": the allowed values of a SY_CFG_STRING key, or of
+                                each item of a SY_CFG_STRING_LIST key; NULL = any */
+  uint32_t bounds;           /* SY_BOUND_MIN | SY_BOUND_MAX: which of min and max apply */
+  double min;                /* SY_CFG_INT, SY_CFG_FLOAT: smallest allowed value (inclusive) */
+  double max;                /* SY_CFG_INT, SY_CFG_FLOAT: largest allowed value (inclusive) */
 } sy_config_key;
+
+/* sy_config_key.bounds */
+enum sy_config_bounds {
+  SY_BOUND_MIN = 1u << 0,
+  SY_BOUND_MAX = 1u << 1,
+};
 
 #define SY_SYMBOL_INFO "switchyard_plugin_info"
 #define SY_SYMBOL_SCHEMA "switchyard_plugin_schema"

@@ -54,6 +54,8 @@ struct KeySpec {
   std::optional<std::string> default_json;  ///< JSON text
   std::string description;
   bool secret = false;
+  std::vector<std::string> enum_values;  ///< allowed values (strings, string-list items); empty = any
+  std::optional<double> min, max;        ///< bounds of an integer or a number (inclusive)
 };
 
 /// Makes one instance of an in-process plugin from its validated configuration: called once

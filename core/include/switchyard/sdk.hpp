@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: MIT
 //
-// Header-only SDK for plugin authors: a typed view of the validated configuration and the
-// SWITCHYARD_PLUGIN macro that defines a plugin's three exported entry points.
+// Header-only SDK for plugin authors (docs/writing-a-plugin.md): schema entries with
+// allowed values and bounds (sdk::key), a typed view of the validated configuration with
+// defaults, enums and ranges (sdk::Config), counters declared beside the schema
+// (sdk::CounterSpec, sdk::Counters), and the SWITCHYARD_PLUGIN macro that defines a
+// plugin's three exported entry points. The rest of the SDK: switchyard/drop_log.hpp (the
+// rate-limited logger), switchyard/backoff.hpp (sdk::Backoff) and switchyard/testkit/
+// (MemSource, MemSink, fake contexts and the Harness, for the plugin's own tests).
 //
 // A plugin names either its instance class (constructed from the Config, once per
 // instance: the Config is parsed once and kept by a factory the macro defines) or its own
 // factory (a class derived from PluginFactory, constructed from the Config once per place
 // the plugin is configured at) that holds what the instances share (ABI 2.0, plugin.hpp).
 //
-//   static const sy_config_key kSchema[] = {
-//     {"prefix", SY_CFG_STRING, 0, "\"\"", "Prepended to every topic.", 0},
-//     {nullptr, 0, 0, nullptr, nullptr, 0},
+//   constexpr sy_config_key kSchema[] = {
+//     switchyard::sdk::key("prefix", SY_CFG_STRING, "\"\"", "Prepended to every topic."),
+//     switchyard::sdk::key("case", SY_CFG_STRING, "\"keep\"", "Case of the topic.").oneOf("keep|lower"),
+//     switchyard::sdk::kEndOfSchema,
 //   };
 //   class Prefix final : public switchyard::Filter {
 //    public:
@@ -20,16 +26,23 @@
 //   SWITCHYARD_PLUGIN(Prefix, SY_KIND_FILTER, "prefix", "1.0.0", "Prefixes topics", 0, kSchema)
 #pragma once
 
+#include <chrono>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
+#include <span>
 #include <type_traits>
 #include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -38,6 +51,87 @@
 #include "switchyard/plugin.hpp"
 
 namespace switchyard::sdk {
+
+// --- Schema ------------------------------------------------------------------------------
+
+/// Builds one schema entry (sy_config_key) in a constant expression, with its constraints:
+///
+///   constexpr sy_config_key kSchema[] = {
+///     sdk::key("path", SY_CFG_STRING, nullptr, "File to append to.").required(),
+///     sdk::key("format", SY_CFG_STRING, "\"json\"", "Line format.").oneOf("json|text"),
+///     sdk::key("fsync_every", SY_CFG_INT, "0", "Sync after N lines (0: never).").range(0, 100000),
+///     sdk::key("token", SY_CFG_STRING, "\"\"", "Credential.").secret(),
+///     sdk::kEndOfSchema,
+///   };
+///
+/// The positional form `{"path", SY_CFG_STRING, 1, nullptr, "...", 0}` still works (the
+/// constraint fields are then zero: none), but GCC's -Wextra warns about the fields it
+/// leaves out (-Wmissing-field-initializers); sdk::key() does not.
+class key {
+ public:
+  /// @p default_json is the default's JSON text ("5", "\"abc\"", "true") or nullptr.
+  constexpr key(const char *name, sy_config_type type, const char *default_json, const char *description) noexcept
+      : k_{name, static_cast<std::uint32_t>(type), 0u, default_json, description, 0u, nullptr, 0u, 0.0, 0.0} {}
+  /// Must be given (its default, if any, is unused).
+  constexpr key required() const noexcept {
+    key c = *this;
+    c.k_.required = 1;
+    return c;
+  }
+  /// Never logged or printed.
+  constexpr key secret() const noexcept {
+    key c = *this;
+    c.k_.secret = 1;
+    return c;
+  }
+  /// Allowed values of a string (or of each item of a string list), "a|b|c".
+  constexpr key oneOf(const char *values) const noexcept {
+    key c = *this;
+    c.k_.enum_values = values;
+    return c;
+  }
+  /// Bounds of an integer or a number, inclusive.
+  constexpr key range(double min, double max) const noexcept { return atLeast(min).atMost(max); }
+  constexpr key atLeast(double min) const noexcept {
+    key c = *this;
+    c.k_.bounds |= SY_BOUND_MIN;
+    c.k_.min = min;
+    return c;
+  }
+  constexpr key atMost(double max) const noexcept {
+    key c = *this;
+    c.k_.bounds |= SY_BOUND_MAX;
+    c.k_.max = max;
+    return c;
+  }
+  constexpr operator sy_config_key() const noexcept { return k_; }  // NOLINT: meant to convert
+
+ private:
+  sy_config_key k_;
+};
+
+/// The entry that ends a schema array.
+inline constexpr sy_config_key kEndOfSchema{nullptr, 0u, 0u, nullptr, nullptr, 0u, nullptr, 0u, 0.0, 0.0};
+
+/// The values of an sy_config_key's enum_values ("a|b|c" -> {"a", "b", "c"}); empty for null.
+inline std::vector<std::string> enumValues(const char *values) {
+  std::vector<std::string> out;
+  if (values == nullptr) {
+    return out;
+  }
+  std::string_view rest(values);
+  while (true) {
+    auto bar = rest.find('|');
+    out.emplace_back(rest.substr(0, bar));
+    if (bar == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(bar + 1);
+  }
+  return out;
+}
+
+// --- Configuration ------------------------------------------------------------------------
 
 /// Thrown by Config accessors and plugin constructors for a bad value; the SDK turns it
 /// into a Status that names the key, so the core can point at its file:line:column.
@@ -120,6 +214,67 @@ class Config {
     }
     return out;
   }
+
+  // With a fallback, for keys the schema gives no default (absent or null: the fallback).
+  [[nodiscard]] std::string str(const char *key, std::string_view fallback) const {
+    return has(key) ? str(key) : std::string(fallback);
+  }
+  [[nodiscard]] std::int64_t integer(const char *key, std::int64_t fallback) const {
+    return has(key) ? integer(key) : fallback;
+  }
+  [[nodiscard]] double number(const char *key, double fallback) const { return has(key) ? number(key) : fallback; }
+  [[nodiscard]] bool boolean(const char *key, bool fallback) const { return has(key) ? boolean(key) : fallback; }
+
+  /// An integer within [@p min, @p max] (the core checks a schema's own bounds already;
+  /// this is for bounds that depend on other keys, or a schema without them).
+  [[nodiscard]] std::int64_t integer(const char *key, std::int64_t min, std::int64_t max) const {
+    std::int64_t v = integer(key);
+    if (v < min || v > max) {
+      throw ConfigError(key, fmt::format("'{}' must be between {} and {}, got {}", key, min, max, v));
+    }
+    return v;
+  }
+  [[nodiscard]] double number(const char *key, double min, double max) const {
+    double v = number(key);
+    if (!(v >= min && v <= max)) {
+      throw ConfigError(key, fmt::format("'{}' must be between {} and {}, got {}", key, min, max, v));
+    }
+    return v;
+  }
+  /// A string that must be one of @p allowed.
+  [[nodiscard]] std::string oneOf(const char *key, std::initializer_list<std::string_view> allowed) const {
+    std::string v = str(key);
+    std::string names;
+    for (auto a : allowed) {
+      if (v == a) {
+        return v;
+      }
+      names += names.empty() ? std::string(a) : ", " + std::string(a);
+    }
+    throw ConfigError(key, fmt::format("'{}' must be one of {}, got '{}'", key, names, v));
+  }
+  /// A string mapped to a value (an enum): `c.oneOf<Mode>("mode", {{"fast", Mode::Fast}, ...})`.
+  template <typename E>
+  [[nodiscard]] E oneOf(const char *key, std::initializer_list<std::pair<std::string_view, E>> allowed) const {
+    std::string v = str(key);
+    std::string names;
+    for (const auto &[name, value] : allowed) {
+      if (v == name) {
+        return value;
+      }
+      names += names.empty() ? std::string(name) : ", " + std::string(name);
+    }
+    throw ConfigError(key, fmt::format("'{}' must be one of {}, got '{}'", key, names, v));
+  }
+  /// A duration given in seconds (an integer or a fraction, at least 0), in milliseconds.
+  [[nodiscard]] std::chrono::milliseconds seconds(const char *key) const {
+    double s = number(key);
+    if (!(s >= 0) || s > 1e9) {
+      throw ConfigError(key, fmt::format("'{}' must be a number of seconds from 0 to 1e9, got {}", key, s));
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(s * 1000)));
+  }
+
   /// JSON text of any value (maps and lists the plugin parses itself).
   [[nodiscard]] std::string json(const char *key) const {
     rapidjson::StringBuffer sb;
@@ -139,6 +294,62 @@ class Config {
   Logger *logger_;
   std::string instance_;
   Host *host_;
+};
+
+/// One counter of a plugin, declared beside its schema:
+///
+///   enum : std::size_t { kWritten, kFailed };
+///   constexpr sdk::CounterSpec kCounters[] = {
+///       {"lines_written", "Lines appended to the file."},
+///       {"write_failed", "Writes that failed (the message was retried)."},
+///   };
+///
+/// The core reports each as `NAME{pipeline, plugin}` (with `reason=LABEL` when a label is
+/// given), like the counters PluginContext::counter() returns.
+struct CounterSpec {
+  const char *name;
+  const char *help;
+  const char *label = nullptr;
+};
+
+/// An instance's counters from their CounterSpec array: attach(ctx) in start() looks every
+/// one up once; then counters[kWritten].add() costs one atomic add. Before attach() (in a
+/// unit test that never starts the instance) the counters count into local storage.
+/// THREADING: attach() on the instance's thread; the counters themselves are thread-safe.
+class Counters {
+ public:
+  template <std::size_t N>
+  explicit Counters(const CounterSpec (&specs)[N]) : Counters(std::span<const CounterSpec>(specs, N)) {}
+  explicit Counters(std::span<const CounterSpec> specs)
+      : specs_(specs), local_(std::make_unique<Counter[]>(specs.size())), refs_(specs.size()) {
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      refs_[i] = &local_[i];
+    }
+  }
+  /// Looks every counter up in @p ctx (call from start(); references stay valid for the
+  /// instance's life).
+  void attach(PluginContext &ctx) noexcept {
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      std::string_view label = specs_[i].label != nullptr ? specs_[i].label : std::string_view();
+      refs_[i] = &ctx.counter(specs_[i].name, label);
+    }
+  }
+  [[nodiscard]] Counter &operator[](std::size_t i) const noexcept { return *refs_[i]; }
+  /// By name (a linear search: for tests and rare paths; use the index on hot paths).
+  [[nodiscard]] Counter *find(std::string_view name) const noexcept {
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      if (name == specs_[i].name) {
+        return refs_[i];
+      }
+    }
+    return nullptr;
+  }
+  [[nodiscard]] std::span<const CounterSpec> specs() const noexcept { return specs_; }
+
+ private:
+  std::span<const CounterSpec> specs_;
+  std::unique_ptr<Counter[]> local_;
+  std::vector<Counter *> refs_;
 };
 
 /// Runs @p make (which returns a new object) behind the exception barrier: no exception
