@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
@@ -325,6 +326,13 @@ Result decode(std::string_view frame_topic, std::string_view frame_json, Message
   }
   Message m(env.topic, std::string(env.msg), env.headers.empty() ? std::string("{}") : std::string(env.headers),
             env.msg_id, env.timestamp_ms);
+  // The headers travel parsed (every bridge stage reads them as a tree): their tree is
+  // built here, as part of this one decode, from the text the decode just checked.
+  if (!env.headers.empty() && env.headers != "{}") {
+    if (auto tree = codec::detail::parseTree(env.headers, nullptr, {}, nullptr); tree && tree->isObject()) {
+      m.cacheParsedHeaders(std::make_shared<const json::Value>(std::move(*tree)));
+    }
+  }
   attach(m, std::move(wire));
   out = std::move(m);
   return {};

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "switchyard/codec_stats.hpp"
 #include "switchyard/json.hpp"
 
 namespace switchyard::fedmsg {
@@ -154,6 +155,7 @@ std::shared_ptr<const WireEnvelope> assembleWire(std::span<const MemberText> mem
   if (plain) {  // as parseWire(): members only for what scanCanonicalObject() lists
     wire->members = std::move(found);
   }
+  codec::countSerialisation(codec::SerialiseKind::Envelope);  // the envelope a stage sends
   return wire;
 }
 

@@ -142,25 +142,6 @@ std::uint32_t decodeUtf8(std::string_view s, std::size_t &i) {
   return 0xFFFD;
 }
 
-/// Appends the UTF-8 encoding of @p cp (not a surrogate).
-void appendUtf8(std::uint32_t cp, std::string &out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 }  // namespace
 
 void writeString(std::string_view s, std::string &out, Escape escape) {
@@ -179,6 +160,7 @@ void writeString(std::string_view s, std::string &out, Escape escape) {
       ++i;
       continue;
     }
+    const std::size_t start = i;
     std::uint32_t cp = decodeUtf8(s, i);
     switch (cp) {
       case '\b': out += "\\b"; break;
@@ -188,7 +170,13 @@ void writeString(std::string_view s, std::string &out, Escape escape) {
       case '\t': out += "\\t"; break;
       default:
         if (escape == Escape::Utf8 && cp >= 0x7F && (cp < 0xD800 || cp > 0xDFFF)) {
-          appendUtf8(cp, out);  // what Python leaves as is with ensure_ascii=False
+          // What Python leaves as is with ensure_ascii=False: the input's own bytes, or
+          // U+FFFD for a byte that is not UTF-8 (decoded as U+FFFD, one byte long).
+          if (cp == 0xFFFD && i - start == 1) {
+            out += "\xEF\xBF\xBD";
+          } else {
+            out.append(s, start, i - start);
+          }
         } else if (cp > 0xFFFF) {
           std::uint32_t v = cp - 0x10000;
           appendU16(0xD800 + (v >> 10), out);

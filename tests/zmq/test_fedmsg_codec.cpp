@@ -312,6 +312,15 @@ TEST_CASE("codec counters: one count per parse and per serialisation, by kind") 
   REQUIRE(cd::parsedHeaders(m) != nullptr);  // "{}": no parse
   CHECK(parses(cd::ParseKind::Headers) == hdr0);
 
+  // The decode gives the headers' tree with the message: no second parse for them.
+  Message h;
+  REQUIRE(fm::decode(kTopic, envelope("{}", R"(,"headers":{"x":[1,"y"]})"), h).ok());
+  CHECK(parses(cd::ParseKind::Envelope) == env0 + 3);
+  const switchyard::json::Value *tree = cd::parsedHeaders(h);
+  REQUIRE(tree != nullptr);
+  CHECK(switchyard::json::canonical(*tree) == R"({"x":[1,"y"]})");
+  CHECK(parses(cd::ParseKind::Headers) == hdr0);
+
   auto canon0 = sers(cd::SerialiseKind::Canonical);
   REQUIRE(switchyard::json::canonicalize("{\"b\": 1}"));
   CHECK(parses(cd::ParseKind::Json) == json0 + 1);

@@ -33,7 +33,7 @@ inline constexpr std::size_t kParseKinds = 6;
 
 /// What was serialised.
 enum class SerialiseKind : std::uint8_t {
-  Envelope,   ///< fedmsg::EnvelopeBuilder::build
+  Envelope,   ///< fedmsg::EnvelopeBuilder::build, fedmsg::assembleWire
   Canonical,  ///< json::writeCanonical / canonical / canonicalize
 };
 inline constexpr std::size_t kSerialiseKinds = 2;

@@ -124,7 +124,9 @@ std::shared_ptr<const WireEnvelope> parseWire(std::string text, Result &result, 
 void attach(Message &msg, std::shared_ptr<const WireEnvelope> wire);
 
 /// Decodes one fedmsg message (frame 0 = topic, frame 1 = envelope) into @p out (which
-/// is overwritten only on success).
+/// is overwritten only on success). The message carries the envelope (attach()) and, when
+/// the envelope has non-empty headers, their tree (codec::parsedHeaders() finds it): one
+/// "envelope" parse in the codec counters.
 Result decode(std::string_view frame_topic, std::string_view frame_json, Message &out,
               const Limits &limits = {});
 
