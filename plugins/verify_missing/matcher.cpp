@@ -29,19 +29,32 @@ std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finaliser
 // max_entries forgotten ids per generation) about 0.2 % of new ids would be blind.
 constexpr unsigned kFilterProbes = 4;
 
-bool testBits(const std::vector<std::uint64_t> &bits, std::uint64_t h) noexcept {
-  if (bits.empty()) {
-    return false;
-  }
-  const std::uint64_t mask = bits.size() * 64 - 1;
+/// Calls @p probe(word, bit) for each of the kFilterProbes bits of @p h in a filter of
+/// @p words 64-bit words (a power of two bits) until it returns false; returns whether it
+/// never did. The one probe sequence of both testing and setting.
+template <typename Probe>
+bool probeBits(std::size_t words, std::uint64_t h, Probe &&probe) noexcept {
+  const std::uint64_t mask = words * 64 - 1;
   const std::uint64_t step = mix(h) | 1;
   for (unsigned k = 0; k < kFilterProbes; ++k) {
     std::uint64_t i = (h + k * step) & mask;
-    if ((bits[i / 64] & (std::uint64_t{1} << (i % 64))) == 0) {
+    if (!probe(i / 64, std::uint64_t{1} << (i % 64))) {
       return false;
     }
   }
   return true;
+}
+
+bool testBits(const std::vector<std::uint64_t> &bits, std::uint64_t h) noexcept {
+  return !bits.empty() &&
+         probeBits(bits.size(), h, [&](std::size_t word, std::uint64_t bit) { return (bits[word] & bit) != 0; });
+}
+
+void setBits(std::vector<std::uint64_t> &bits, std::uint64_t h) noexcept {
+  probeBits(bits.size(), h, [&](std::size_t word, std::uint64_t bit) {
+    bits[word] |= bit;
+    return true;
+  });
 }
 
 Side firstSideOf(std::uint8_t sides) noexcept {
@@ -298,12 +311,7 @@ void Matcher::forgetGhost(std::uint64_t hash, const Ghost &g, Clock::time_point 
     filter_cur_.assign(filterBits() / 64, 0);
     filter_prev_.assign(filterBits() / 64, 0);
   }
-  const std::uint64_t mask = filter_cur_.size() * 64 - 1;
-  const std::uint64_t step = mix(hash) | 1;
-  for (unsigned k = 0; k < kFilterProbes; ++k) {
-    std::uint64_t i = (hash + k * step) & mask;
-    filter_cur_[i / 64] |= std::uint64_t{1} << (i % 64);
-  }
+  setBits(filter_cur_, hash);
   ++filter_cur_n_;
 }
 

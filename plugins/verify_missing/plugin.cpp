@@ -6,11 +6,14 @@
 //   zmq-side:  zmq-sub      -> verify-missing {side: zmq,  group: g}
 //   amqp-side: amqp-consume -> verify-missing {side: amqp, group: g}
 //
-// The two instances meet in a process-wide group held by this library (it is mapped once
-// per process), so the core needs nothing new: a sink that two pipelines share by name,
-// as loop-guard's id window does. Each instance only observes and reports each message
-// Delivered at once (an AMQP input acks it); all state sits in the group's Matcher behind
-// one mutex, and whichever output thread comes by settles the windows that closed.
+// The two instances meet in a group that is an object of the host (Host::shared(
+// "verify-missing.group.<group>")), so every pipeline of the engine finds the same one, as
+// loop-guard's id window does; it lives until the engine is destroyed. Each instance only
+// observes and reports each message Delivered at once (an AMQP input acks it).
+//
+// THREADING: all state sits in the group's Matcher behind one mutex (the two sides' output
+// threads call it), and whichever output thread comes by settles the windows that closed.
+// An instance (a sink: one per configured place) is called by its output thread only.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -25,11 +28,12 @@
 #include <mutex>
 #include <string>
 
-#include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "matcher.hpp"
+#include "switchyard/json.hpp"
+#include "switchyard/parsed.hpp"
 #include "switchyard/sdk.hpp"
 
 namespace {
@@ -142,15 +146,16 @@ std::string reportLine(const Report &r, const GroupSettings &s) {
 
 class Group {
  public:
-  static std::shared_ptr<Group> get(const std::string &name) {
-    static std::mutex mu;
-    static std::map<std::string, std::weak_ptr<Group>> groups;
-    std::lock_guard lock(mu);
-    auto &slot = groups[name];
-    auto g = slot.lock();
+  /// The group called @p name: the host's (a group of its own without a host: unit tests).
+  static std::shared_ptr<Group> of(Host *host, const std::string &name) {
+    auto make = [&name] { return std::static_pointer_cast<void>(std::make_shared<Group>(name)); };
+    if (host == nullptr) {
+      return std::static_pointer_cast<Group>(make());
+    }
+    // One type under this key, so the cast is safe.
+    auto g = std::static_pointer_cast<Group>(host->shared("verify-missing.group." + name, make));
     if (!g) {
-      g = std::make_shared<Group>(name);
-      slot = g;
+      throw sdk::ConfigError("group", fmt::format("cannot make the group '{}'", name));
     }
     return g;
   }
@@ -376,7 +381,8 @@ std::chrono::milliseconds seconds(const sdk::Config &c, const char *key, double 
 
 class VerifyMissing final : public Sink {
  public:
-  explicit VerifyMissing(const sdk::Config &c) : group_name_(c.str("group")), id_header_(c.str("id_header")) {
+  explicit VerifyMissing(const sdk::Config &c)
+      : id_header_(c.str("id_header")), group_(Group::of(c.host(), c.str("group"))) {
     auto side = verify::parseSide(c.str("side"));
     if (!side) {
       throw sdk::ConfigError("side", "'side' must be zmq or amqp");
@@ -410,10 +416,8 @@ class VerifyMissing final : public Sink {
       }
       hooks_.pending = &ctx.gauge("pending");
       hooks_.evicted_ids = &ctx.gauge("evicted_ids");
-      group_ = Group::get(group_name_);
       Status st = group_->attach(side_, &hooks_, settings_);
       if (!st.isOk()) {
-        group_.reset();
         return st;
       }
       attached_ = true;
@@ -478,13 +482,11 @@ class VerifyMissing final : public Sink {
  private:
   /// The id to match: fedmsg msg_id (zmq side), AMQP message_id or the id header (amqp side).
   std::string messageId(const Message &m) const {
-    if (!id_header_.empty() && m.headers().size() > 2) {
-      rapidjson::Document d;
-      d.Parse(m.headers().data(), m.headers().size());
-      if (!d.HasParseError() && d.IsObject()) {
-        auto it = d.FindMember(id_header_.c_str());
-        if (it != d.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0) {
-          return std::string(it->value.GetString(), it->value.GetStringLength());
+    if (!id_header_.empty()) {
+      // Parsed once per message (amqp-consume may have done it already).
+      if (const json::Value *headers = codec::parsedHeaders(m)) {
+        if (auto v = headers->findString(id_header_); v && !v->empty()) {
+          return std::string(*v);
         }
       }
     }
@@ -498,7 +500,6 @@ class VerifyMissing final : public Sink {
     [[nodiscard]] bool enabled(LogLevel) const noexcept override { return false; }
   };
 
-  std::string group_name_;
   std::string id_header_;
   Side side_ = Side::Zmq;
   GroupSettings settings_;

@@ -2,6 +2,9 @@
 // `switchyard verify-missing`: the replacement of `fedmsg-migration-tools verify_missing`
 // as a thin wrapper: it builds a two-pipeline configuration (zmq-sub -> verify-missing,
 // amqp-consume -> verify-missing, docs/plugins/verify-missing.md) and runs it.
+//
+// It lives beside the verify-missing sink it configures, and is built into the switchyard
+// command (core/cli/meson.build takes sy_verify_cli_sources from this folder's meson.build).
 #pragma once
 
 #include <string>

@@ -2,7 +2,7 @@
 // `switchyard verify-missing`: builds the two-pipeline configuration of
 // examples/pipelines/verify-missing.yaml from command-line options and runs it exactly as
 // `switchyard run` would (same plugins, counters, drain).
-#include "cli_verify.hpp"
+#include "cli.hpp"
 
 #include <signal.h>
 
@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "cli_common.hpp"
+#include "cli_common.hpp"  // core/cli: the command's shared helpers
 #include "log.hpp"
 
 namespace switchyard::cli {
