@@ -14,6 +14,8 @@ made at test time -> examples/pipelines/zmq-to-amqp.yaml (zmq-sub, verifier, loo
 amqp-publish) -> a python3-pika consumer. AMQP -> ZeroMQ: python3-pika publishes N messages
 -> examples/pipelines/amqp-to-zmq.yaml (amqp-consume, verifier, loop-guard, signer,
 zmq-pub) -> a python3-zmq subscriber. Half of the messages carry headers."""
+import contextlib
+import json
 import re
 
 import bridgetest as bt
@@ -31,98 +33,89 @@ def codec_counts(bridge):
     return parses, sers
 
 
-def per_message(before, after, n):
-    return {k: (after.get(k, 0) - before.get(k, 0)) / n for k in after if after.get(k, 0) != before.get(k, 0)}
-
-
-def report(direction, parses, sers):
+def measure(direction, bridge, send, received):
+    """Runs @send() (which bridges N messages) on the idle @bridge, waits for @received(),
+    stops the bridge and returns the codec's (parses, serialisations) per message."""
+    seen = len(CODEC_RE.findall(bridge.stderr()))
+    bt.wait_for(lambda: len(CODEC_RE.findall(bridge.stderr())) > seen, 10, "a stats line of the idle bridge")
+    p0, s0 = codec_counts(bridge)
+    send()
+    received()
+    bridge.finish()
+    p1, s1 = codec_counts(bridge)
+    parses = {k: (v - p0.get(k, 0)) / N for k, v in p1.items() if v != p0.get(k, 0)}
+    sers = {k: (v - s0.get(k, 0)) / N for k, v in s1.items() if v != s0.get(k, 0)}
     bt.log(f"{direction}: per bridged message: parses {parses} (total {sum(parses.values()):g}), "
            f"serialisations {sers} (total {sum(sers.values()):g})")
+    bt.check(sum(parses.values()) == 1, f"parsed once per message: {parses}")
+    bt.check(sum(sers.values()) <= 1, f"serialised at most once per message: {sers}")
+    return parses, sers
 
 
-def baseline(bridge):
-    """The codec counts once the bridge is up and idle (a stats line logged after it)."""
-    seen = len(CODEC_RE.findall(bridge.stderr()))
-    bt.wait_for(lambda: len(CODEC_RE.findall(bridge.stderr())) > seen, 10, "a fresh stats line")
-    return codec_counts(bridge)
-
-
-def zmq_to_amqp(broker, pki):
-    conn = broker.connection()
-    ch = conn.channel()
+def zmq_to_amqp(broker, pki, cleanup):
+    ch = cleanup.enter_context(contextlib.closing(broker.connection())).channel()
     ch.exchange_declare("zmq.topic", "topic", durable=True)
     base = bt.unique("org.fedoraproject.dev.once-z2a")
     collector = bt.Collector(broker, [("zmq.topic", base + ".#")])
-    pub_port = bt.free_port()
-    pub = bt.publisher(pub_port)
+    cleanup.callback(collector.close)
+    port = bt.free_port()
+    pub = bt.publisher(port)
+    cleanup.callback(pub.close)
     bridge = bt.Bridge("zmq-to-amqp.yaml", bt.bridge_env(
-        broker, pki, FEDMSG_ENDPOINT=f"tcp://127.0.0.1:{pub_port}",
+        broker, pki, FEDMSG_ENDPOINT=f"tcp://127.0.0.1:{port}",
         FEDMSG_BRIDGE_ENDPOINT=f"tcp://127.0.0.1:{bt.free_port()}"))
+    cleanup.callback(lambda: bridge.proc.poll() is None and bridge.stop())
     signer = bt.FedmsgSigner(f"{pki}/good.key", f"{pki}/good.crt")
-    try:
-        bt.check(pub.wait_subscription(30) == b"", "zmq-sub subscribes to everything")
-        bridge.wait_counter("zmq-to-amqp", "amqp-publish", "connected", lambda v: v == 1)
-        p0, s0 = baseline(bridge)
+    bt.check(pub.wait_subscription(30) == b"", "zmq-sub subscribes to everything")
+    bridge.wait_counter("zmq-to-amqp", "amqp-publish", "connected", lambda v: v == 1)
+
+    def send():
         for n in range(N):
             env = bt.fedmsg_envelope(f"{base}.t{n % 3}", {"n": n, "s": "v\u00e9", "f": 1.5, "l": [1, None]},
                                      i=n + 1, username="apache")
             if n % 2 == 0:
                 env["headers"] = {"x-h": "1", "n": 3, "nested": {"a": [1, "b"]}}
             bt.send_envelope(pub, signer.sign(env))
+
+    def received():
         got = bt.settle(collector.snapshot, timeout=60, at_least=N)
         bt.check(len(got) == N, f"{len(got)} deliveries for {N} messages")
-        bridge.finish()
-        bt.check(bridge.counter("zmq-to-amqp", "verifier", "verified") == N, "all verified")
-        bt.check(bridge.counter("zmq-to-amqp", "amqp-publish", "confirmed") == N, "all confirmed")
-        p1, s1 = codec_counts(bridge)
-        parses, sers = per_message(p0, p1, N), per_message(s0, s1, N)
-        report("zmq-to-amqp", parses, sers)
-        bt.check(sum(parses.values()) == 1, f"parsed once per message: {parses}")
-        bt.check(sum(sers.values()) <= 1, f"serialised at most once per message: {sers}")
-    finally:
-        if bridge.proc.poll() is None:
-            bridge.stop()
-        collector.close()
-        pub.close()
-        conn.close()
+
+    measure("zmq-to-amqp", bridge, send, received)
+    bt.check(bridge.counter("zmq-to-amqp", "verifier", "verified") == N, "all verified")
+    bt.check(bridge.counter("zmq-to-amqp", "amqp-publish", "confirmed") == N, "all confirmed")
 
 
-def amqp_to_zmq(broker, pki):
+def amqp_to_zmq(broker, pki, cleanup):
     queue = bt.unique("sy-a2z-once")
     base = bt.unique("org.fedoraproject.dev.once-a2z")
-    pub_port = bt.free_port()
+    port = bt.free_port()
     bridge = bt.Bridge("amqp-to-zmq.yaml", bt.bridge_env(
         broker, pki, AMQP_TO_ZMQ_QUEUE=queue, AMQP_TO_ZMQ_BINDING=base + ".#",
-        FEDMSG_BRIDGE_BIND=f"tcp://127.0.0.1:{pub_port}"))
-    sub = bt.ZmqCollector(f"tcp://127.0.0.1:{pub_port}")
-    conn = broker.connection()
-    ch = conn.channel()
-    try:
-        bridge.wait_counter("amqp-to-zmq", "zmq-pub", "subscriptions", lambda v: v >= 1)
-        bridge.wait_counter("amqp-to-zmq", "amqp-consume", "connected", lambda v: v == 1)
-        p0, s0 = baseline(bridge)
+        FEDMSG_BRIDGE_BIND=f"tcp://127.0.0.1:{port}"))
+    cleanup.callback(lambda: bridge.proc.poll() is None and bridge.stop())
+    sub = bt.ZmqCollector(f"tcp://127.0.0.1:{port}")
+    cleanup.callback(sub.close)
+    ch = cleanup.enter_context(contextlib.closing(broker.connection())).channel()
+    cleanup.callback(ch.queue_delete, queue)
+    bridge.wait_counter("amqp-to-zmq", "zmq-pub", "subscriptions", lambda v: v >= 1)
+    bridge.wait_counter("amqp-to-zmq", "amqp-consume", "connected", lambda v: v == 1)
+
+    def send():
         for n in range(N):
             headers = {"fedora_messaging_severity": 30, "x-custom": "x"} if n % 2 == 0 else None
             bt.publish_amqp(ch, "amq.topic", f"{base}.t{n % 4}", {"hello": "w\u00f6rld", "n": [n, 2]}, headers)
+
+    def received():
         got = bt.settle(sub.snapshot, timeout=60, at_least=N)
         bt.check(len(got) == N, f"{len(got)} ZeroMQ messages for {N}")
         for frames in got[:3]:
-            bt.verify(bt.json.loads(frames[1]), f"{pki}/ca.crt")  # really signed
+            bt.verify(json.loads(frames[1]), f"{pki}/ca.crt")  # really signed
         bt.wait_for(lambda: broker.queue_counts(queue)[:2] == (0, 0), 30, "queue drained and acked")
-        bridge.finish()
-        bt.check(bridge.counter("amqp-to-zmq", "zmq-pub", "sent") == N, "every message sent")
-        p1, s1 = codec_counts(bridge)
-        parses, sers = per_message(p0, p1, N), per_message(s0, s1, N)
-        report("amqp-to-zmq", parses, sers)
-        bt.check(sum(parses.values()) == 1, f"parsed once per message: {parses}")
-        bt.check(sum(sers.values()) <= 1, f"serialised at most once per message: {sers}")
-        bt.check(sers.get("envelope", 0) == 1, f"exactly one envelope built per message: {sers}")
-    finally:
-        if bridge.proc.poll() is None:
-            bridge.stop()
-        sub.close()
-        ch.queue_delete(queue)
-        conn.close()
+
+    _, sers = measure("amqp-to-zmq", bridge, send, received)
+    bt.check(sers.get("envelope", 0) == 1, f"exactly one envelope built per message: {sers}")
+    bt.check(bridge.counter("amqp-to-zmq", "zmq-pub", "sent") == N, "every message sent")
 
 
 def main():
@@ -131,7 +124,8 @@ def main():
     failures = []
     for direction in (zmq_to_amqp, amqp_to_zmq):
         try:  # both directions run and report their counts, whichever fails
-            direction(broker, pki)
+            with contextlib.ExitStack() as cleanup:
+                direction(broker, pki, cleanup)
         except AssertionError as e:
             failures.append(f"{direction.__name__}: {e}")
     bt.check(not failures, "; ".join(failures))
