@@ -17,11 +17,13 @@ namespace {
 using namespace switchyard;
 
 // The schema: the core checks types and fills in defaults before the plugin sees them.
-const sy_config_key kSchema[] = {
-    {"prefix", SY_CFG_STRING, 1, nullptr, "Text prepended to every topic.", 0},
-    {"skip_prefixed", SY_CFG_BOOL, 0, "true",
-     "Leave topics that already start with the prefix unchanged (no double prefix).", 0},
-    {nullptr, 0, 0, nullptr, nullptr, 0},
+// sdk::key() builds each entry (with .required(), .oneOf("a|b"), .range(min, max) when
+// needed) and compiles cleanly under -Wextra.
+constexpr sy_config_key kSchema[] = {
+    sdk::key("prefix", SY_CFG_STRING, nullptr, "Text prepended to every topic.").required(),
+    sdk::key("skip_prefixed", SY_CFG_BOOL, "true",
+             "Leave topics that already start with the prefix unchanged (no double prefix)."),
+    sdk::kEndOfSchema,
 };
 
 class TopicPrefix final : public Filter {
