@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
-// A rate-limited log for plugins: a flood of bad input must not flood the log as well.
+// SDK: a rate-limited log for plugins: a flood of bad input must not flood the log as well.
 // Header-only, built on PluginContext's logger; not part of the binary plugin ABI.
+// docs/writing-a-plugin.md shows it in use:
+//
+//   DropLog log_{1, std::chrono::seconds(10)};   // a member: one line per key per 10 s
+//   log_.warn(ctx, "bad_json", "dropping a message on {}: {}", msg.topic(), why);
 #pragma once
 
 #include <chrono>
