@@ -189,6 +189,25 @@ inline std::shared_ptr<zmq::context_t> engineContext(Host *host, int sockets) {
   return c;
 }
 
+/// The factory of both plugins, one per configured place: the validated settings
+/// (Settings::fromConfig) and the engine's ZeroMQ context with room for the sockets of
+/// the instance (Settings::contextSockets()), both read-only for that instance (a source
+/// or a sink has one), which Make(settings, context) makes.
+template <typename Settings, auto Make>
+class ContextFactory final : public PluginFactory {
+ public:
+  explicit ContextFactory(const sdk::Config &c)
+      : settings_(Settings::fromConfig(c)), zctx_(engineContext(c.host(), settings_.contextSockets())) {}
+
+  Plugin *instantiate(const InstanceArgs &args) noexcept override {
+    return sdk::barrier(args.error, [&]() -> Plugin * { return Make(settings_, zctx_).release(); });
+  }
+
+ private:
+  const Settings settings_;
+  const std::shared_ptr<zmq::context_t> zctx_;
+};
+
 /// The user name of this process, as fedmsg's getpass.getuser() would report it.
 inline std::string processUserName() {
   for (const char *var : {"LOGNAME", "USER", "LNAME", "USERNAME"}) {

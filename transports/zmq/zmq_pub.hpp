@@ -38,6 +38,8 @@ struct PubSettings {
   std::string username;  ///< of the envelopes the sink builds; resolved, never empty
 
   static PubSettings fromConfig(const sdk::Config &c);
+  /// Sockets of one instance: the XPUB.
+  [[nodiscard]] static int contextSockets() { return 1; }
 };
 
 /// A zmq-pub instance (zmq_pub.cpp) whose socket lives in @p zctx.

@@ -54,22 +54,6 @@ const sy_config_key kOwnRows[] = {
 
 constexpr auto kSchema = joinSchema(kOwnRows, kSocketTuningRows);
 
-/// One per configured place: the validated settings and the engine's ZeroMQ context,
-/// both read-only for the instance it makes (a sink has one).
-class ZmqPubFactory final : public PluginFactory {
- public:
-  explicit ZmqPubFactory(const sdk::Config &c)
-      : settings_(PubSettings::fromConfig(c)), zctx_(engineContext(c.host(), 1)) {}
-
-  Plugin *instantiate(const InstanceArgs &args) noexcept override {
-    return sdk::barrier(args.error, [&]() -> Plugin * { return makeZmqPubSink(settings_, zctx_).release(); });
-  }
-
- private:
-  const PubSettings settings_;
-  const std::shared_ptr<zmq::context_t> zctx_;
-};
-
 }  // namespace
 
 PubSettings PubSettings::fromConfig(const sdk::Config &c) {
@@ -118,6 +102,8 @@ PubSettings PubSettings::fromConfig(const sdk::Config &c) {
   }
   return s;
 }
+
+using ZmqPubFactory = ContextFactory<PubSettings, makeZmqPubSink>;
 
 }  // namespace switchyard::zmqt
 

@@ -151,4 +151,7 @@ class ZmqSubSource final : public Source {
   Counter *reconnects_ = nullptr;
 };
 
+/// A zmq-sub instance whose sockets live in @p zctx.
+std::unique_ptr<Source> makeZmqSubSource(const SubSettings &settings, std::shared_ptr<zmq::context_t> zctx);
+
 }  // namespace switchyard::zmqt

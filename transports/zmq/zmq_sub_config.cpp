@@ -43,22 +43,6 @@ const sy_config_key kSequenceRows[] = {
 
 constexpr auto kSchema = joinSchema(kOwnRows, kSocketTuningRows, kSequenceRows);
 
-/// One per configured place: the validated settings and the engine's ZeroMQ context,
-/// both read-only for the instance it makes (a source has one).
-class ZmqSubFactory final : public PluginFactory {
- public:
-  explicit ZmqSubFactory(const sdk::Config &c)
-      : settings_(SubSettings::fromConfig(c)), zctx_(engineContext(c.host(), settings_.contextSockets())) {}
-
-  Plugin *instantiate(const InstanceArgs &args) noexcept override {
-    return sdk::barrier(args.error, [&]() -> Plugin * { return new ZmqSubSource(settings_, zctx_); });
-  }
-
- private:
-  const SubSettings settings_;
-  const std::shared_ptr<zmq::context_t> zctx_;
-};
-
 }  // namespace
 
 SubSettings SubSettings::fromConfig(const sdk::Config &c) {
@@ -83,6 +67,12 @@ SubSettings SubSettings::fromConfig(const sdk::Config &c) {
   s.all_topics = std::find(s.topics.begin(), s.topics.end(), std::string()) != s.topics.end();
   return s;
 }
+
+std::unique_ptr<Source> makeZmqSubSource(const SubSettings &settings, std::shared_ptr<zmq::context_t> zctx) {
+  return std::make_unique<ZmqSubSource>(settings, std::move(zctx));
+}
+
+using ZmqSubFactory = ContextFactory<SubSettings, makeZmqSubSource>;
 
 }  // namespace switchyard::zmqt
 
