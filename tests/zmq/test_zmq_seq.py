@@ -70,7 +70,7 @@ pipelines:
         check(rc == 0, f"exit {rc}\n{sy.stderr()[-3000:]}")
         check([json.loads(l)["id"] for l in lines] == sent[-5:], "messages after the restart arrive")
         stats = sy.stats()
-        # 32 arrived inside the reorder window (issue 12, case 14): reordered, never missing.
+        # 32 arrived inside the reorder window (a parallel signer upstream): reordered, never missing.
         want = {"seq_gaps": 2, "seq_missing": 6, "seq_restarts": 1, "seq_duplicates": 1,
                 "seq_reordered": 1, "seq_late": 0, "seq_untracked": 0, "seq_open": 0}
         for name, value in want.items():

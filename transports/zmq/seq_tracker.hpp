@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Loss accounting over fedmsg's per-publisher counter `i` (interop-spec 1.6): turns the
-// silent losses of ZeroMQ PUB/SUB (reliability.md 3.1) into numbers. Header-only so the
+// Loss accounting over fedmsg's per-publisher counter `i`: turns the
+// silent losses of ZeroMQ PUB/SUB into numbers. Header-only so the
 // unit tests can exercise it without a socket.
 //
 // A value skipped by a jump of `i` is not missing yet: it is *open* for a short reorder
-// window (issue 12, case 14: a parallel signer lets envelopes leave slightly out of order).
+// window (a parallel signer lets envelopes leave slightly out of order).
 // An open value that arrives is `Reordered`; one still open when the publisher's highest
 // `i` is `reorder_count` past it, or `reorder_ms` after the jump that opened it, is judged
 // missing. Only judged values count as missing, so "missing" is net loss, not a guess that
