@@ -116,7 +116,7 @@ void toMessage(Delivery d, std::string_view prefix, Message &msg) {
   msg.setTopic(topicOf(d.routing_key, prefix));
   if (d.headers && d.headers->isObject()) {
     auto tree = std::make_shared<const json::Value>(std::move(*d.headers));
-    msg.setHeaders(json::canonical(*tree));
+    msg.setHeaders(d.headers_text.empty() ? json::canonical(*tree) : std::move(d.headers_text));
     msg.cacheParsedHeaders(std::move(tree));
   }
   if (d.message_id && !d.message_id->empty() && fedmsg::isValidUtf8(*d.message_id)) {

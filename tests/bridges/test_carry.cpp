@@ -228,4 +228,6 @@ TEST_CASE("AMQP table <-> JSON tree") {
         R"("o":{"a":[1,"b",false]},"s":"\u00e9","t":true})");
   auto bad = json::parse("[1]");
   CHECK_FALSE(arena.fromJson(*bad, entries, err));
+  auto text = json::parse(R"({"b":[1,2.5,null,{"c":true}],"a":"\u00e9"})");
+  CHECK(switchyard::amqp::jsonText(*text) == "{\"a\":\"\xc3\xa9\",\"b\":[1,2.5,null,{\"c\":true}]}");
 }

@@ -21,12 +21,11 @@
 //     bindings:
 //       - {exchange: amq.topic, routing_keys: ["org.fedoraproject.#"]}
 //     prefetch: 10
-#include <poll.h>
-
 #include <algorithm>
-#include <chrono>
+#include <charconv>
+#include <cmath>
 #include <limits>
-#include <set>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +38,7 @@
 #include "switchyard/fedora_messaging.hpp"
 #include "switchyard/json.hpp"
 #include "switchyard/parsed.hpp"
+#include "switchyard/signed_wire.hpp"
 #include "switchyard/sdk.hpp"
 
 namespace {
@@ -95,6 +95,60 @@ const json::ParseLimits &bodyLimits() {
     return l;
   }();
   return limits;
+}
+
+/// Nesting of @p v as an envelope decode counts it (an object or array is one level).
+std::size_t depthOf(const json::Value &v) {
+  std::size_t inner = 0;
+  for (const auto &i : v.items) {
+    inner = std::max(inner, depthOf(i));
+  }
+  for (const auto &m : v.members) {
+    inner = std::max(inner, depthOf(m.value));
+  }
+  return v.isObject() || v.isArray() ? inner + 1 : 0;
+}
+
+/// `timestamp` in milliseconds, as the envelope decode reads it (0 when absent, null or out
+/// of range).
+std::int64_t timestampMs(const json::Value *t) {
+  if (t == nullptr) {
+    return 0;
+  }
+  if (t->type == json::Value::Type::Integer) {
+    std::int64_t s = 0;
+    auto [p, ec] = std::from_chars(t->text.data(), t->text.data() + t->text.size(), s);
+    bool ok = ec == std::errc() && p == t->text.data() + t->text.size();
+    return ok && s > -9223372036854775LL && s < 9223372036854775LL ? s * 1000 : 0;
+  }
+  if (t->type == json::Value::Type::Float && std::isfinite(t->number) && std::fabs(t->number) <= 9.0e15) {
+    return static_cast<std::int64_t>(std::llround(t->number * 1000.0));
+  }
+  return 0;
+}
+
+/// The envelope @p env (an object, members sorted) as a WireEnvelope, rendered canonically
+/// member by member and assembled without parsing the text again (fedmsg::assembleWire);
+/// refused like the decode would (too_deep over 64 levels, missing_topic, ...).
+std::shared_ptr<const fedmsg::WireEnvelope> assembleEnvelope(const json::Value &env, fedmsg::Result &res) {
+  fedmsg::Limits limits;
+  if (depthOf(env) > limits.max_depth) {
+    res = fedmsg::Result::fail("too_deep", fmt::format("nested deeper than {} levels", limits.max_depth));
+    return nullptr;
+  }
+  if (auto topic = env.findString("topic"); topic && !fedmsg::isValidUtf8(*topic)) {
+    res = fedmsg::Result::fail("invalid_utf8", "the routing key (topic) is not valid UTF-8");
+    return nullptr;
+  }
+  std::vector<std::string> texts;
+  std::vector<fedmsg::MemberText> members;
+  texts.reserve(env.members.size());
+  members.reserve(env.members.size());
+  for (const auto &m : env.members) {
+    texts.push_back(json::canonical(m.value));
+    members.push_back({m.key, texts.back()});
+  }
+  return fedmsg::assembleWire(members, timestampMs(env.find("timestamp")), res);
 }
 
 }  // namespace
@@ -238,6 +292,7 @@ void AmqpConsume::deliver(SourceContext &ctx, std::uint64_t dtag, bool redeliver
     dv.routing_key = rk;
     if ((p._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
       dv.headers = tableToJson(p.headers);
+      dv.headers_text = jsonText(*dv.headers);  // beside the tree; nobody parses it again
     }
     if ((p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) {
       dv.message_id = std::string_view(static_cast<char *>(p.message_id.bytes), p.message_id.len);
@@ -289,13 +344,10 @@ bool AmqpConsume::restoreEnvelope(SourceContext &ctx, Message &out, json::Value 
   if (r == carry::Restore::NotCarried) {
     return false;
   }
-  Message rebuilt;
   fedmsg::Result res;
+  std::shared_ptr<const fedmsg::WireEnvelope> wire;
   if (r == carry::Restore::Ok) {
-    std::string envelope = json::canonical(env);
-    fedmsg::Limits limits;
-    limits.max_bytes = std::max(limits.max_bytes, envelope.size());
-    res = fedmsg::decode(out.topic(), envelope, rebuilt, limits);
+    wire = assembleEnvelope(env, res);
   }
   if (r == carry::Restore::Failed || !res.ok()) {
     restore_failed_->add();
@@ -303,6 +355,10 @@ bool AmqpConsume::restoreEnvelope(SourceContext &ctx, Message &out, json::Value 
                    out.id(), out.topic(), r == carry::Restore::Failed ? err : res.reason + ": " + res.detail);
     return false;
   }
+  const auto &f = wire->fields;
+  Message rebuilt(f.topic, std::string(f.msg), f.headers.empty() ? std::string("{}") : std::string(f.headers),
+                  f.msg_id, f.timestamp_ms);
+  fedmsg::attach(rebuilt, std::move(wire));
   restored_->add();
   rebuilt.setTimestampMs(rebuilt.timestampMs() != 0 ? rebuilt.timestampMs() : out.timestampMs());
   if (json::Value *h = env.find("headers"); h != nullptr && h->isObject()) {

@@ -220,14 +220,15 @@ void AmqpPublish::send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept 
       ctx.done(id, Outcome::Reject, "bad_envelope");
       return;
     }
-    auto props = fedora_messaging::publishProperties(headers, carried.isObject() ? &carried : nullptr,
-                                                     std::move(p.message_id),
-                                                     fedora_messaging::sentAt(std::time(nullptr)));
-    p.message_id = std::move(props.message_id);
-    p.priority = props.priority;
-    p.headers = std::make_unique<HeaderTable>();
+    if (carried.isObject()) {
+      p.carried = std::make_unique<const json::Value>(std::move(carried));
+    }
+    p.sent_at = fedora_messaging::sentAt(std::time(nullptr));
+    // Checked now (refused here, not at publish time); built again into the shared arena
+    // when it is published.
+    std::optional<std::uint8_t> priority;
     std::string err;
-    if (!p.headers->arena.fromJson(props.headers, p.headers->entries, err)) {
+    if (!buildTable(p, *headers, arena_, entries_, priority, err)) {
       rejectHeaders(ctx, msg, id, err);
       return;
     }
@@ -306,7 +307,23 @@ void AmqpPublish::refuseTooLarge(SinkContext &ctx, DeliveryId id, std::string_vi
   ctx.done(id, Outcome::Reject, "too_large");
 }
 
+bool AmqpPublish::buildTable(const Pending &p, const json::Value &headers, TableArena &arena,
+                             std::vector<amqp_table_entry_t> &entries, std::optional<std::uint8_t> &priority,
+                             std::string &error) const {
+  auto props = fedora_messaging::publishProperties(&headers, p.carried.get(), {}, p.sent_at);
+  arena.clear();
+  entries.clear();
+  priority = props.priority;
+  return arena.fromJson(props.headers, entries, error);
+}
+
 int AmqpPublish::publish(const Pending &p) {
+  const json::Value *headers = codec::parsedHeaders(p.msg);  // the tree send() made or found
+  std::optional<std::uint8_t> priority;
+  std::string err;
+  if (headers == nullptr || !buildTable(p, *headers, arena_, entries_, priority, err)) {
+    return AMQP_STATUS_BAD_AMQP_DATA;  // cannot happen: send() built the same table
+  }
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
                  AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
@@ -314,13 +331,13 @@ int AmqpPublish::publish(const Pending &p) {
   props.content_encoding = bytesOf(fedora_messaging::kContentEncoding);
   props.delivery_mode = fedora_messaging::kDeliveryMode;
   props.message_id = bytesOf(p.message_id);
-  props.headers = amqp_table_t{static_cast<int>(p.headers->entries.size()), p.headers->entries.data()};
-  if (p.priority) {
+  props.headers = amqp_table_t{static_cast<int>(entries_.size()), entries_.data()};
+  if (priority) {
     props._flags |= AMQP_BASIC_PRIORITY_FLAG;
-    props.priority = *p.priority;
+    props.priority = *priority;
   }
-  return amqp_basic_publish(conn_.state(), channel_, amqp_cstring_bytes(exchange_.c_str()),
-                            bytesOf(p.routing_key), mandatory_ ? 1 : 0, 0, &props, bytesOf(p.msg.body()));
+  return amqp_basic_publish(conn_.state(), channel_, amqp_cstring_bytes(exchange_.c_str()), bytesOf(p.routing_key),
+                            mandatory_ ? 1 : 0, 0, &props, bytesOf(p.msg.body()));
 }
 
 }  // namespace switchyard::amqp

@@ -25,20 +25,16 @@ namespace switchyard::amqp {
 
 using Clock = std::chrono::steady_clock;
 
-/// The AMQP headers of a message, built once in send() from its parsed headers and kept
-/// (stable addresses) until it is confirmed, so a republish builds nothing again.
-struct HeaderTable {
-  TableArena arena;
-  std::vector<amqp_table_entry_t> entries;
-};
-
 struct Pending {
   DeliveryId id = 0;
   Message msg;
   std::string routing_key;
   std::string message_id;
-  std::optional<std::uint8_t> priority;
-  std::unique_ptr<HeaderTable> headers;
+  std::string sent_at;
+  /// The carry headers (fedmsg_*) to add, or null. The AMQP table itself is built at
+  /// publish time from the message's parsed headers (cached: not parsed again) into the
+  /// one reusable arena, so a message waiting for its confirm holds no table.
+  std::unique_ptr<const json::Value> carried;
 };
 
 class AmqpPublish final : public Sink {
@@ -115,6 +111,12 @@ class AmqpPublish final : public Sink {
 
   int publish(const Pending &p);
 
+  /// The fedora-messaging headers of @p p as an AMQP table in @p arena / @p entries
+  /// (cleared first); false with @p error when AMQP cannot carry them.
+  bool buildTable(const Pending &p, const json::Value &headers, TableArena &arena,
+                  std::vector<amqp_table_entry_t> &entries, std::optional<std::uint8_t> &priority,
+                  std::string &error) const;
+
   static amqp_bytes_t bytesOf(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char *>(s.data())}; }
 
   Settings settings_;
@@ -145,6 +147,8 @@ class AmqpPublish final : public Sink {
   std::deque<Pending> waiting_;                 // not yet published (or to republish)
   std::map<std::uint64_t, Pending> unconfirmed_;  // by publish sequence number
   std::multiset<std::string> returned_;         // message_id '\0' routing key
+  TableArena arena_;                            // the table of the publish in progress
+  std::vector<amqp_table_entry_t> entries_;
 
   ConnCounters cc_;
   Counter *published_ = nullptr;

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "switchyard/fedmsg.hpp"
 
 namespace switchyard::amqp {
@@ -217,5 +220,50 @@ json::Value toValue(const amqp_field_value_t &v, int depth) {
 }  // namespace
 
 json::Value tableToJson(const amqp_table_t &table) { return tableValue(table, 0); }
+
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void write(Writer &w, const json::Value &v) {
+  using Type = json::Value::Type;
+  switch (v.type) {
+    case Type::Null: w.Null(); break;
+    case Type::Bool: w.Bool(v.boolean); break;
+    case Type::Integer:
+      w.RawValue(v.text.data(), v.text.size(), rapidjson::kNumberType);
+      break;
+    case Type::Float: {
+      std::string repr = json::pythonFloatRepr(v.number);  // finite: tableToJson makes null of the rest
+      w.RawValue(repr.data(), repr.size(), rapidjson::kNumberType);
+      break;
+    }
+    case Type::String: w.String(v.text.data(), static_cast<rapidjson::SizeType>(v.text.size())); break;
+    case Type::Array:
+      w.StartArray();
+      for (const auto &i : v.items) {
+        write(w, i);
+      }
+      w.EndArray();
+      break;
+    case Type::Object:
+      w.StartObject();
+      for (const auto &m : v.members) {
+        w.Key(m.key.data(), static_cast<rapidjson::SizeType>(m.key.size()));
+        write(w, m.value);
+      }
+      w.EndObject();
+      break;
+  }
+}
+
+}  // namespace
+
+std::string jsonText(const json::Value &v) {
+  rapidjson::StringBuffer sb;
+  Writer w(sb);
+  write(w, v);
+  return std::string(sb.GetString(), sb.GetSize());
+}
 
 }  // namespace switchyard::amqp

@@ -38,4 +38,9 @@ class TableArena {
 /// the rest; non-finite floats become null.
 json::Value tableToJson(const amqp_table_t &table);
 
+/// The JSON text of a tree tableToJson() made, for Message::headers() (members in the tree's
+/// order, UTF-8 as is). Written on entry beside the tree, which travels with the message:
+/// no stage parses this text again.
+std::string jsonText(const json::Value &v);
+
 }  // namespace switchyard::amqp

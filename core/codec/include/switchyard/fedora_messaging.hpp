@@ -89,6 +89,9 @@ struct Delivery {
   std::optional<std::uint64_t> timestamp_s;
   /// The AMQP headers as a JSON object, or nullopt when the delivery had none.
   std::optional<json::Value> headers;
+  /// Their JSON text as the transport wrote it beside the tree; when empty, toMessage()
+  /// writes the canonical form.
+  std::string headers_text;
 };
 
 /// Fills @p msg's topic, headers (text and, for later stages, the parsed tree: nobody
