@@ -143,6 +143,30 @@ bool carriesSignedEnvelope(const Message &msg) {
   return v && v->isObject() && v->find("signature") != nullptr;
 }
 
+// The headers' text with `"header":"mark"` added, written without serialising the headers
+// again: appended before the closing brace of an object that has members (@p had_members:
+// the text parsed as an object with members, and the header is not among them, or the
+// message would have been dropped), else the one member alone. Headers whose keys sort
+// before the header stay in canonical order.
+std::string markedText(std::string_view text, bool had_members, const std::string &header, const std::string &mark) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n' || text.back() == '\t' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  std::string out;
+  out.reserve(text.size() + header.size() + mark.size() + 8);
+  if (had_members && !text.empty() && text.back() == '}') {
+    out.append(text.substr(0, text.size() - 1));
+    out += ',';
+  } else {
+    out += '{';
+  }
+  json::writeAsciiString(header, out);
+  out += ':';
+  json::writeAsciiString(mark, out);
+  out += '}';
+  return out;
+}
+
 }  // namespace
 
 Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
@@ -190,8 +214,9 @@ Verdict LoopGuard::check(FilterContext &ctx, Message &msg) {
   if (!s.mark.empty()) {
     auto marked = std::make_shared<json::Value>(headers != nullptr ? *headers : json::Value::object());
     marked->set(s.header, json::Value::fromString(s.mark));
-    msg.setHeaders(json::canonical(*marked));  // drops the envelope, which no longer describes it
-    // The tree of the new text is at hand: later stages (amqp-publish) need not parse it.
+    msg.setHeaders(markedText(msg.headers(), marked->members.size() > 1, s.header, s.mark));  // drops the envelope
+    // The tree of the new text is at hand: later stages (amqp-publish, the signer) need
+    // not parse it.
     msg.cacheParsedHeaders(std::move(marked));
   }
   return Verdict::pass();
