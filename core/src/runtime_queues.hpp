@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime_tracker.hpp"
+#include "switchyard/json.hpp"
 #include "switchyard/message.hpp"
 
 namespace switchyard::rt {
@@ -30,10 +31,37 @@ constexpr std::size_t mallocChunk(std::size_t n) noexcept {
   return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
 }
 
+/// Heap held by the nodes under @p v of a parsed tree (json::Value, switchyard/json.hpp):
+/// their vectors and long strings. The codec parses at most 128 levels deep; below 256 a
+/// tree some plugin built is not followed (undercounted, never a stack overflow).
+inline std::size_t treeBytes(const json::Value &v, unsigned depth = 0) noexcept {
+  auto str = [](const std::string &x) -> std::size_t {
+    return x.capacity() > 15 ? mallocChunk(x.capacity() + 1) : 0;
+  };
+  std::size_t n = str(v.text);
+  if (depth >= 256) {
+    return n;
+  }
+  if (v.items.capacity() > 0) {
+    n += mallocChunk(v.items.capacity() * sizeof(json::Value));
+    for (const auto &item : v.items) {
+      n += treeBytes(item, depth + 1);
+    }
+  }
+  if (v.members.capacity() > 0) {
+    n += mallocChunk(v.members.capacity() * sizeof(json::Member));
+    for (const auto &m : v.members) {
+      n += str(m.key) + treeBytes(m.value, depth + 1);
+    }
+  }
+  return n;
+}
+
 /// What one queued message really costs: the object, every string buffer that does not fit
 /// its small-string space (by capacity, not size, with the allocator's header), the carried
-/// envelope (counted in every queue that holds a copy, though copies share it), the meta
-/// vector's buffer, its share of the tracker and the queue's bookkeeping.
+/// envelope and parsed trees (counted in every queue that holds a copy, though copies
+/// share them), the meta vector's buffer, its share of the tracker and the queue's
+/// bookkeeping.
 /// Message::byteSize() counts only the text, about half of this for a fedmsg message of a
 /// few hundred bytes, so it would not bound the memory queue_max_bytes promises to.
 inline std::size_t footprint(const Message &m) noexcept {
@@ -42,6 +70,13 @@ inline std::size_t footprint(const Message &m) noexcept {
   };
   std::size_t n = sizeof(Item) + sizeof(std::size_t) + mallocChunk(sizeof(Tracker)) + str(m.topic()) +
                   str(m.body()) + str(m.headers()) + str(m.id()) + m.envelopeBytes();
+  // A cached tree: its root, made with make_shared (control block), and its nodes.
+  if (const auto &body = m.parsedBodyCache()) {
+    n += mallocChunk(sizeof(json::Value) + 16) + treeBytes(*body);
+  }
+  if (const auto &headers = m.parsedHeadersCache()) {
+    n += mallocChunk(sizeof(json::Value) + 16) + treeBytes(*headers);
+  }
   if (m.meta.capacity() > 0) {
     n += mallocChunk(m.meta.capacity() * sizeof(m.meta[0]));
   }
