@@ -88,7 +88,7 @@ def main():
             bt.publish_amqp(ch, "amq.topic", run + ".a", {"good": good_a[0]})
             sub.wait_count(good_a[0], 30)
 
-        bad_amqp = [("malformed_json", b"not json"), ("malformed_json", b'{"a": 1'),
+        bad_amqp = [("invalid_json", b"not json"), ("invalid_json", b'{"a": 1'),
                     ("invalid_utf8", b'{"a": "\xff"}'), ("not_an_object", b"[1]"),
                     ("not_an_object", b'"x"'), ("not_an_object", b"null")]
         good_amqp()
