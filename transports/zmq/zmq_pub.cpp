@@ -43,7 +43,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
 class ZmqPubSink final : public Sink {
  public:
   ZmqPubSink(const PubSettings &settings, std::shared_ptr<zmq::context_t> zctx)

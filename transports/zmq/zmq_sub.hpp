@@ -29,8 +29,6 @@
 //   zmq_sub_seq.*        sequence tracking glue (SeqTracker, the state file, the verdicts)
 #pragma once
 
-#include <sys/epoll.h>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
