@@ -427,6 +427,8 @@ void writeCanonical(const Value &v, std::string &out, const std::vector<std::str
   writeValue(v, out, skip_top_level_keys.empty() ? nullptr : &skip_top_level_keys);
 }
 
+void appendCanonicalPart(const Value &v, std::string &out) { writeValue(v, out, nullptr); }
+
 std::string canonical(const Value &v, const std::vector<std::string_view> &skip_top_level_keys) {
   std::string out;
   writeCanonical(v, out, skip_top_level_keys);

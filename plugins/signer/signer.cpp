@@ -191,6 +191,13 @@ struct Signer::Draft {
   std::uint64_t seq = 0;  ///< the `i` given to an envelope the signer built; 0 otherwise
 
   void add(std::string_view key, std::string text) { parts.push_back({key, texts.emplace_back(std::move(text))}); }
+  /// Adds @p tree in canonical form: a part of the envelope, whose one serialisation
+  /// fedmsg::assembleWire() counts.
+  void add(std::string_view key, const json::Value &tree) {
+    std::string &text = texts.emplace_back();
+    json::appendCanonicalPart(tree, text);
+    parts.push_back({key, text});
+  }
 };
 
 Verdict Signer::sign(FilterContext &ctx, Message &msg) {
@@ -232,7 +239,7 @@ Verdict Signer::sign(FilterContext &ctx, Message &msg) {
   }
   for (const json::Member &m : env->members) {  // sorted by key; `parts` points into `env`
     if (!credential(m.key)) {
-      draft.add(m.key, json::canonical(m.value));
+      draft.add(m.key, m.value);
     }
   }
   // The codec fills `topic` of every envelope it decodes; one attached without decoding
@@ -254,24 +261,27 @@ Verdict Signer::build(FilterContext &ctx, Message &msg, Draft &draft) {
   }
   const std::size_t max_depth = fedmsg::Limits{}.max_depth;
   std::string reason;
-  std::string body = "null";  // an empty body, as the codec's builder reads it
+  const json::Value *body = nullptr;  // null: an empty body, which the codec's builder reads as null
   if (!msg.body().empty()) {
-    const json::Value *tree = codec::parsedBody(msg, &reason);
-    if (tree == nullptr || deeperThan(*tree, max_depth)) {
-      return refuse(ctx, msg, "bad_body", tree == nullptr ? "body: " + reason : std::string("body: too deep"));
+    body = codec::parsedBody(msg, &reason);
+    if (body == nullptr || deeperThan(*body, max_depth)) {
+      return refuse(ctx, msg, "bad_body", body == nullptr ? "body: " + reason : std::string("body: too deep"));
     }
-    body = json::canonical(*tree);
   }
   const json::Value *headers = codec::parsedHeaders(msg, &reason);
   if (headers == nullptr || deeperThan(*headers, max_depth)) {
     return refuse(ctx, msg, "bad_headers", headers == nullptr ? "headers: " + reason : std::string("headers: too deep"));
   }
   if (!headers->members.empty()) {
-    draft.add("headers", json::canonical(*headers));
+    draft.add("headers", *headers);
   }
   draft.seq = keys_->nextSeq();
   draft.add("i", std::to_string(draft.seq));
-  draft.add("msg", std::move(body));
+  if (body != nullptr) {
+    draft.add("msg", *body);
+  } else {
+    draft.add("msg", std::string("null"));
+  }
   std::string id;
   json::writeAsciiString(fedmsg::normalizeMsgId(msg.id(), fedmsg::currentUtcYear()), id);
   draft.add("msg_id", std::move(id));

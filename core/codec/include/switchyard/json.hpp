@@ -99,6 +99,10 @@ void writeCanonical(const Value &v, std::string &out,
                     const std::vector<std::string_view> &skip_top_level_keys = {});
 [[nodiscard]] std::string canonical(const Value &v,
                                     const std::vector<std::string_view> &skip_top_level_keys = {});
+/// As writeCanonical(), not counted (switchyard/codec_stats.hpp): for a writer that puts the
+/// value into a larger text and counts that one serialisation itself (the signer writes the
+/// parts of the envelope it then assembles with fedmsg::assembleWire()).
+void appendCanonicalPart(const Value &v, std::string &out);
 
 /// parse() + canonical() in one step.
 [[nodiscard]] std::optional<std::string> canonicalize(std::string_view json,
