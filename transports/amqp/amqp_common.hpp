@@ -7,7 +7,10 @@
 //
 // rabbitmq-c 0.11 recovers nothing by itself: callers own the retry loop, re-declare their
 // topology and service heartbeats by reading frames regularly.
-// THREADING: everything here is used by one plugin instance from its own thread.
+// THREADING: everything here is used by one plugin instance from its own thread. A source
+// or a sink has one instance per configured place, so the plugins name their instance class
+// in SWITCHYARD_PLUGIN (its PerInstanceFactory parses the configuration once): there is no
+// state to share between instances, and no factory of their own.
 #pragma once
 
 #include <amqp.h>
