@@ -128,7 +128,8 @@ std::int64_t timestampMs(const json::Value *t) {
 }
 
 /// The envelope @p env (an object, members sorted) as a WireEnvelope, rendered canonically
-/// member by member and assembled without parsing the text again (fedmsg::assembleWire);
+/// member by member and assembled without parsing the text again (fedmsg::assembleWire,
+/// which counts the one serialisation);
 /// refused like the decode would (too_deep over 64 levels, missing_topic, ...).
 std::shared_ptr<const fedmsg::WireEnvelope> assembleEnvelope(const json::Value &env, fedmsg::Result &res) {
   fedmsg::Limits limits;
@@ -145,7 +146,8 @@ std::shared_ptr<const fedmsg::WireEnvelope> assembleEnvelope(const json::Value &
   texts.reserve(env.members.size());
   members.reserve(env.members.size());
   for (const auto &m : env.members) {
-    texts.push_back(json::canonical(m.value));
+    texts.emplace_back();
+    json::appendCanonicalPart(m.value, texts.back());  // parts of the one text assembleWire counts
     members.push_back({m.key, texts.back()});
   }
   return fedmsg::assembleWire(members, timestampMs(env.find("timestamp")), res);
