@@ -184,7 +184,11 @@ Result EnvelopeBuilder::build(const Message &msg, std::string &envelope) {
     return Result::fail("invalid_utf8", "topic, id or username is not valid UTF-8");
   }
   std::string_view body = msg.body().empty() ? std::string_view("null") : std::string_view(msg.body());
-  if (auto r = checkPart(body, msg.body().empty() ? nullptr : msg.parsedBodyCache(), limits_, false); !r.ok()) {
+  // A body the decode checked on entry under these same rules is not read again.
+  bool checked = !msg.body().empty() && msg.bodyChecked() && !msg.parsedBodyCache() &&
+                 msg.body().size() <= limits_.max_bytes;
+  if (auto r = checked ? Result{} : checkPart(body, msg.body().empty() ? nullptr : msg.parsedBodyCache(), limits_, false);
+      !r.ok()) {
     return Result::fail("bad_body", "body: " + r.detail);
   }
   bool with_headers = !trimmed(msg.headers()).empty() && !isEmptyObjectText(msg.headers());

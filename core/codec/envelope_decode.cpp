@@ -333,6 +333,7 @@ Result decode(std::string_view frame_topic, std::string_view frame_json, Message
       m.cacheParsedHeaders(std::make_shared<const json::Value>(std::move(*tree)));
     }
   }
+  m.markBodyChecked();  // the decode read it as `msg` under the envelope rules
   attach(m, std::move(wire));
   out = std::move(m);
   return {};

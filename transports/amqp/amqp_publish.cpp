@@ -276,7 +276,8 @@ bool AmqpPublish::chooseIds(SinkContext &ctx, const Message &msg, Pending &p, js
 bool AmqpPublish::bodyIsObject(SinkContext &ctx, const Message &msg, DeliveryId id) {
   bool object = false;
   std::string detail;
-  if (msg.envelope()) {
+  if (msg.envelope() || (msg.bodyChecked() && !msg.parsedBodyCache())) {
+    // Checked on entry as one JSON value (an envelope's `msg`): its first byte tells.
     std::string_view b = msg.body();
     auto first = b.find_first_not_of(" \t\r\n");
     object = first != std::string_view::npos && b[first] == '{';

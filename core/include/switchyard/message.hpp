@@ -30,8 +30,9 @@ struct Value;  // switchyard/json.hpp (libswitchyard-codec)
 /// exactly as the input produced them, so a signed payload is passed on byte-exact.
 ///
 /// ABI 2.0: the fields are private. Every setter of topic, body, headers and id drops the
-/// carried envelope (and setBody()/setHeaders() the parsed tree of what they replace) (envelope()): a stage that changes the message can no longer
-/// send the old signed bytes, by construction. setHeaders() also drops the parsed headers.
+/// carried envelope (envelope()): a stage that changes the message can no longer send the
+/// old signed bytes, by construction. setBody() and setHeaders() also drop what was parsed
+/// or checked of the text they replace.
 class Message {
  public:
   Message() = default;
@@ -61,6 +62,7 @@ class Message {
     body_ = std::move(v);
     envelope_.reset();
     parsed_body_.reset();
+    body_checked_ = false;
   }
   void setHeaders(std::string v) noexcept {
     headers_ = std::move(v);
@@ -99,6 +101,12 @@ class Message {
   /// codec::parsedBody() / codec::parsedHeaders() on first use), shared by copies, dropped
   /// by setBody() / setHeaders(). Stages call the codec functions, not these.
   [[nodiscard]] const std::shared_ptr<const json::Value> &parsedBodyCache() const noexcept { return parsed_body_; }
+  /// True when the body was checked on entry to be one JSON value under the envelope rules
+  /// (UTF-8, no duplicate keys, no NaN, the depth limit): set by the codec's decode, which
+  /// read it as the envelope's `msg`, and kept when other fields change; setBody() clears
+  /// it. Lets a later stage skip checking it again without parsing it into a tree.
+  [[nodiscard]] bool bodyChecked() const noexcept { return body_checked_ || parsed_body_ != nullptr; }
+  void markBodyChecked() noexcept { body_checked_ = true; }
   void cacheParsedBody(std::shared_ptr<const json::Value> v) const noexcept { parsed_body_ = std::move(v); }
   [[nodiscard]] const std::shared_ptr<const json::Value> &parsedHeadersCache() const noexcept {
     return parsed_headers_;
@@ -160,6 +168,7 @@ class Message {
   std::shared_ptr<const fedmsg::WireEnvelope> envelope_;
   std::size_t envelope_bytes_ = 0;
   mutable std::shared_ptr<const json::Value> parsed_body_;
+  bool body_checked_ = false;
   mutable std::shared_ptr<const json::Value> parsed_headers_;
 };
 
