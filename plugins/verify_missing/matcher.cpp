@@ -5,6 +5,8 @@
 #include <functional>
 #include <utility>
 
+#include "switchyard/fedmsg.hpp"
+
 namespace switchyard::verify {
 
 namespace {
@@ -76,17 +78,7 @@ std::optional<Side> parseSide(std::string_view s) noexcept {
   return std::nullopt;
 }
 
-std::string_view matchKey(std::string_view id) noexcept {
-  if (id.size() > 5 && id[4] == '-') {
-    for (std::size_t k = 0; k < 4; ++k) {
-      if (id[k] < '0' || id[k] > '9') {
-        return id;
-      }
-    }
-    return id.substr(5);
-  }
-  return id;
-}
+std::string_view matchKey(std::string_view id) noexcept { return fedmsg::stripYearPrefix(id); }
 
 const char *statName(Stat s) noexcept {
   switch (s) {
