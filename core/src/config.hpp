@@ -20,7 +20,7 @@ class PluginRegistry;
 /// phase 2 so that phase 2 can type each value per schema and point at its position.
 struct ConfigNode;
 
-/// Hard limits against hostile files (reliability.md R19).
+/// Hard limits against hostile files (docs/configuration.md, "Limits").
 inline constexpr std::size_t kMaxConfigBytes = 4u << 20;  ///< larger files are refused
 inline constexpr std::size_t kMaxConfigNodes = 200000;    ///< YAML nodes in the document
 inline constexpr std::size_t kMaxExpandedNodes = 200000;  ///< values produced, aliases expanded

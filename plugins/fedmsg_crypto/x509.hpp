@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // OpenSSL 3 helpers shared by the signer and verifier filters: RAII handles, base64 the
-// way fedmsg writes and reads it (interop-spec 2.3-2.4), PEM loading, and RSA PKCS#1 v1.5
+// way fedmsg writes and reads it (docs/plugins/signer.md), PEM loading, and RSA PKCS#1 v1.5
 // signatures over SHA-1. Nothing here throws; failures come back as nullopt/false with
 // a message in an out-parameter.
 #pragma once
@@ -43,7 +43,7 @@ std::string opensslErrors();
 /// Standard base64 (RFC 4648, '+' '/', '=' padding) on one line.
 std::string base64Encode(std::string_view bytes);
 /// fedmsg's layout: @p b64 cut into 76-character lines joined by '\n', plus a final '\n'
-/// (interop-spec 2.3 step 6; what M2Crypto and Python's base64.encodebytes produce).
+/// (fedmsg's signature encoding; what M2Crypto and Python's base64.encodebytes produce).
 std::string wrap76(std::string_view b64);
 /// Lenient decoding like Python's base64.b64decode(validate=False): characters outside the
 /// alphabet (newlines, spaces) are skipped; fails on bad padding or an impossible length.

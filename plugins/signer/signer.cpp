@@ -295,7 +295,7 @@ Verdict Signer::build(FilterContext &ctx, Message &msg, Draft &draft) {
   return Verdict::pass();
 }
 
-// interop-spec 2.3: crypto is part of the signed data; stale credentials were left out
+// crypto is part of the signed data; stale credentials were left out
 // (the reference would sign over them and produce an unverifiable message).
 Verdict Signer::finish(FilterContext &ctx, Message &msg, Draft &draft) {
   insertSorted(draft.parts, {"crypto", kX509Literal});

@@ -180,7 +180,7 @@ TrustStore::Check TrustStore::verify(X509 *leaf, std::string *detail, Logger *lo
   Snapshot s = snapshot(false, log);
   Check c = verifyOnce(s.store.get(), leaf, detail);
   if (c != Check::Ok) {
-    // interop-spec 2.5 step 4: on failure, pick up new trust material and try once more
+    // As fedmsg does: on failure, pick up new trust material and try once more
     // (a renewed CRL or CA). Only when the files changed: a stream of forged messages must
     // not turn into a stream of file reads.
     Snapshot again = snapshot(true, log);
@@ -371,7 +371,7 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
     return passUnsigned();  // not a fedmsg envelope at all (e.g. from AMQP): nothing signed
   }
   // The signed bytes are the canonical form of the envelope without `signature` and
-  // `certificate` (interop-spec 2.2, 2.5). fedmsg publishers send the canonical form, so
+  // `certificate` (docs/plugins/verifier.md). fedmsg publishers send the canonical form, so
   // in the common case those bytes are the envelope minus two members: the decode proved
   // that and listed the members (WireEnvelope::members), and only the members checked
   // below are decoded. Anything else (re-serialised on the way, e.g. by the Python
@@ -422,11 +422,11 @@ Verdict Verifier::check(FilterContext &ctx, Message &msg) {
   if (!topic) {
     return reject(ctx, msg, "malformed_envelope", "no string `topic`");
   }
-  // reliability.md 7.1 #7: frame 0 is outside the signature.
+  // Frame 0 is outside the signature.
   if (*topic != msg.topic()) {
     return reject(ctx, msg, "topic_mismatch", fmt::format("envelope topic '{}'", *topic));
   }
-  // Backend dispatch as fedmsg does it (interop-spec 2.1), pinned to x509.
+  // Backend dispatch as fedmsg does it, pinned to x509.
   const json::Value *crypto = env->find("crypto");
   const json::Value *sig = env->find("signature");
   const json::Value *cert = env->find("certificate");

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// verifier (filter): validates fedmsg x509 signatures (interop-spec 2.5) and closes the
-// holes listed in reliability.md 7.1. Every rejection is a drop under its own reason:
+// verifier (filter): validates fedmsg x509 signatures (docs/plugins/verifier.md) and closes the
+// holes listed in docs/plugins/verifier.md. Every rejection is a drop under its own reason:
 //
 //   unsigned               no signature/certificate (passes, counted as unsigned_passed,
 //                          with allow_unsigned: true)

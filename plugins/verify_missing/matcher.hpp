@@ -4,14 +4,14 @@
 // sockets, threads and the plugin ABI so that unit tests drive it with a fake clock.
 //
 // Every message id seen on either bus becomes one entry, keyed by the id with a leading
-// `YYYY-` removed (the AMQP -> ZeroMQ direction adds a year prefix, interop-spec 1.5/4.3).
+// `YYYY-` removed (the AMQP -> ZeroMQ direction adds a year prefix, docs/bridges.md).
 // An entry lives through two phases, in arrival order:
 //   pending  (created .. created + window): waiting for the other bus; a sighting on the
 //            other bus is a match, a second sighting on the same bus a duplicate;
 //   retained (.. created + window + retain): settled (matched, reported missing, or
 //            unverifiable), kept only so that duplicates and late arrivals are recognised
 //            instead of being counted as new messages (fedmsg-migration-tools forgets a key
-//            as soon as it matched, interop-spec 4.7 #14).
+//            as soon as it matched, docs/plugins/verify-missing.md).
 // Memory is bounded by `max_entries`: when full, the oldest retained entry is forgotten
 // first, then the oldest pending one (counted `evicted` and `unverified`: it can no longer be
 // verified, and it is never reported missing).

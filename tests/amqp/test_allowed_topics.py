@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12 case 15: a local topic pre-check keeps forbidden topics away from the broker.
+"""A local topic pre-check keeps forbidden topics away from the broker.
 
 A user may write only ^org\\.example\\. on amq.topic (topic permissions, as in
 test_forbidden.py). stdin -> amqp-publish with `allowed_topics` set to the same pattern

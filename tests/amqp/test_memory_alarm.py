@@ -1,4 +1,4 @@
-"""Memory stays bounded while the broker refuses to take messages (issue 12, case 6).
+"""Memory stays bounded while the broker refuses to take messages (docs/delivery.md).
 
 examples/pipelines/zmq-to-amqp.yaml as shipped (zmq-sub -> verifier -> loop-guard ->
 amqp-publish, hwm 2000, default queue limits; unsigned envelopes allowed through

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12 case 9: an AMQP message without a message_id is acked and dropped.
+"""An AMQP message without a message_id is acked and dropped.
 
 pika publishes 30 messages: 10 with a message_id, 10 without the property, 10 with an empty
 one. amqp-consume -> stdout:

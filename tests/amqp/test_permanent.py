@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12 case 5: permanent connection errors fail fast, transient ones retry.
+"""Permanent connection errors fail fast, transient ones retry.
 
 At start-up amqp-publish and amqp-consume make one bounded connection attempt and classify
 what went wrong. Each of these makes `switchyard run` exit with status 3 (a restart cannot

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12 case 3: a poison message does not jam the pipeline.
+"""A poison message does not jam the pipeline.
 
 The broker's max_message_size is lowered to 1 MiB; a source queue (with a dead-letter
 exchange) holds 60 small messages and two 2 MiB bodies among them (after the 30th and the

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""stdin -> amqp-publish -> a python3-pika consumer: every message carries the
-fedora-messaging properties and headers (interop-spec 3.2/3.3), routing key = topic (plus
+"""Stdin -> amqp-publish -> a python3-pika consumer: every message carries the
+fedora-messaging properties and headers (docs/plugins/amqp-publish.md), routing key = topic (plus
 routing_key_prefix), body byte-exact; with `mandatory`, messages no queue takes are counted
 as unroutable, and the pipeline only ends once every publish is confirmed."""
 import json

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A channel closure that does not say which message it refused is still settled one
-message at a time (issue 12 cases 3 and 15: permanent per-message refusals settle one
+message at a time (docs/delivery.md: permanent per-message refusals settle one
 message, not the connection).
 
 The user may configure and read everything but write nothing on amq.topic: every publish

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, cases 1 and 2: a retry belongs to the output that failed.
+"""A retry belongs to the output that failed.
 
   nack    zmq-sub -> amqp-publish into a queue with x-max-length 1000 and
           x-overflow reject-publish and no consumer: the broker nacks what does not fit.

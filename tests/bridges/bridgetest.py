@@ -59,7 +59,7 @@ def make_pki():
 
 
 class FedmsgSigner:
-    """Signs envelopes the way fedmsg's x509 backend does (interop-spec 2.3)."""
+    """Signs envelopes the way fedmsg's x509 backend does."""
 
     def __init__(self, key_file, crt_file):
         with open(key_file, "rb") as f:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 6, done-when 5: no bad message stops a bridge (interop-spec 4.7 #1, where one
+"""No bad message stops a bridge (where one
 such message ends the reference zmq_to_amqp with exit status 0).
 
 examples/pipelines/bridge.yaml runs both directions. Each bad message is followed by a

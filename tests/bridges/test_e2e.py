@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""Issue 6, done-when 1: the two example bridges end to end on a private RabbitMQ.
+"""The two example bridges end to end on a private RabbitMQ.
 
 ZeroMQ -> AMQP: an independent python3-zmq fedmsg publisher sends envelopes signed with a
 certificate of a CA made at test time -> examples/pipelines/zmq-to-amqp.yaml -> a
 python3-pika consumer bound to zmq.topic gets every message once, in the fedora-messaging
-wire format (interop-spec 3.2/3.3): routing key = topic, body = msg, the envelope headers as
+wire format (docs/plugins/amqp-publish.md): routing key = topic, body = msg, the envelope headers as
 AMQP headers, message_id = msg_id (reference parity).
 
 AMQP -> ZeroMQ: python3-pika publishes to amq.topic -> examples/pipelines/amqp-to-zmq.yaml

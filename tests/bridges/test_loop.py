@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 6, done-when 2: no loops, no duplicates, with both directions in one process
+"""No loops, no duplicates, with both directions in one process
 (examples/pipelines/bridge.yaml).
 
 Peers: a fedmsg publisher (python3-zmq, signed envelopes), a python3-pika consumer bound

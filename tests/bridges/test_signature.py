@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 6, done-when 4: the origin's signature survives ZeroMQ -> AMQP -> ZeroMQ when
+"""The origin's signature survives ZeroMQ -> AMQP -> ZeroMQ when
 signatures are carried across (BRIDGE_KEEP_SIGNATURES=true): the envelope that leaves the
 far end is byte-identical to the one the publisher sent.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 14: `i` leaves in order.
+"""`i` leaves in order.
 
 amqp-consume -> signer (workers: 4, so four signer instances share one `i` counter) ->
 zmq-pub, 5,000 messages, with a python3-zmq SUB: the envelopes arrive with `i` = 1, 2,

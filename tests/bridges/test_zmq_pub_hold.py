@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 12: a sink that cannot deliver yet does not ack.
+"""A sink that cannot deliver yet does not ack.
 
 amqp-consume -> zmq-pub with nobody subscribed: zmq-pub hands each message back to the
 runtime for a retry (no_subscriber) instead of settling it as dropped, so the durable

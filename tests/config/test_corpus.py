@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Broken configurations through the real command (reliability.md R19).
+"""Broken configurations through the real command (docs/configuration.md, "Limits").
 
 For every tests/config/bad/*.yaml, `$SWITCHYARD_BIN check FILE` must exit 2 within a
 few seconds and print exactly the diagnostics listed in the file's trailing comments:

@@ -151,7 +151,7 @@ TEST_CASE("memory stays bounded under a flood: the oldest are evicted and counte
   CHECK(r.back().zmq_gap_missing == 10000);
 }
 
-// Issue 12, case 13: an id evicted past max_entries must never turn into a false report.
+// An id evicted past max_entries must never turn into a false report.
 TEST_CASE("case 13: evicted ids are counted unverified, and their twins are late matches, never reports") {
   Settings s;
   s.window = 3s;

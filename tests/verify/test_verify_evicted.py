@@ -1,4 +1,4 @@
-"""verify-missing past max_entries (issue 12, case 13): an evicted id never becomes a false
+"""Verify-missing past max_entries: an evicted id never becomes a false
 one-sided report, and nothing is reported twice. Real peers: a private RabbitMQ
 (tests/amqp/amqp_fixture.py), python3-zmq as the fedmsg publisher, python3-pika as the AMQP
 publisher.

@@ -2,7 +2,7 @@
 (scripts/rabbitmq-local through tests/amqp/amqp_fixture.py), python3-zmq as the fedmsg
 publisher and python3-pika as the AMQP publisher.
 
-Checks (issue 6, Done-when 3):
+Checks:
   * a message on both buses is matched (fedmsg `2026-<uuid>` against AMQP `<uuid>`, and an
     AMQP message whose full id travels in the fedmsg_msg_id header, UUID mode);
   * a ZeroMQ-only and an AMQP-only message are each reported once, with the right side, as a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of zmq-sub's loss accounting over the fedmsg `i` counter: gaps, duplicates,
-// restarts, the reorder window (issue 12, case 14), new connections (case 10b) and the
+// restarts, the reorder window, new connections (case 10b) and the
 // saved state (case 10a).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>

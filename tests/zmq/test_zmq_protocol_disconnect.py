@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 4: one oversized ZeroMQ frame must not cut a publisher off for good.
+"""One oversized ZeroMQ frame must not cut a publisher off for good.
 
 zmq-sub with max_message_size 65536 (so ZMQ_MAXMSGSIZE = 131072). libzmq 4.3.4 drops a
 connection that carries a bigger frame as a protocol error and, on the connecting side,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 11: what a slow subscriber costs is counted.
+"""What a slow subscriber costs is counted.
 
 stdin -> zmq-pub (no_drop: false, hwm 10) with one python3-zmq SUB that reads 100
 messages a second while about 2,000 a second are published (4,000 of 4 KB). libzmq alone

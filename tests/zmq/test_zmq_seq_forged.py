@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 8: forged envelopes must not poison the loss accounting.
+"""Forged envelopes must not poison the loss accounting.
 
 A python3-zmq publisher sends 1,200 genuine envelopes of publisher `alpha` (signed with a
 test key the verifier trusts, `i` = 1..1200 with 9 values never sent) and, interleaved with

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 10a: gaps across router restarts (kill -9).
+"""Gaps across router restarts (kill -9).
 
 A python3-zmq publisher sends numbered messages (its `i` counter) at about 1,000 per second
 without pause, while the router (zmq-sub -> stdout, with `state_file`) is killed with

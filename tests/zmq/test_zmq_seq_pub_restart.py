@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 10b: a publisher that restarts on the same endpoint and sends at once.
+"""A publisher that restarts on the same endpoint and sends at once.
 
 A python3-zmq publisher process is replaced 20 times on one endpoint (close, bind again,
 `i` from 1 again). Each incarnation starts sending at once, without waiting for zmq-sub to

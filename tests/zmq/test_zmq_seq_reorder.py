@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 14: reordering is not loss.
+"""Reordering is not loss.
 
 A python3-zmq publisher sends `i` = 1..3000 of one publisher slightly out of order (values
 held back by 1 to 8 positions, as a parallel signer does) with 41 values truly missing.

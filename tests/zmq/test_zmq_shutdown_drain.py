@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 12, case 7: an orderly shutdown drains what ZeroMQ holds.
+"""An orderly shutdown drains what ZeroMQ holds.
 
 A python3-zmq publisher numbers its messages (`i` = position). The router's output is held
 up (nobody reads its stdout for a while), so its queue fills, submit() blocks and the

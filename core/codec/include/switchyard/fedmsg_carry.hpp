@@ -18,7 +18,7 @@
 //
 // Every envelope key therefore travels exactly once and with its JSON type, so amqp-consume
 // with `restore_envelope: true` rebuilds the same JSON value; it renders it canonically
-// (interop-spec 2.2), which is what fedmsg publishers put on the wire: the envelope that
+// (canonical JSON, docs/codec.md), which is what fedmsg publishers put on the wire: the envelope that
 // leaves zmq-pub is byte-identical to the original, and its signature verifies.
 //
 // The fedmsg `headers` value is carried inside fedmsg_extra (besides being AMQP headers of
