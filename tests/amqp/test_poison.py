@@ -6,7 +6,7 @@ exchange) holds 60 small messages and two 2 MiB bodies among them (after the 30t
 45th; prefetch 10 makes the second reach the output only after the first was settled). amqp-consume ->
 amqp-publish moves them, twice:
   A. with `max_message_size: 1048576` on amqp-publish: the big one is refused before it is
-     published (failed{too_large}), no channel is closed;
+     published (failed{oversize}), no channel is closed;
   B. without (the default 128 MiB): the broker closes the channel with 406
      PRECONDITION_FAILED; only that message is refused (never republished), the rest go on
      on a new channel of the same connection; the limit named in the broker's text is
@@ -96,8 +96,8 @@ pipelines:
 
     # Exact figures: the big ones refused, nothing else failed, no reconnect, no republish loop.
     nbig = len(BIG_AT)
-    assert pub.get(("failed", "too_large"), 0) == nbig, pub
-    assert pub.get(("too_large", ""), 0) == nbig, pub
+    assert pub.get(("failed", "oversize"), 0) == nbig, pub
+    assert pub.get(("oversize", ""), 0) == nbig, pub
     assert pub.get(("confirmed", ""), 0) == len(ids), pub
     assert pub.get(("reconnects", ""), 0) == 0 and pub.get(("disconnects", ""), 0) == 0, pub
     assert con.get(("reconnects", ""), 0) == 0 and con.get(("disconnects", ""), 0) == 0, con

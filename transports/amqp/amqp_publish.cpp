@@ -15,9 +15,9 @@
 // Outcomes (docs/delivery.md): basic.ack -> Delivered; basic.return (mandatory) then ack ->
 // `unroutable` (Dropped by default; under `unroutable: retry` the message goes back to the
 // runtime, which retries this output only, with backoff); basic.nack -> retried the same way
-// (`nacked`). Refused before publishing: a body above max_message_size (`too_large`), a
+// (`nacked`). Refused before publishing: a body above max_message_size (`oversize`), a
 // routing key outside allowed_topics (`forbidden_topic`). A channel closed by the broker for
-// one message (403 ACCESS_REFUSED `forbidden`, 406 PRECONDITION_FAILED `too_large` or
+// one message (403 ACCESS_REFUSED `forbidden`, 406 PRECONDITION_FAILED `oversize` or
 // `precondition_failed`) -> Reject of that message only, never republished; the others on
 // that channel are republished on a new channel. When the broker's text does not say which
 // message it was, the suspects are republished one at a time until the next closure names
@@ -87,7 +87,7 @@ const sy_config_key kSchema[] = {
     {"max_message_size", SY_CFG_INT, 0, "134217728",
      "Largest body in bytes the broker accepts (RabbitMQ's max_message_size; 134217728 = 128 MiB is the "
      "default of RabbitMQ 3.10, newer releases default to 16 MiB). A larger body is refused before "
-     "publishing (Reject, reason too_large) instead of making the broker close the channel.",
+     "publishing (Reject, reason oversize) instead of making the broker close the channel.",
      0},
     {"allowed_topics", SY_CFG_LIST, 0, "[]",
      "Local topic pre-check: regular expressions in RabbitMQ's topic-permission syntax (a match anywhere in "
@@ -167,7 +167,7 @@ Status AmqpPublish::start(SinkContext &ctx) noexcept {
   blocked_count_ = &ctx.counter("blocked");
   carried_ = &ctx.counter("envelopes_carried");
   not_carried_ = &ctx.counter("envelopes_not_carried");
-  too_large_ = &ctx.counter("too_large");
+  oversize_ = &ctx.counter("oversize");
   forbidden_topic_ = &ctx.counter("forbidden_topic");
   refused_ = &ctx.counter("refused_by_broker");
   unconfirmed_gauge_ = &ctx.gauge("unconfirmed");
@@ -300,12 +300,12 @@ bool AmqpPublish::bodyIsObject(SinkContext &ctx, const Message &msg, DeliveryId 
 }
 
 void AmqpPublish::refuseTooLarge(SinkContext &ctx, DeliveryId id, std::string_view message_id, std::size_t size) noexcept {
-  too_large_->add();
-  drop_log_.warn(ctx, "too_large",
+  oversize_->add();
+  drop_log_.warn(ctx, "oversize",
                  "message {}: body of {} bytes is larger than the broker's limit of {} bytes "
                  "(max_message_size); refused without publishing",
                  message_id, size, max_size_);
-  ctx.done(id, Outcome::Reject, "too_large");
+  ctx.done(id, Outcome::Reject, "oversize");
 }
 
 bool AmqpPublish::buildTable(const Pending &p, const json::Value &headers, TableArena &arena,

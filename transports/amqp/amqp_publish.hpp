@@ -160,7 +160,7 @@ class AmqpPublish final : public Sink {
   Counter *blocked_count_ = nullptr;
   Counter *carried_ = nullptr;
   Counter *not_carried_ = nullptr;
-  Counter *too_large_ = nullptr;
+  Counter *oversize_ = nullptr;
   Counter *forbidden_topic_ = nullptr;
   Counter *refused_ = nullptr;
   Gauge *unconfirmed_gauge_ = nullptr;

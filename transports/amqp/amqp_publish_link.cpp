@@ -277,7 +277,7 @@ std::map<std::uint64_t, Pending>::iterator  AmqpPublish::findVictim(SinkContext 
     static const std::regex kSize(R"(message size (\d+) is larger than (?:configured )?max size (\d+))");
     std::smatch m;
     if (std::regex_search(text, m, kSize)) {
-      reason = "too_large";
+      reason = "oversize";
       std::uint64_t size = std::stoull(m[1].str());
       std::uint64_t limit = std::stoull(m[2].str());
       if (limit < max_size_) {
@@ -314,8 +314,8 @@ void AmqpPublish::channelClosed(SinkContext &ctx, int code, const std::string &t
     if (victim != unconfirmed_.end()) {
       if (code == 403) {
         forbidden_->add();
-      } else if (std::string_view(reason) == "too_large") {
-        too_large_->add();
+      } else if (std::string_view(reason) == "oversize") {
+        oversize_->add();
       }
       refused_->add();
       ctx.log().warn("message {} refused by the broker: {} {}", victim->second.message_id, code, text);
