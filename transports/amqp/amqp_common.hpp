@@ -44,9 +44,9 @@ namespace switchyard::amqp {
        "says otherwise. Server hostname verification is always on.",                        \
        0},                                                                                   \
       {"sasl", SY_CFG_STRING, 0, "\"auto\"",                                                 \
-       "plain, external, or auto (external when a client certificate is configured).", 0},  \
+       "plain, external, or auto (external when a client certificate is configured).", 0, "plain|external|auto"},  \
       {"heartbeat", SY_CFG_INT, 0, "30",                                                     \
-       "AMQP heartbeat interval in seconds (0 disables; 5-20 is recommended).", 0},         \
+       "AMQP heartbeat interval in seconds (0 disables; 5-20 is recommended).", 0, nullptr, SY_BOUND_MIN | SY_BOUND_MAX, 0, 65535},         \
       {"connect_timeout", SY_CFG_FLOAT, 0, "10",                                             \
        "Seconds allowed for TCP/TLS connect and the AMQP handshake; also the RPC timeout.", \
        0},                                                                                   \

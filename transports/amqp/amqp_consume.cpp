@@ -63,7 +63,7 @@ const sy_config_key kSchema[] = {
      0},
     {"bindings", SY_CFG_LIST, 0, "[]",
      "List of {exchange, routing_keys} bound to the queue after every (re)connect.", 0},
-    {"prefetch", SY_CFG_INT, 0, "10", "basic.qos prefetch count: unacknowledged deliveries at most.", 0},
+    {"prefetch", SY_CFG_INT, 0, "10", "basic.qos prefetch count: unacknowledged deliveries at most.", 0, nullptr, SY_BOUND_MIN | SY_BOUND_MAX, 1, 65535},
     {"passive", SY_CFG_BOOL, 0, "false",
      "Only check that the queue exists (no declare, no bindings), for users without configure "
      "permission.",
@@ -83,7 +83,7 @@ const sy_config_key kSchema[] = {
      "A delivery without a usable message_id property (absent, empty or not UTF-8): drop = ack it and drop it, "
      "counted as dropped{no_message_id} (what the reference bridge does: such a message can be neither "
      "de-duplicated nor matched by verify-missing); generate = give it a new UUID4 as its id and pass it on.",
-     0},
+     0, "drop|generate"},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 

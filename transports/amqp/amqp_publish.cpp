@@ -66,15 +66,15 @@ const sy_config_key kSchema[] = {
      "Outcome of a returned (unroutable) message: drop (Dropped), reject (Reject) or retry (sent to this "
      "output again after a backoff, per the output's retry settings, until a queue takes it or the retry "
      "budget is spent).",
-     0},
+     0, "drop|reject|retry"},
     {"confirm_window", SY_CFG_INT, 0, "256",
-     "Messages published and not yet confirmed at most; send() blocks beyond it (backpressure).", 0},
+     "Messages published and not yet confirmed at most; send() blocks beyond it (backpressure).", 0, nullptr, SY_BOUND_MIN | SY_BOUND_MAX, 1, 1000000},
     {"message_id_mode", SY_CFG_STRING, 0, "\"keep\"",
      "keep: message_id = the message id as it is (a fedmsg msg_id keeps its year prefix, like the "
      "reference bridge); uuid: message_id = a UUID as the fedora-messaging wire format requires (the id "
      "without its YYYY- prefix when that is a UUID, else a new UUID4) and the full id goes in the "
      "fedmsg_msg_id header.",
-     0},
+     0, "keep|uuid"},
     {"carry_envelope", SY_CFG_BOOL, 0, "false",
      "Send the fields of the message's original fedmsg envelope (timestamp, i, username, crypto, "
      "signature, certificate, other keys) as fedmsg_* headers, so that amqp-consume (restore_envelope) "

@@ -74,7 +74,7 @@ constexpr auto joinSchema(const sy_config_key (&...parts)[N]) {
 
 /// The schema rows of SocketTuning, the same in both plugins (the defaults are fedmsg's).
 inline constexpr sy_config_key kSocketTuningRows[] = {
-    {"tcp_keepalive", SY_CFG_INT, 0, "1", "ZMQ_TCP_KEEPALIVE (-1 OS default, 0 off, 1 on).", 0},
+    {"tcp_keepalive", SY_CFG_INT, 0, "1", "ZMQ_TCP_KEEPALIVE (-1 OS default, 0 off, 1 on).", 0, nullptr, SY_BOUND_MIN | SY_BOUND_MAX, -1, 1},
     {"tcp_keepalive_cnt", SY_CFG_INT, 0, "3", "ZMQ_TCP_KEEPALIVE_CNT.", 0},
     {"tcp_keepalive_idle", SY_CFG_INT, 0, "60", "ZMQ_TCP_KEEPALIVE_IDLE in seconds.", 0},
     {"tcp_keepalive_intvl", SY_CFG_INT, 0, "5", "ZMQ_TCP_KEEPALIVE_INTVL in seconds.", 0},

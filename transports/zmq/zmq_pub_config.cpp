@@ -24,13 +24,13 @@ const sy_config_key kOwnRows[] = {
      "subscriber misses messages until it has read half of its queue, the others get them; counted "
      "per episode (subscriber_skips), not per message, which libzmq does not report. drop = the "
      "message goes to nobody and is counted exactly as dropped (subscriber_full); one slow subscriber "
-     "then costs every subscriber those messages.", 0},
+     "then costs every subscriber those messages.", 0, "skip|drop"},
     {"no_subscriber", SY_CFG_STRING, 0, "\"retry\"",
      "When the input can redeliver (AMQP) and no subscription matches a message's topic: retry = hand "
      "it back to the runtime, which sends it again after the output's retry backoff (settled as failed "
      "when the retry budget is spent), while the socket has no subscription at all and for "
      "subscriber_grace seconds after the first one arrived; drop = drop it (no_subscriber) at once, "
-     "as fedmsg does. Inputs that cannot redeliver always drop.", 0},
+     "as fedmsg does. Inputs that cannot redeliver always drop.", 0, "retry|drop"},
     {"subscriber_grace", SY_CFG_FLOAT, 0, "10",
      "With no_subscriber: retry, how many seconds after the first subscription arrived (at start-up, or "
      "after every subscriber had left) an unmatched message is still retried, so that subscribers "
