@@ -7,7 +7,7 @@ Run it through scripts/bench (which installs, builds and starts a private broker
 directly:
 
   /usr/bin/python3 tests/bench/bench.py --bench-bin build/tests/bench/sy-bench \
-      [--switchyard-bin build/core/switchyard] [--reps 3] [--seconds 3] [--quick] [--out F]
+      [--switchyard-bin build/core/cli/switchyard] [--reps 3] [--seconds 3] [--quick] [--out F]
 
 The broker URL comes from $SWITCHYARD_TEST_AMQP_URL; without it a private node is started
 with scripts/rabbitmq-local in a temporary state dir and stopped at the end. Every process
