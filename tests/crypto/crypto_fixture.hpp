@@ -151,6 +151,19 @@ inline VerifyResult verify(Verifier &v, Message m) {
   return verify(v, std::move(m), ctx);
 }
 
+/// A started verifier (nitpicky off, empty policy) whose CRL is the file @p crl, filled with
+/// the empty CRL; a test replaces the file to revoke.
+inline std::unique_ptr<Verifier> startedVerifierWithCrlFile(const std::string &crl, sytest::FakeContext &ctx) {
+  sytest::writeFile(crl, sytest::readFile(path("crl-empty.pem")));
+  VerifierOptions o;
+  o.crl_path = crl;
+  o.nitpicky = false;
+  o.policy = "{}";
+  auto verifier = makeVerifier(o);
+  REQUIRE(verifier->start(ctx).isOk());
+  return verifier;
+}
+
 inline bool passes(const VerifyResult &o) { return o.kind == Verdict::Kind::Pass; }
 
 inline void checkWrapped76(std::string_view field) {

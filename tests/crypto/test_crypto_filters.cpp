@@ -264,14 +264,8 @@ TEST_CASE("verifier: every rejection has its own reason") {
 TEST_CASE("verifier: a replaced CRL file is picked up without restart") {
   sytest::TempDir dir;
   std::string crl = dir.file("crl.pem");
-  sytest::writeFile(crl, sytest::readFile(path("crl-empty.pem")));
-  VerifierOptions o;
-  o.crl_path = crl;
-  o.nitpicky = false;
-  o.policy = "{}";
-  auto verifier = makeVerifier(o);
   sytest::FakeContext ctx;
-  REQUIRE(verifier->start(ctx).isOk());
+  auto verifier = startedVerifierWithCrlFile(crl, ctx);
   const std::string revoked = pySign("revoked", unsignedEnvelope());
   CHECK(passes(verify(*verifier, fromWire(revoked), ctx)));
 

@@ -121,14 +121,8 @@ TEST_CASE("verifier: certificate cache unit rules") {
 TEST_CASE("verifier: a trust reload invalidates cached results") {
   sytest::TempDir dir;
   std::string crl = dir.file("crl.pem");
-  sytest::writeFile(crl, sytest::readFile(path("crl-empty.pem")));
-  VerifierOptions o;
-  o.crl_path = crl;
-  o.nitpicky = false;
-  o.policy = "{}";
-  auto verifier = makeVerifier(o);
   sytest::FakeContext ctx;
-  REQUIRE(verifier->start(ctx).isOk());
+  auto verifier = startedVerifierWithCrlFile(crl, ctx);
   const std::string revoked = pySign("revoked", unsignedEnvelope());
   CHECK(passes(verify(*verifier, fromWire(revoked), ctx)));
   CHECK(passes(verify(*verifier, fromWire(revoked), ctx)));
