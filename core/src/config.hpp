@@ -110,6 +110,11 @@ class ConfigParser {
   bool budget_reported_ = false;
 };
 
+/// Where the value of @p key is written in @p spec's entry: a top-level key ("ca_file") or
+/// a path into it ("tls.ca_file", "bindings[1].exchange", "[2]"); as far down the path as
+/// the file goes (a key left to its default: the entry itself).
+Mark keyMark(const PluginSpec &spec, std::string_view key);
+
 /// Reads a configuration file, refusing one over kMaxConfigBytes without reading it all.
 /// Returns false (with a diagnostic) when it cannot be read.
 bool readConfigText(const std::string &path, std::string &text, std::vector<Diagnostic> &diags);

@@ -4,6 +4,7 @@
 // wrong kind for its place, unknown key, wrong type, missing required key, the schema's
 // enum values and bounds), YAML converted to JSON typed per schema, defaults applied.
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -205,6 +206,41 @@ bool typedValue(const State &st, const ConfigNode &n, Mark at, const KeySpec &k,
 }
 
 }  // namespace
+
+Mark keyMark(const PluginSpec &spec, std::string_view key) {
+  Mark m = spec.mark;
+  const ConfigNode *n = spec.node.get();
+  std::size_t i = 0;
+  while (n != nullptr && i < key.size()) {
+    if (key[i] == '.') {
+      ++i;
+      continue;
+    }
+    if (key[i] == '[') {
+      auto close = key.find(']', i);
+      std::size_t index = 0;
+      auto [end, ec] = std::from_chars(key.data() + i + 1, key.data() + std::min(close, key.size()), index);
+      if (close == std::string_view::npos || ec != std::errc() || end != key.data() + close ||
+          n->kind != Kind::Sequence || index >= n->items.size()) {
+        break;
+      }
+      m = n->item_marks[index];
+      n = n->items[index].get();
+      i = close + 1;
+      continue;
+    }
+    auto stop = key.find_first_of(".[", i);
+    std::string_view name = key.substr(i, stop == std::string_view::npos ? std::string_view::npos : stop - i);
+    const ConfigNode::Entry *e = n->kind == Kind::Map ? n->find(name) : nullptr;
+    if (e == nullptr) {
+      break;
+    }
+    m = e->value_mark;
+    n = e->value.get();
+    i = stop == std::string_view::npos ? key.size() : stop;
+  }
+  return m;
+}
 
 void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
                                    std::vector<Diagnostic> &diags) {

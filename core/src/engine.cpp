@@ -26,10 +26,18 @@ std::string Diagnostic::str() const {
   if (line > 0) {
     where += fmt::format(":{}:{}", line, column);
   }
+  const char *kind = warning ? "warning: " : "";
   if (path.empty()) {
-    return fmt::format("{}: {}", where, message);
+    return fmt::format("{}: {}{}", where, kind, message);
   }
-  return fmt::format("{}: {}: {}", where, path, message);
+  return fmt::format("{}: {}: {}{}", where, path, kind, message);
+}
+
+std::string ProbeResult::str() const {
+  if (ok) {
+    return fmt::format("{}: {}: ok", place, what);
+  }
+  return fmt::format("{}: {}: FAILED: {}", place, what, message);
 }
 
 namespace {
@@ -141,34 +149,88 @@ class EngineHost final : public Host {
 /// The factory of an in-process plugin (embedding API): keeps the parsed Config and calls
 /// the embedder's function once per instance. The first instance is made with the factory,
 /// so that a bad value is reported when the configuration is loaded (like the SDK's
-/// PerInstanceFactory); an embedder's function that returns null fails the load.
+/// PerInstanceFactory, with the problems and warnings the function records on the Config);
+/// an embedder's function that returns null fails the load.
 template <typename T>
 class InProcessFactory final : public PluginFactory {
  public:
-  InProcessFactory(std::unique_ptr<sdk::Config> config, Factory<T> make)
-      : config_(std::move(config)), make_(std::move(make)), first_(make_(*config_)) {
-    if (!first_) {
-      throw std::runtime_error("the plugin's factory function returned no instance");
+  /// Null (with @p error set and every problem sent to @p report) when the first instance fails.
+  static PluginFactory *create(std::shared_ptr<const sdk::Config> config, const Factory<T> &make,
+                               ConfigReport *report, Status *error) noexcept {
+    T *first = sdk::construct(*config, report, error, [&]() -> T * { return made(make, *config); });
+    if (first == nullptr) {
+      return nullptr;
     }
+    return sdk::barrier(error, [&]() -> PluginFactory * {
+      return new InProcessFactory(config, make, std::unique_ptr<T>(first));
+    });
   }
   Plugin *instantiate(const InstanceArgs &args) noexcept override {
     if (first_) {
       return first_.release();
     }
-    return sdk::barrier(args.error, [&]() -> Plugin * {
-      std::unique_ptr<T> made = make_(*config_);
-      if (!made) {
-        throw std::runtime_error("the plugin's factory function returned no instance");
-      }
-      return made.release();
-    });
+    return sdk::construct(*config_, nullptr, args.error, [&]() -> Plugin * { return made(make_, *config_); });
   }
 
  private:
-  std::unique_ptr<sdk::Config> config_;
+  InProcessFactory(std::shared_ptr<const sdk::Config> config, Factory<T> make, std::unique_ptr<T> first)
+      : config_(std::move(config)), make_(std::move(make)), first_(std::move(first)) {}
+  static T *made(const Factory<T> &make, const sdk::Config &config) {
+    std::unique_ptr<T> p = make(config);
+    if (!p) {
+      throw std::runtime_error("the plugin's factory function returned no instance");
+    }
+    return p.release();
+  }
+
+  std::shared_ptr<const sdk::Config> config_;
   Factory<T> make_;
   std::unique_ptr<T> first_;  ///< after config_: destroyed before the Config it was made from
 };
+
+/// What one plugin reported about its configuration (CreateArgs::report).
+class CollectingReport final : public ConfigReport {
+ public:
+  struct Item {
+    std::string key;
+    std::string message;
+    bool warning = false;
+  };
+  void error(std::string_view key, std::string_view message) noexcept override { add(key, message, false); }
+  void warning(std::string_view key, std::string_view message) noexcept override { add(key, message, true); }
+  [[nodiscard]] const std::vector<Item> &items() const noexcept { return items_; }
+  [[nodiscard]] bool hasErrors() const noexcept { return errors_; }
+
+ private:
+  void add(std::string_view key, std::string_view message, bool warning) noexcept {
+    try {
+      items_.push_back({std::string(key), std::string(message), warning});
+      errors_ = errors_ || !warning;
+    } catch (...) {  // out of memory: the Status still says what failed
+    }
+  }
+  std::vector<Item> items_;
+  bool errors_ = false;
+};
+
+/// Each diagnostic once (a plugin reporting the same thing from several places, a key
+/// reached through several paths), in file order.
+void sortUnique(std::vector<Diagnostic> &d) {
+  std::stable_sort(d.begin(), d.end(), [](const Diagnostic &a, const Diagnostic &b) {
+    return a.line != b.line ? a.line < b.line : a.column < b.column;
+  });
+  std::vector<Diagnostic> out;
+  for (auto &x : d) {
+    bool seen = std::any_of(out.begin(), out.end(), [&](const Diagnostic &y) {
+      return y.line == x.line && y.column == x.column && y.path == x.path && y.message == x.message &&
+             y.file == x.file;
+    });
+    if (!seen) {
+      out.push_back(std::move(x));
+    }
+  }
+  d = std::move(out);
+}
 
 /// A created factory and the handle that keeps its library mapped. The library is
 /// declared first so that it is released last.
@@ -179,8 +241,10 @@ struct FactoryRef {
 
 }  // namespace
 
-ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
-    : std::runtime_error(joinDiagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+ConfigError::ConfigError(std::vector<Diagnostic> diagnostics, std::vector<Diagnostic> warnings)
+    : std::runtime_error(joinDiagnostics(diagnostics)),
+      diagnostics_(std::move(diagnostics)),
+      warnings_(std::move(warnings)) {}
 
 // LIFETIME: members are destroyed in reverse order. The runtime (or, before start(), the
 // plans) holds every instance, and each instance its factory and library (PluginDeleter):
@@ -194,6 +258,7 @@ struct Engine::Impl {
   Settings settings;
   std::vector<PipelinePlan> plans;
   std::unique_ptr<Runtime> runtime;
+  std::vector<Diagnostic> warnings;
   bool loaded = false;
 
   Logger &logger() { return options.logger != nullptr ? *options.logger : logging::root(); }
@@ -212,16 +277,16 @@ struct Engine::Impl {
     d.fingerprint = SWITCHYARD_BUILD_FINGERPRINT;
     registry.addInProcess(std::move(d), std::move(schema),
                           [f = std::move(factory)](const CreateArgs &a) -> PluginFactory * {
-                            return sdk::barrier(a.error, [&]() -> PluginFactory * {
-                              return new InProcessFactory<T>(
-                                  std::make_unique<sdk::Config>(a.config_json, a.logger,
-                                                                std::string(a.instance), a.host),
-                                  f);
+                            auto config = sdk::barrier(a.error, [&]() -> std::shared_ptr<const sdk::Config> {
+                              return std::make_shared<const sdk::Config>(a.config_json, a.logger,
+                                                                         std::string(a.instance), a.host);
                             });
+                            return config ? InProcessFactory<T>::create(config, f, a.report, a.error) : nullptr;
                           });
   }
 
   void load(std::string_view text, const std::string &file);
+  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout);
 };
 
 void Engine::Impl::load(std::string_view text, const std::string &file) {
@@ -247,34 +312,37 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     throw ConfigError(std::move(diags));
   }
   parser.validatePlugins(model, registry, diags);
-  if (!diags.empty()) {
-    // In file order: phase 1 and phase 2 each report in their own order.
-    std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic &a, const Diagnostic &b) {
-      return a.line != b.line ? a.line < b.line : a.column < b.column;
-    });
-    throw ConfigError(std::move(diags));
-  }
+  // Every plugin whose entry passed its schema is created even when other entries (or
+  // phase 1) had problems, so that one `check` run reports the problems of every plugin.
 
   host.setLogger(&logger());
+  std::vector<Diagnostic> warns;
+  auto reportItem = [&](const PluginSpec &spec, const std::string &key, const std::string &message,
+                        bool warning) {
+    Mark m = keyMark(spec, key);
+    std::string path = key.empty() ? spec.path
+                       : key.front() == '[' ? spec.path + key
+                                            : spec.path + "." + key;
+    (warning ? warns : diags).push_back({file, m.line, m.column, path, message, warning});
+  };
   auto report = [&](const PluginSpec &spec, const Status &error) {
-    Mark m = spec.mark;
-    std::string path = spec.path;
-    if (!error.key().empty()) {
-      if (auto it = spec.key_marks.find(error.key()); it != spec.key_marks.end()) {
-        m = it->second;
-      }
-      path += "." + error.key();
-    }
-    diags.push_back({file, m.line, m.column, path, error.message()});
+    reportItem(spec, error.key(), error.message(), false);
   };
   // One factory per configured place (a null factory when creating it failed: reported).
   auto makeFactory = [&](const PluginSpec &spec) -> FactoryRef {
     FactoryRef made;
+    if (spec.config_json.empty()) {
+      return made;  // its entry has problems (reported): the plugin never sees it
+    }
     Status error;
+    CollectingReport problems;
     made.factory = registry.create(spec.type, spec.config_json, fmt::format("{} ({})", spec.path, spec.type),
-                                   &logger(), &host, error, made.library);
-    if (!made.factory) {
-      report(spec, error);
+                                   &logger(), &host, error, made.library, &problems);
+    for (const auto &item : problems.items()) {
+      reportItem(spec, item.key, item.message, item.warning);
+    }
+    if (!made.factory && !problems.hasErrors()) {
+      report(spec, error);  // the plugin reported nothing itself: its Status says why
     }
     return made;
   };
@@ -309,7 +377,7 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     std::size_t workers = resolveWorkers(p, registry, file, diags);
     plan.filters.resize(workers);  // one chain of instances per filter worker
     for (std::size_t i = 0; i < p.filters.size(); ++i) {
-      FactoryRef made = makeFactory(p.filters[i]);
+      FactoryRef made = makeFactory(p.filters[i]);  // once per place, whatever the workers
       for (std::size_t w = 0; w < workers; ++w) {
         StageInstance s = instance(p.filters[i], made, fmt::format("filters[{}]", i), w, workers);
         if (made.factory && !s.plugin) {
@@ -324,12 +392,68 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     }
     built.push_back(std::move(plan));
   }
+  sortUnique(warns);
   if (!diags.empty()) {
-    throw ConfigError(std::move(diags));
+    sortUnique(diags);
+    throw ConfigError(std::move(diags), std::move(warns));
   }
+  if (options.log_config_warnings) {
+    for (const auto &w : warns) {
+      logger().log(LogLevel::Warn, w.str());
+    }
+  }
+  warnings = std::move(warns);
   settings = model.settings;
   plans = std::move(built);
   loaded = true;
+}
+
+namespace {
+/// Collects one plugin's probe results.
+class CollectingProbe final : public ProbeReport {
+ public:
+  CollectingProbe(std::string place, std::vector<ProbeResult> &out) : place_(std::move(place)), out_(out) {}
+  void result(std::string_view what, const Status &result) noexcept override {
+    try {
+      out_.push_back({place_, std::string(what), result.isOk(), result.isOk() ? std::string() : result.message()});
+    } catch (...) {
+    }
+  }
+
+ private:
+  std::string place_;
+  std::vector<ProbeResult> &out_;
+};
+}  // namespace
+
+std::vector<ProbeResult> Engine::Impl::probe(std::chrono::milliseconds timeout) {
+  if (!loaded || runtime) {
+    throw std::logic_error("Engine::probe: only after a load and before start()");
+  }
+  std::vector<ProbeResult> out;
+  auto one = [&](const PipelinePlan &plan, const StageInstance &s) {
+    if (!s.plugin) {
+      return;
+    }
+    std::string place = fmt::format("pipelines.{}.{} ({})", plan.name, s.place, s.type);
+    CollectingProbe report(place, out);
+    Status st = s.plugin->probe(report, timeout);
+    if (!st.isOk()) {
+      out.push_back({place, "probe", false, st.message()});
+    }
+  };
+  for (const auto &plan : plans) {
+    one(plan, plan.input);
+    if (!plan.filters.empty()) {
+      for (const auto &f : plan.filters.front()) {  // one instance per place: worker 0's
+        one(plan, f);
+      }
+    }
+    for (const auto &o : plan.outputs) {
+      one(plan, o);
+    }
+  }
+  return out;
 }
 
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
@@ -371,6 +495,10 @@ void Engine::loadFile(const std::string &path) {
 }
 
 void Engine::loadString(std::string_view yaml, const std::string &name) { impl_->load(yaml, name); }
+
+const std::vector<Diagnostic> &Engine::warnings() const noexcept { return impl_->warnings; }
+
+std::vector<ProbeResult> Engine::probe(std::chrono::milliseconds timeout) { return impl_->probe(timeout); }
 
 void Engine::start() {
   if (!impl_->loaded) {

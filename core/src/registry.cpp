@@ -178,7 +178,7 @@ const std::vector<KeySpec> &PluginRegistry::schema(std::string_view name) {
 
 FactoryPtr PluginRegistry::create(std::string_view name, std::string_view config_json,
                                   std::string_view instance, Logger *logger, Host *host, Status &error,
-                                  std::shared_ptr<void> &library) {
+                                  std::shared_ptr<void> &library, ConfigReport *report) {
   auto it = impl_->entries.find(name);
   if (it == impl_->entries.end()) {
     error = Status::fatal(fmt::format("unknown plugin '{}'", name));
@@ -198,6 +198,7 @@ FactoryPtr PluginRegistry::create(std::string_view name, std::string_view config
   args.logger = logger;
   args.error = &error;
   args.host = host;
+  args.report = report;
   PluginFactory *f = it->second.create(args);
   if (f == nullptr) {
     if (error.isOk()) {

@@ -83,9 +83,11 @@ class PluginRegistry {
 
   /// Creates the plugin's factory from validated configuration JSON. On failure returns
   /// nullptr and fills @p error (Status::key() names the offending key when the plugin said
-  /// so). @p library receives the handle that keeps the plugin's library mapped.
+  /// so). @p library receives the handle that keeps the plugin's library mapped. Every
+  /// problem and warning the plugin reports goes to @p report (CreateArgs::report).
   FactoryPtr create(std::string_view name, std::string_view config_json, std::string_view instance,
-                    Logger *logger, Host *host, Status &error, std::shared_ptr<void> &library);
+                    Logger *logger, Host *host, Status &error, std::shared_ptr<void> &library,
+                    ConfigReport *report = nullptr);
 
   struct Impl;
 

@@ -32,18 +32,33 @@ struct Diagnostic {
   int column = 0;  ///< 1-based; 0 when unknown
   std::string path;     ///< key path: "pipelines.zmq-to-amqp.filters[1].ca_file"
   std::string message;  ///< what is wrong and what was expected
-  /// "file:line:column: path: message"
+  bool warning = false;  ///< a setting that works but is probably a mistake (not an error)
+  /// "file:line:column: path: message" ("file:line:column: path: warning: message")
   [[nodiscard]] std::string str() const;
 };
 
-/// Every problem of a configuration at once.
+/// Every problem of a configuration at once (each once, in file order), and the warnings
+/// found on the way.
 class ConfigError : public std::runtime_error {
  public:
-  explicit ConfigError(std::vector<Diagnostic> diagnostics);
+  explicit ConfigError(std::vector<Diagnostic> diagnostics, std::vector<Diagnostic> warnings = {});
+  /// The errors (never empty).
   [[nodiscard]] const std::vector<Diagnostic> &diagnostics() const noexcept { return diagnostics_; }
+  [[nodiscard]] const std::vector<Diagnostic> &warnings() const noexcept { return warnings_; }
 
  private:
   std::vector<Diagnostic> diagnostics_;
+  std::vector<Diagnostic> warnings_;
+};
+
+/// One thing `switchyard check --connect` checked (Engine::probe()).
+struct ProbeResult {
+  std::string place;    ///< "pipelines.p.outputs[0] (amqp-publish)"
+  std::string what;     ///< the endpoint, URL (no password), file or entity checked
+  bool ok = false;
+  std::string message;  ///< why it failed (empty when ok)
+  /// "place: what: ok" or "place: what: FAILED: message"
+  [[nodiscard]] std::string str() const;
 };
 
 /// A configuration key of an in-process plugin (the C++ twin of sy_config_key).
@@ -81,6 +96,9 @@ struct EngineOptions {
   bool use_config_plugin_path = true;     ///< then the configuration's plugin_path
   bool use_install_dir = true;            ///< then <libdir>/switchyard/plugins
   Logger *logger = nullptr;               ///< null: the default stderr logger
+  /// Log the configuration's warnings (Engine::warnings()) once each when it loads. The
+  /// `check` command prints them itself instead.
+  bool log_config_warnings = true;
 };
 
 /// Thrown by Engine::start() when a plugin could not start. permanent(): the plugin said a
@@ -118,6 +136,14 @@ class Engine {
   /// opened until start()). Throws ConfigError listing every problem.
   void loadFile(const std::string &path);
   void loadString(std::string_view yaml, const std::string &name = "<string>");
+  /// The warnings of the loaded configuration (plugins' sdk::Config::warning() and the
+  /// core's own), each once, in file order.
+  [[nodiscard]] const std::vector<Diagnostic> &warnings() const noexcept;
+
+  /// `switchyard check --connect`: after a load, before start(), asks every configured
+  /// plugin (one instance per place) to probe its peers and files (Plugin::probe()), each
+  /// with @p timeout, one after another; returns every result in configuration order.
+  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout);
 
   /// Start every pipeline, each input on its own thread. Throws StartError when a plugin
   /// fails to start (the others are stopped again).

@@ -245,12 +245,37 @@ class SinkContext : public PluginContext {
 /// of a library that binds it to its creating thread) in start(), not in the constructor.
 /// Instances of different stages run at the same time: the source and the filters on the
 /// input thread (or filter workers) while every sink runs on its own output thread.
+/// ABI 2.0: where Plugin::probe() reports what it checked, one result per thing
+/// (`switchyard check --connect` prints one line for each). THREADING: the probing thread.
+class ProbeReport {
+ public:
+  virtual ~ProbeReport() = default;
+  /// One thing checked. @p what names it for an operator, without secrets: an endpoint
+  /// ("tcp://127.0.0.1:9940"), a URL without its password ("amqp://user@host:5671/%2F"),
+  /// a file, "exchange 'amq.topic' on amqp://host/%2F". @p result is Status::ok() or says
+  /// what failed and how to fix it.
+  virtual void result(std::string_view what, const Status &result) noexcept = 0;
+};
+
 class Plugin {
  public:
   Plugin() = default;
   Plugin(const Plugin &) = delete;
   Plugin &operator=(const Plugin &) = delete;
   virtual ~Plugin() = default;
+
+  /// ABI 2.0, for `switchyard check --connect`: checks, without moving a message, what
+  /// start() will need -- resolves and connects to the peers, logs in, checks the TLS
+  /// handshake and files, checks declared entities passively -- and reports each result
+  /// to @p report. Finish within @p timeout (each connection attempt included) and close
+  /// everything opened here before returning. Called at most once per configured place,
+  /// on the loading thread, on an instance whose start() has not run (it may never run).
+  /// Return a non-ok Status only when the probe itself could not be carried out. The
+  /// default checks nothing: a plugin without peers or files has nothing to report.
+  virtual Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept {
+    (void)report, (void)timeout;
+    return Status::ok();
+  }
 };
 
 /// An input. THREADING: every method (start, poll, complete, stopIntake, filtered, stop) is
@@ -379,6 +404,24 @@ class PluginFactory {
   virtual Plugin *instantiate(const InstanceArgs &args) noexcept = 0;
 };
 
+/// ABI 2.0: where switchyard_plugin_create() reports every problem it finds in its
+/// configuration, each with the key it is about ("ca_file", "tls.cert_file",
+/// "bindings[1].exchange"), so that the core points at the key's file:line:column and
+/// `switchyard check` lists them all in one run. The SDK's sdk::Config::problem() and
+/// sdk::Config::warning() end up here. THREADING: during switchyard_plugin_create() only,
+/// on its thread.
+class ConfigReport {
+ public:
+  virtual ~ConfigReport() = default;
+  /// A value the plugin cannot work with: create then returns nullptr (and sets
+  /// CreateArgs::error to one of the problems, for hosts that pass no report).
+  virtual void error(std::string_view key, std::string_view message) noexcept = 0;
+  /// A value the plugin works with but that is probably a mistake (a verifier that lets
+  /// unsigned messages through, no CRL): printed by `switchyard check` (which still
+  /// passes, unless --strict) and logged once at start-up.
+  virtual void warning(std::string_view key, std::string_view message) noexcept = 0;
+};
+
 /// Arguments of switchyard_plugin_create().
 struct CreateArgs {
   std::uint32_t struct_size = sizeof(CreateArgs);
@@ -387,6 +430,9 @@ struct CreateArgs {
   Logger *logger = nullptr;
   Status *error = nullptr;  ///< set when create returns nullptr
   Host *host = nullptr;     ///< never null when called by the core
+  /// ABI 2.0: every problem and warning about the configuration; never null when called
+  /// by the core (without it, warnings go to the logger and errors to *error).
+  ConfigReport *report = nullptr;
 };
 
 }  // namespace switchyard

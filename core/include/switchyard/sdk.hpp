@@ -148,8 +148,31 @@ class ConfigError : public std::runtime_error {
 /// Read-only view of a plugin's configuration. The core already checked every key against
 /// the schema and filled in defaults, so accessors only fail for keys outside the schema
 /// or values a plugin checks further.
+///
+/// Reporting problems: an accessor (or the plugin) throwing ConfigError stops the
+/// constructor at the first problem. To report them all in one `switchyard check` run,
+/// record each with problem(key, message) and go on; warning(key, message) records a
+/// setting that works but is probably a mistake. After the constructor (of the instance
+/// class or the factory) the SDK hands them to the core (CreateArgs::report), which points
+/// each at its key's file:line:column; any problem fails the load. collect() runs a piece
+/// of the constructor and turns a ConfigError it throws into a problem:
+///
+///   explicit Tail(const sdk::Config &c) {
+///     c.collect([&] { mode_ = c.oneOf<Mode>("mode", {{"fast", Mode::Fast}, {"safe", Mode::Safe}}); });
+///     if (c.str("cert_file").empty() != c.str("key_file").empty())
+///       c.problem("key_file", "cert_file and key_file go together: set both or neither");
+///     if (!c.boolean("verify"))
+///       c.warning("verify", "peers are not verified: anyone can send; set verify: true");
+///   }
+///
+/// THREADING: problem(), warning() and collect() on the constructing (loading) thread only.
 class Config {
  public:
+  /// One recorded problem or warning, about @p key ("" when about the whole entry).
+  struct Problem {
+    std::string key;
+    std::string message;
+  };
   Config(std::string_view json, Logger *logger, std::string instance, Host *host = nullptr)
       : logger_(logger), instance_(std::move(instance)), host_(host) {
     doc_.Parse(json.data(), json.size());
@@ -289,11 +312,86 @@ class Config {
   /// The host's shared services; null only in unit tests that pass none.
   [[nodiscard]] Host *host() const noexcept { return host_; }
 
+  /// Records a value the plugin cannot work with, about @p key (a top-level key, or a path
+  /// into it: "tls.ca_file", "bindings[1].exchange"), and lets the constructor go on to
+  /// find the next one. The load fails after the constructor returns.
+  void problem(std::string key, std::string message) const {
+    for (const auto &p : problems_) {
+      if (p.key == key && p.message == message) {
+        return;
+      }
+    }
+    problems_.push_back({std::move(key), std::move(message)});
+  }
+  /// Records a setting that works but is probably a mistake; say how to fix it. Each
+  /// distinct warning is reported once, however many instances are made.
+  void warning(std::string key, std::string message) const {
+    for (const auto &w : warnings_) {
+      if (w.key == key && w.message == message) {
+        return;
+      }
+    }
+    warnings_.push_back({std::move(key), std::move(message)});
+  }
+  /// Runs @p f; a ConfigError it throws becomes a problem(). True when it threw none.
+  template <typename F>
+  bool collect(F &&f) const {
+    try {
+      std::forward<F>(f)();
+      return true;
+    } catch (const ConfigError &e) {
+      problem(e.key(), e.what());
+      return false;
+    }
+  }
+  [[nodiscard]] const std::vector<Problem> &problems() const noexcept { return problems_; }
+  [[nodiscard]] const std::vector<Problem> &warnings() const noexcept { return warnings_; }
+
+  /// Hands what was recorded since the last call to the host: warnings to @p report (or,
+  /// without one, to the logger); problems to @p report and, the first of them, to
+  /// @p error (for hosts without a report). True when no problem was ever recorded.
+  bool deliver(ConfigReport *report, Status *error) const noexcept {
+    try {
+      for (; warnings_sent_ < warnings_.size(); ++warnings_sent_) {
+        const auto &w = warnings_[warnings_sent_];
+        if (report != nullptr) {
+          report->warning(w.key, w.message);
+        } else if (logger_ != nullptr) {
+          logger_->warn("{}: {}{}{}", instance_, w.key, w.key.empty() ? "" : ": ", w.message);
+        }
+      }
+      for (; problems_sent_ < problems_.size(); ++problems_sent_) {
+        const auto &p = problems_[problems_sent_];
+        if (report != nullptr) {
+          report->error(p.key, p.message);
+        }
+      }
+      if (!problems_.empty() && error != nullptr) {
+        const auto &first = problems_.front();
+        const std::size_t more = problems_.size() - 1;
+        *error = Status::fatal(more == 0 ? first.message
+                                         : fmt::format("{} (and {} more problem{})", first.message, more,
+                                                       more == 1 ? "" : "s"),
+                               first.key);
+      }
+    } catch (...) {  // out of memory: the load fails anyway
+      if (error != nullptr) {
+        *error = Status::fatal("out of memory while reporting configuration problems");
+      }
+      return false;
+    }
+    return problems_.empty();
+  }
+
  private:
   rapidjson::Document doc_;
   Logger *logger_;
   std::string instance_;
   Host *host_;
+  mutable std::vector<Problem> problems_;
+  mutable std::vector<Problem> warnings_;
+  mutable std::size_t problems_sent_ = 0;
+  mutable std::size_t warnings_sent_ = 0;
 };
 
 /// One counter of a plugin, declared beside its schema:
@@ -374,42 +472,96 @@ auto barrier(Status *error, Make &&make) noexcept -> decltype(make()) {
   return nullptr;
 }
 
+/// Runs @p make (which constructs an object from @p config) behind the exception barrier,
+/// then delivers what the constructor recorded (Config::problem(), Config::warning(); a
+/// thrown ConfigError counts as one more problem) to @p report and @p error. Returns the
+/// object, or null (the object deleted) when a problem was recorded or thrown.
+template <typename Make>
+auto construct(const Config &config, ConfigReport *report, Status *error, Make &&make) noexcept
+    -> decltype(make()) {
+  using Ptr = decltype(make());
+  Ptr made = nullptr;
+  bool thrown = false;
+  try {
+    made = make();
+  } catch (const ConfigError &e) {
+    thrown = true;
+    try {
+      config.problem(e.key(), e.what());
+    } catch (...) {
+    }
+  } catch (const std::exception &e) {
+    thrown = true;
+    try {
+      config.problem({}, e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+    thrown = true;
+    try {
+      config.problem({}, "unknown exception in plugin constructor");
+    } catch (...) {
+    }
+  }
+  bool clean = config.deliver(report, error) && !thrown;
+  if (!clean) {
+    delete made;
+    if (error != nullptr && error->isOk()) {
+      *error = Status::fatal("the plugin's constructor failed");
+    }
+    return nullptr;
+  }
+  return made;
+}
+
 /// The factory SWITCHYARD_PLUGIN defines for a plugin that names its instance class: keeps
 /// the parsed Config and constructs one T from it per instance. The first instance is made
 /// with the factory, so that a bad value is reported when the configuration is loaded.
 template <typename T>
 class PerInstanceFactory final : public PluginFactory {
  public:
-  explicit PerInstanceFactory(std::unique_ptr<Config> config)
-      : config_(std::move(config)), first_(std::make_unique<T>(*config_)) {}
+  PerInstanceFactory(std::shared_ptr<const Config> config, std::unique_ptr<T> first)
+      : config_(std::move(config)), first_(std::move(first)) {}
   Plugin *instantiate(const InstanceArgs &args) noexcept override {
     if (first_) {
       return first_.release();
     }
-    return barrier(args.error, [&]() -> Plugin * { return new T(*config_); });
+    // Further instances: a problem is the same as the first instance's, which passed, so
+    // anything new fails this instance only; a repeated warning is not reported again.
+    return construct(*config_, nullptr, args.error, [&]() -> Plugin * { return new T(*config_); });
   }
 
  private:
-  std::unique_ptr<Config> config_;
-  std::unique_ptr<T> first_;
+  std::shared_ptr<const Config> config_;
+  std::unique_ptr<T> first_;  ///< after config_: destroyed before the Config it was made from
 };
 
 /// switchyard_plugin_create() of SWITCHYARD_PLUGIN: parses the configuration once and
-/// makes the plugin's factory (T itself when T derives from PluginFactory).
+/// makes the plugin's factory (T itself when T derives from PluginFactory), then reports
+/// every problem and warning the constructor recorded (CreateArgs::report).
 template <typename T>
 PluginFactory *createFactory(const CreateArgs *args) noexcept {
   if (args == nullptr || args->struct_size < sizeof(CreateArgs)) {
     return nullptr;
   }
-  return barrier(args->error, [&]() -> PluginFactory * {
-    auto config = std::make_unique<Config>(args->config_json, args->logger, std::string(args->instance),
-                                           args->host);
-    if constexpr (std::is_base_of_v<PluginFactory, T>) {
-      return new T(*config);
-    } else {
-      return new PerInstanceFactory<T>(std::move(config));
-    }
+  std::shared_ptr<const Config> config = barrier(args->error, [&]() -> std::shared_ptr<const Config> {
+    return std::make_shared<const Config>(args->config_json, args->logger, std::string(args->instance),
+                                          args->host);
   });
+  if (!config) {
+    return nullptr;
+  }
+  if constexpr (std::is_base_of_v<PluginFactory, T>) {
+    return construct(*config, args->report, args->error, [&]() -> PluginFactory * { return new T(*config); });
+  } else {
+    T *first = construct(*config, args->report, args->error, [&]() -> T * { return new T(*config); });
+    if (first == nullptr) {
+      return nullptr;
+    }
+    return barrier(args->error, [&]() -> PluginFactory * {
+      return new PerInstanceFactory<T>(config, std::unique_ptr<T>(first));
+    });
+  }
 }
 
 }  // namespace switchyard::sdk
