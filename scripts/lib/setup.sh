@@ -12,6 +12,8 @@ SY_PACKAGES=(
   libzmq3-dev cppzmq-dev librabbitmq-dev libboost-dev libboost-filesystem-dev
   libyaml-cpp-dev rapidjson-dev libfmt-dev libspdlog-dev libcli11-dev doctest-dev libssl-dev
   openssl rabbitmq-server python3 python3-zmq python3-pika python3-cryptography
+  # tests/packaging: build the Debian package, lintian, its man pages and unit
+  build-essential debhelper help2man lintian man-db systemd
 )
 
 sy_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
