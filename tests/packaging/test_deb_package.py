@@ -286,6 +286,7 @@ def account(root):
 def check_accounts(root):
     """The sysusers user and the tmpfiles directories (dpkg -i ran both)."""
     if root != Path("/"):
+        (root / "etc").mkdir(exist_ok=True)  # sysusers writes passwd and group there
         run(["systemd-sysusers", f"--root={root}"])
     uid, gid = account(root)
     if root != Path("/"):
