@@ -3,8 +3,9 @@
 
 Builds switchyard and switchyard-dev with `dpkg-buildpackage -us -uc -b` from a copy of the
 source tree (the tree itself stays clean), checks lintian reports no error, then installs
-the package: with `dpkg -i` when running as root and no switchyard package is installed
-already (the CI machine), else unpacked with `dpkg -x` into a scratch root. Then:
+the package: with `dpkg -i` when running as root, no switchyard package is installed
+already and dpkg keeps /usr/share (the CI machine), else unpacked with `dpkg -x` into a
+scratch root. Then:
 `switchyard --version`, the plugins found in the install directory, the stdio example run
 end to end, `man` finding the page of the command and of every subcommand `--help` lists,
 `systemd-analyze verify` on the installed unit, the sysusers and tmpfiles entries applied,
@@ -171,6 +172,20 @@ def installed(package):
     return p.returncode == 0 and "install ok installed" in p.stdout
 
 
+def dpkg_excludes():
+    """path-exclude filters of dpkg's configuration (slim container images drop manual pages
+    and documentation this way), which dpkg -i applies and dpkg -x does not."""
+    found = []
+    for conf in sorted(Path("/etc/dpkg/dpkg.cfg.d").glob("*")) + [Path("/etc/dpkg/dpkg.cfg")]:
+        try:
+            lines = conf.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        found += [f"{conf}: {line.strip()}" for line in lines
+                  if line.strip().startswith("path-exclude") and "/usr/share/" in line]
+    return found
+
+
 def user_exists(name):
     return run(["getent", "passwd", name], check=False).returncode == 0
 
@@ -311,7 +326,9 @@ def main():
     check_contents(debs)
     check_lintian(changes)
 
-    use_dpkg = os.geteuid() == 0 and not installed("switchyard") and not installed("switchyard-dev")
+    excludes = dpkg_excludes()
+    use_dpkg = (os.geteuid() == 0 and not excludes
+                and not installed("switchyard") and not installed("switchyard-dev"))
     if use_dpkg:
         had_user = user_exists("switchyard")
         had_dirs = {d: d.exists() for d in (Path("/etc/switchyard"), Path("/var/lib/switchyard"))}
@@ -335,7 +352,10 @@ def main():
                     shutil.rmtree(d)
     else:
         root = WORK / "root"
-        log(f"dpkg -x into {root} ({'not root' if os.geteuid() else 'switchyard already installed'})")
+        why = ("not root" if os.geteuid() else
+               f"dpkg would leave out files: {excludes}" if excludes else
+               "a switchyard package is installed already")
+        log(f"dpkg -x into {root} ({why})")
         for deb in debs.values():
             run(["dpkg", "-x", deb, root])
         try_installed(root, version)
