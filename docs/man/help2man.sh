@@ -26,8 +26,8 @@ chmod +x "$prog"
 SWITCHYARD_PLUGIN_PATH= "$help2man" --no-info --no-discard-stderr --section=1 \
   --source="switchyard $version" --manual="Switchyard manual" \
   --version-string="$version" --include="$include" --output="$output.tmp" "$prog"
-# help2man writes the wrapper's directory into nothing but the NAME line, which INCLUDE
-# replaces; check that no temporary path leaked into the page anyway.
+# help2man names the page after the wrapper's file name only; make sure the temporary
+# directory never reaches the page (a reproducible build must not depend on it).
 if grep -q "$tmp" "$output.tmp"; then
   echo "help2man.sh: $output would contain the temporary path $tmp" >&2
   exit 1
