@@ -1,14 +1,134 @@
 // SPDX-License-Identifier: MIT
 #include "cli_common.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <string_view>
 
 #include "log.hpp"
 
 namespace switchyard::cli {
+
+namespace {
+constexpr std::string_view kValuedGlobals[] = {"--plugin-path", "--log-level", "--log-format"};
+}  // namespace
+
+void addGlobalOptions(CLI::App &app, Common &c) {
+  // Subcommands made after this inherit fall-through: an option a subcommand does not
+  // know is parsed by the app, wherever it stands on the command line.
+  app.fallthrough();
+  app.add_option("--plugin-path", c.plugin_paths,
+                 "Directory searched for plugins before SWITCHYARD_PLUGIN_PATH, the "
+                 "configuration's plugin_path and the install directory (repeatable, one "
+                 "directory per use)")
+      ->allow_extra_args(false)
+      ->take_all();
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error or critical")
+      ->capture_default_str();
+  app.add_option("--log-format", c.log_format, "text or json (one JSON object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+}
+
+bool setupLogging(const Common &c) {
+  LogLevel level;
+  if (!logging::parseLevel(c.log_level, level)) {
+    std::fprintf(stderr,
+                 "switchyard: unknown log level '%s' (use trace, debug, info, warn, error or critical)\n",
+                 c.log_level.c_str());
+    return false;
+  }
+  logging::setup(level, c.log_format == "json" ? logging::Format::Json : logging::Format::Text);
+  return true;
+}
+
+EngineOptions engineOptions(const Common &c) {
+  EngineOptions o;
+  o.plugin_paths = c.plugin_paths;
+  return o;
+}
+
+namespace {
+/// Optimal string alignment distance (Damerau-Levenshtein without repeated edits of a
+/// substring), which is what a typo is: insertions, deletions, substitutions, swaps.
+std::size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) {
+    d[i][0] = i;
+  }
+  for (std::size_t j = 0; j <= b.size(); ++j) {
+    d[0][j] = j;
+  }
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+}  // namespace
+
+std::string closestMatch(std::string_view word, const std::vector<std::string> &candidates,
+                         std::size_t max_distance) {
+  std::string best;
+  std::size_t best_d = max_distance + 1;
+  if (word.size() > 64) {
+    return best;  // nobody mistypes 64 characters; keep the table small
+  }
+  for (const auto &c : candidates) {
+    std::size_t dist = editDistance(word, c);
+    if (dist < best_d && dist < std::max(word.size(), c.size())) {
+      best = c;
+      best_d = dist;
+    }
+  }
+  return best;
+}
+
+bool checkSubcommandName(const CLI::App &app, int argc, const char *const *argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      return true;
+    }
+    if (arg.starts_with("-")) {
+      for (auto opt : kValuedGlobals) {
+        if (arg == opt) {
+          ++i;  // its value
+        }
+      }
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const auto *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
+      if (sub->get_name() == arg) {
+        return true;
+      }
+      names.push_back(sub->get_name());
+    }
+    std::string hint = closestMatch(arg, names);
+    std::string all;
+    for (const auto &n : names) {
+      all += (all.empty() ? "" : ", ") + n;
+    }
+    if (!hint.empty()) {
+      std::fprintf(stderr, "switchyard: unknown command '%.*s'; did you mean '%s'?\n",
+                   static_cast<int>(arg.size()), arg.data(), hint.c_str());
+    } else {
+      std::fprintf(stderr, "switchyard: unknown command '%.*s' (commands: %s)\n",
+                   static_cast<int>(arg.size()), arg.data(), all.c_str());
+    }
+    return false;
+  }
+  return true;  // no command at all: CLI11 says one is required
+}
 
 sigset_t blockStopSignals() {
   sigset_t signals;

@@ -9,11 +9,40 @@
 #include <string_view>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "switchyard/engine.hpp"
 
 namespace switchyard::cli {
+
+/// The global options, accepted before or after the subcommand (`switchyard --log-level
+/// debug check x.yaml` and `switchyard check x.yaml --log-level debug`).
+struct Common {
+  std::vector<std::string> plugin_paths;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+/// Adds the global options to @p app and makes every subcommand added afterwards pass
+/// the options it does not know to @p app (CLI11 fall-through). Each option takes exactly
+/// one value per use, so `plugins --plugin-path DIR NAME` keeps NAME as the positional.
+void addGlobalOptions(CLI::App &app, Common &c);
+/// Sets up logging from the global options; false (after a message) for a bad level.
+bool setupLogging(const Common &c);
+/// The engine options the global options ask for.
+EngineOptions engineOptions(const Common &c);
+
+/// The candidate closest to @p word by Damerau-Levenshtein distance (adjacent swaps count
+/// one edit), when it is at most @p max_distance edits away; "" otherwise. Ties go to the
+/// first candidate.
+std::string closestMatch(std::string_view word, const std::vector<std::string> &candidates,
+                         std::size_t max_distance = 2);
+
+/// Checks the first word that is not an option of @p argv against the subcommands of
+/// @p app: false after printing "unknown command 'chekc'; did you mean 'check'?" (or the
+/// list of commands) when it is none of them. Values of the global options are skipped.
+bool checkSubcommandName(const CLI::App &app, int argc, const char *const *argv);
 
 /// A YAML double-quoted scalar holding @p s literally: quotes and backslashes escaped,
 /// control characters as \xXX, and `$` doubled because the configuration loader expands

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
-// `switchyard tail` and `switchyard logger`: each builds a one-pipeline configuration and
-// runs it, exactly as `switchyard run` would (same plugins, same counters, same drain).
+// `switchyard logger`: builds a one-pipeline configuration and runs it, exactly as
+// `switchyard run` would (same plugins, same counters, same drain).
 #include "cli_fedmsg.hpp"
 
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -24,8 +27,32 @@ namespace {
 
 constexpr const char *kLoggerInput = "logger-input";
 
+/// The envelope username fedmsg uses: getpass.getuser() (LOGNAME, USER, ... then the
+/// password database).
+std::string processUser() {
+  for (const char *var : {"LOGNAME", "USER", "LNAME", "USERNAME"}) {
+    if (const char *v = std::getenv(var); v != nullptr && *v != '\0') {
+      return v;
+    }
+  }
+  if (const passwd *pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
+    return pw->pw_name;
+  }
+  return "unknown";
+}
+
+/// A JSON object or array: what --message publishes as the payload itself.
+bool looksLikeJsonDocument(std::string_view text) {
+  auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || (text[first] != '{' && text[first] != '[')) {
+    return false;
+  }
+  return fedmsg::validateJson(text).ok();
+}
+
 /// Turns input lines into fedmsg payloads the way fedmsg-logger does: {"log": LINE}, or
-/// the line itself when it is JSON (--json-input). One message for --message.
+/// the line itself when it is JSON (--json-input). One message for --message, which is
+/// taken as JSON when it is a JSON object or array (unless --plain).
 class LoggerSource final : public Source {
  public:
   explicit LoggerSource(LoggerOptions opts) : opts_(std::move(opts)) {}
@@ -82,7 +109,7 @@ class LoggerSource final : public Source {
       }
       Message m;
       m.setTopic(opts_.topic);
-      if (opts_.json_input) {
+      if (opts_.json_input || (opts_.has_message && !opts_.plain && looksLikeJsonDocument(line))) {
         auto r = fedmsg::validateJson(line);
         if (!r.ok()) {
           ctx.countDrop(r.reason);
@@ -129,24 +156,26 @@ int loadOrReport(Engine &engine, const std::string &yaml, const char *name) {
 
 }  // namespace
 
-CLI::App *addTailCommand(CLI::App &app, TailOptions &opts) {
-  auto *cmd = app.add_subcommand(
-      "tail", "Print fedmsg messages from ZeroMQ endpoints as JSON lines (like fedmsg-tail)");
-  cmd->add_option("endpoints", opts.endpoints, "ZeroMQ addresses, e.g. tcp://hub.fedoraproject.org:9940")
-      ->required();
-  cmd->add_option("--topic", opts.topics, "Topic prefix to subscribe to (repeatable; default: all)");
-  cmd->add_flag("--bind", opts.bind, "Bind the endpoints instead of connecting (publishers connect to us)");
-  return cmd;
-}
-
 CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts) {
   auto *cmd = app.add_subcommand(
       "logger", "Publish standard input lines (or --message) as fedmsg messages (like fedmsg-logger)");
-  cmd->add_option("--endpoint", opts.endpoint, "ZeroMQ address; connected to unless --bind")->required();
-  cmd->add_option("--topic", opts.topic, "Fully qualified topic of every message")->required();
-  cmd->add_option("--message", opts.message, "Publish this one message instead of reading stdin")
+  cmd->add_option("--endpoint", opts.endpoint, "ZeroMQ address; connected to unless --bind");
+  cmd->add_option("--topic", opts.topic, "Fully qualified topic of every message (AMQP: the routing key)")
+      ->required();
+  cmd->add_option("--message", opts.message,
+                  "Publish this one message instead of reading stdin; a JSON object or array is the "
+                  "payload itself, anything else becomes {\"log\": MESSAGE}")
       ->each([&opts](const std::string &) { opts.has_message = true; });
-  cmd->add_flag("--json-input", opts.json_input, "Input is JSON: publish it as msg instead of {\"log\": line}");
+  cmd->add_flag("--json-input", opts.json_input,
+                "Input is JSON: publish each line (or --message) as the payload; invalid JSON is refused");
+  cmd->add_flag("--plain", opts.plain, "Always publish --message as {\"log\": MESSAGE}, even when it is JSON");
+  cmd->add_option("--cert", opts.cert_file,
+                  "Sign every message with this certificate (PEM) through the signer plugin (needs --key)");
+  cmd->add_option("--key", opts.key_file, "Private RSA key of --cert (PEM, mode 0600)");
+  cmd->add_option("--amqp", opts.amqp_url,
+                  "Publish to AMQP instead of ZeroMQ (like fedora-messaging publish): amqp://user:password@host/vhost")
+      ->envname("SWITCHYARD_AMQP_URL");
+  cmd->add_option("--exchange", opts.exchange, "--amqp: exchange to publish to")->capture_default_str();
   cmd->add_flag("--bind", opts.bind, "Bind the endpoint instead of connecting (subscribers connect to us)");
   cmd->add_option("--username", opts.username, "Envelope username (default: the process user)");
   cmd->add_option("--wait", opts.wait_for_subscriber,
@@ -157,19 +186,35 @@ CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts) {
   return cmd;
 }
 
-std::string tailConfig(const TailOptions &opts) {
-  std::string cfg = "version: 1\npipelines:\n  tail:\n    input:\n      type: zmq-sub\n";
-  cfg += "      endpoints: " + yamlList(opts.endpoints) + "\n";
-  cfg += fmt::format("      bind: {}\n", opts.bind ? "true" : "false");
-  if (!opts.topics.empty()) {
-    cfg += "      topics: " + yamlList(opts.topics) + "\n";
-  }
-  cfg += "    outputs:\n      - type: stdout\n";
-  return cfg;
-}
-
 std::string loggerConfig(const LoggerOptions &opts) {
+  bool amqp = !opts.amqp_url.empty();
+  if (amqp == !opts.endpoint.empty()) {
+    throw std::invalid_argument(amqp ? "give either --endpoint (ZeroMQ) or --amqp URL, not both"
+                                     : "no destination: give --endpoint tcp://HOST:PORT (ZeroMQ) or --amqp URL");
+  }
+  if (opts.cert_file.empty() != opts.key_file.empty()) {
+    throw std::invalid_argument("signing needs both --cert and --key");
+  }
+  if (amqp && opts.bind) {
+    throw std::invalid_argument("--bind applies to ZeroMQ (--endpoint), not to --amqp");
+  }
   std::string cfg = fmt::format("version: 1\npipelines:\n  logger:\n    input:\n      type: {}\n", kLoggerInput);
+  if (!opts.cert_file.empty()) {
+    // The signer builds the envelope (msg_id, timestamp, i, username) and signs it.
+    cfg += "    filters:\n      - type: signer\n";
+    cfg += "        cert_file: " + yamlQuote(opts.cert_file) + "\n";
+    cfg += "        key_file: " + yamlQuote(opts.key_file) + "\n";
+    cfg += "        username: " + yamlQuote(opts.username.empty() ? processUser() : opts.username) + "\n";
+  }
+  if (amqp) {
+    cfg += "    outputs:\n      - type: amqp-publish\n";
+    cfg += "        url: " + yamlQuote(opts.amqp_url) + "\n";
+    cfg += "        exchange: " + yamlQuote(opts.exchange) + "\n";
+    // A signed envelope crosses in headers, so `tail --amqp --validate` (restore_envelope)
+    // can check it; fedora-messaging consumers ignore those headers.
+    cfg += fmt::format("        carry_envelope: {}\n", opts.cert_file.empty() ? "false" : "true");
+    return cfg;
+  }
   cfg += "    outputs:\n      - type: zmq-pub\n";
   cfg += "        endpoints: " + yamlList({opts.endpoint}) + "\n";
   cfg += fmt::format("        bind: {}\n", opts.bind ? "true" : "false");
@@ -184,18 +229,16 @@ std::string loggerConfig(const LoggerOptions &opts) {
   return cfg;
 }
 
-int runTail(const TailOptions &opts, const EngineOptions &engine_options) {
-  sigset_t signals = blockStopSignals();
-  Engine engine(engine_options);
-  if (int rc = loadOrReport(engine, tailConfig(opts), "<tail>"); rc != kExitOk) {
-    return rc;
-  }
-  return runEngine(engine, signals);
-}
-
 int runLogger(const LoggerOptions &opts, const EngineOptions &engine_options) {
   if (opts.wait_for_subscriber < 0) {
     std::fprintf(stderr, "switchyard logger: --wait must not be negative\n");
+    return kExitConfig;
+  }
+  std::string yaml;
+  try {
+    yaml = loggerConfig(opts);
+  } catch (const std::invalid_argument &e) {
+    std::fprintf(stderr, "switchyard logger: %s\n", e.what());
     return kExitConfig;
   }
   sigset_t signals = blockStopSignals();
@@ -203,7 +246,7 @@ int runLogger(const LoggerOptions &opts, const EngineOptions &engine_options) {
   engine.registerSource(kLoggerInput, {}, [opts](const sdk::Config &) {
     return std::make_unique<LoggerSource>(opts);
   });
-  if (int rc = loadOrReport(engine, loggerConfig(opts), "<logger>"); rc != kExitOk) {
+  if (int rc = loadOrReport(engine, yaml, "<logger>"); rc != kExitOk) {
     return rc;
   }
   int rc = runEngine(engine, signals);

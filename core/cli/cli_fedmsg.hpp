@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// fedmsg's command-line habits as thin wrappers over pipelines:
-//   switchyard tail ENDPOINT...            zmq-sub -> stdout (like fedmsg-tail)
-//   switchyard logger --endpoint E --topic T [--message M]
-//                                          stdin lines / M -> zmq-pub (like fedmsg-logger)
+// `switchyard logger` (like fedmsg-logger, and `fedora-messaging publish` with --amqp) as a
+// thin wrapper over a pipeline:
+//   stdin lines / --message M -> [signer with --cert/--key] -> zmq-pub | amqp-publish
+// (tail and record: cli_tail.hpp)
 #pragma once
 
 #include <string>
@@ -14,12 +14,6 @@
 
 namespace switchyard::cli {
 
-struct TailOptions {
-  std::vector<std::string> endpoints;
-  std::vector<std::string> topics;
-  bool bind = false;
-};
-
 struct LoggerOptions {
   std::string endpoint;
   std::string topic;
@@ -27,22 +21,23 @@ struct LoggerOptions {
   bool has_message = false;
   bool bind = false;
   bool json_input = false;
+  bool plain = false;  ///< --plain: --message is always {"log": M}
+  std::string cert_file, key_file;  ///< sign with the signer plugin
+  std::string amqp_url;             ///< publish to AMQP instead of ZeroMQ
+  std::string exchange = "amq.topic";
   std::string username;
   double wait_for_subscriber = 2.0;
   int linger_ms = 1000;
 };
 
-/// Adds the `tail` subcommand to @p app; options land in @p opts.
-CLI::App *addTailCommand(CLI::App &app, TailOptions &opts);
 /// Adds the `logger` subcommand to @p app; options land in @p opts.
 CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts);
 
 /// The YAML configurations the commands run (exposed for tests and --dry-run style use).
-std::string tailConfig(const TailOptions &opts);
+/// Throws std::invalid_argument for options that do not fit together.
 std::string loggerConfig(const LoggerOptions &opts);
 
 /// Run the commands; return the process exit code.
-int runTail(const TailOptions &opts, const EngineOptions &engine_options);
 int runLogger(const LoggerOptions &opts, const EngineOptions &engine_options);
 
 }  // namespace switchyard::cli

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "cli_fedmsg.hpp"
+#include "cli_import.hpp"
+#include "cli_tail.hpp"
 #include "verify_missing/cli.hpp"
 #include "cli_common.hpp"
 #include "log.hpp"
@@ -27,39 +29,8 @@ using sy::cli::kExitConfig;
 using sy::cli::kExitFailure;
 using sy::cli::kExitOk;
 
-struct Common {
-  std::vector<std::string> plugin_paths;
-  std::string log_level = "info";
-  std::string log_format = "text";
-};
-
-void addCommon(CLI::App *cmd, Common &c) {
-  cmd->add_option("--plugin-path", c.plugin_paths,
-                  "Directory searched for plugins before SWITCHYARD_PLUGIN_PATH, the "
-                  "configuration's plugin_path and the install directory (repeatable)");
-  cmd->add_option("--log-level", c.log_level, "trace, debug, info, warn, error or critical")
-      ->capture_default_str();
-  cmd->add_option("--log-format", c.log_format, "text or json (one JSON object per line)")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-}
-
-bool setupLogging(const Common &c) {
-  sy::LogLevel level;
-  if (!sy::logging::parseLevel(c.log_level, level)) {
-    std::fprintf(stderr, "switchyard: unknown log level '%s'\n", c.log_level.c_str());
-    return false;
-  }
-  sy::logging::setup(level, c.log_format == "json" ? sy::logging::Format::Json
-                                                    : sy::logging::Format::Text);
-  return true;
-}
-
-sy::EngineOptions engineOptions(const Common &c) {
-  sy::EngineOptions o;
-  o.plugin_paths = c.plugin_paths;
-  return o;
-}
+using sy::cli::Common;
+using sy::cli::engineOptions;
 
 void logStats(const sy::Engine &engine) {
   auto log = sy::logging::core();
@@ -143,7 +114,13 @@ int cmdPlugins(const std::string &name, const Common &c) {
   }
   const auto *d = registry.find(name);
   if (d == nullptr) {
-    std::fprintf(stderr, "switchyard: no plugin named '%s'\n", name.c_str());
+    std::vector<std::string> names;
+    for (const auto *p : registry.all()) {
+      names.push_back(p->name);
+    }
+    std::string hint = sy::cli::closestMatch(name, names);
+    std::fprintf(stderr, "switchyard: no plugin named '%s'%s\n", name.c_str(),
+                 hint.empty() ? "" : fmt::format("; did you mean '{}'?", hint).c_str());
     // A file that looks like it was meant to be this plugin: say why it was refused.
     for (const auto &r : registry.refusals()) {
       if (r.path.ends_with("-" + name + ".so")) {
@@ -195,6 +172,7 @@ int main(int argc, char **argv) {
   app.set_version_flag("--version", std::string("switchyard ") + SWITCHYARD_VERSION);
   app.require_subcommand(1);
   Common common;
+  sy::cli::addGlobalOptions(app, common);  // before the subcommands: they inherit fall-through
 
   std::string file;
   double stats_interval = 0;
@@ -202,34 +180,41 @@ int main(int argc, char **argv) {
   run->add_option("file", file, "Configuration file (YAML)")->required();
   run->add_option("--stats-interval", stats_interval,
                   "Log every counter every N seconds (0: only once, at exit)");
-  addCommon(run, common);
 
   auto *check = app.add_subcommand(
       "check", "Validate a configuration and load its plugins without opening a socket");
   check->add_option("file", file, "Configuration file (YAML)")->required();
-  addCommon(check, common);
 
   std::string plugin_name;
   auto *plugins = app.add_subcommand("plugins", "List plugins, or show one plugin's configuration keys");
   plugins->add_option("name", plugin_name, "Plugin to describe");
-  addCommon(plugins, common);
 
   sy::cli::TailOptions tail_opts;
   auto *tail = sy::cli::addTailCommand(app, tail_opts);
-  addCommon(tail, common);
+  sy::cli::TailOptions record_opts;
+  auto *record = sy::cli::addRecordCommand(app, record_opts);
   sy::cli::LoggerOptions logger_opts;
   auto *logger = sy::cli::addLoggerCommand(app, logger_opts);
-  addCommon(logger, common);
   sy::cli::VerifyOptions verify_opts;
   auto *verify = sy::cli::addVerifyCommand(app, verify_opts);
-  addCommon(verify, common);
+  sy::cli::ImportOptions import_opts;
+  auto *import_cmd = sy::cli::addImportCommand(app, import_opts);
+
+  for (auto *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
+    sub->footer("Global options, before or after the command: --log-level LEVEL, --log-format text|json, "
+                "--plugin-path DIR (repeatable). Exit status: 0 OK, 1 failure, 2 bad arguments or "
+                "configuration, 3 permanent start error (docs/cli.md).");
+  }
+  if (!sy::cli::checkSubcommandName(app, argc, argv)) {
+    return kExitConfig;
+  }
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? kExitOk : kExitConfig;
   }
-  if (!setupLogging(common)) {
+  if (!sy::cli::setupLogging(common)) {
     return kExitConfig;
   }
   try {
@@ -245,11 +230,17 @@ int main(int argc, char **argv) {
     if (*tail) {
       return sy::cli::runTail(tail_opts, engineOptions(common));
     }
+    if (*record) {
+      return sy::cli::runTail(record_opts, engineOptions(common));
+    }
     if (*logger) {
       return sy::cli::runLogger(logger_opts, engineOptions(common));
     }
     if (*verify) {
       return sy::cli::runVerify(verify_opts, engineOptions(common));
+    }
+    if (*import_cmd) {
+      return sy::cli::runImport(import_opts);
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard: %s\n", e.what());

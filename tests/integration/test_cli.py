@@ -190,6 +190,75 @@ def test_bad_config_file_and_arguments():
     assert p.returncode == 0 and p.stdout.startswith("switchyard ")
 
 
+def test_global_options_anywhere():
+    """--log-level, --log-format and --plugin-path work before and after the subcommand."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "ok.yaml")
+        with open(cfg, "w") as f:
+            f.write("version: 1\npipelines:\n  p:\n    input: {type: stdin}\n    outputs: [{type: stdout}]\n")
+        for args in (["--log-level", "debug", "check", cfg], ["check", cfg, "--log-level", "debug"],
+                     ["--log-level=debug", "check", "--log-format", "json", cfg]):
+            p = run(*args)
+            assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stderr}"
+            assert p.stdout == f"{cfg}: OK\n", (args, p.stdout)
+            assert "debug" in p.stderr, f"{args}: no debug line in:\n{p.stderr}"
+        p = run("--log-format", "json", "--log-level", "debug", "check", cfg)
+        import json
+        records = [json.loads(line) for line in p.stderr.splitlines() if line.strip()]
+        assert records and all(r["level"] == "debug" for r in records), p.stderr
+        p = run("--log-level", "loud", "check", cfg)
+        assert p.returncode == 2 and "unknown log level 'loud'" in p.stderr, p.stderr
+
+
+def plugin_dir_with(tmp, kind, name):
+    """A private plugin directory holding one plugin of the build tree."""
+    import shutil
+    for d in os.environ["SWITCHYARD_PLUGIN_PATH"].split(":"):
+        cand = os.path.join(d, f"switchyard-{kind}-{name}.so")
+        if os.path.isfile(cand):
+            own = os.path.join(tmp, "plugins")
+            os.mkdir(own)
+            shutil.copy(cand, own)
+            return own
+    raise AssertionError(f"{name} not found in SWITCHYARD_PLUGIN_PATH")
+
+
+def test_plugin_path_does_not_swallow_the_name():
+    """`plugins --plugin-path DIR NAME` describes NAME (the option takes one value per use)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        own = plugin_dir_with(tmp, "sink", "test-sink")
+        env = dict(os.environ, SWITCHYARD_PLUGIN_PATH="")
+        for args in (["plugins", "--plugin-path", own, "test-sink"], ["--plugin-path", own, "plugins", "test-sink"],
+                     ["plugins", "test-sink", "--plugin-path", own]):
+            p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60, env=env)
+            assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stderr}"
+            assert p.stdout.startswith("test-sink "), f"{args}: not the plugin's description:\n{p.stdout}"
+            assert "KIND" not in p.stdout, f"{args}: printed the table:\n{p.stdout}"
+        # Repeated, one directory per use.
+        other = os.path.join(tmp, "empty")
+        os.mkdir(other)
+        p = subprocess.run([BIN, "plugins", "--plugin-path", other, "--plugin-path", own], capture_output=True,
+                           text=True, timeout=60, env=env)
+        assert p.returncode == 0 and re.search(r"^sink\s+test-sink\s", p.stdout, re.M), p.stdout + p.stderr
+
+
+def test_did_you_mean():
+    p = run("plugins", "stout")
+    assert p.returncode == 2, p.stderr
+    assert "switchyard: no plugin named 'stout'; did you mean 'stdout'?" in p.stderr, p.stderr
+    p = run("plugins", "tset-sink")  # a swap is one edit
+    assert "did you mean 'test-sink'?" in p.stderr, p.stderr
+    p = run("plugins", "nothing-like-it")
+    assert p.returncode == 2 and "did you mean" not in p.stderr, p.stderr
+    p = run("chekc", "x.yaml")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr == "switchyard: unknown command 'chekc'; did you mean 'check'?\n", p.stderr
+    p = run("--log-level", "debug", "tali", "tcp://127.0.0.1:1")
+    assert "unknown command 'tali'; did you mean 'tail'?" in p.stderr, p.stderr
+    p = run("frobnicate")
+    assert p.returncode == 2 and "unknown command 'frobnicate' (commands: run, check, plugins" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
     failed = 0
     for name, fn in list(globals().items()):
