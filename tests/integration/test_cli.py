@@ -201,11 +201,13 @@ def test_global_options_anywhere():
             p = run(*args)
             assert p.returncode == 0, f"{args}: exit {p.returncode}\n{p.stderr}"
             assert p.stdout == f"{cfg}: OK\n", (args, p.stdout)
-            assert "debug" in p.stderr, f"{args}: no debug line in:\n{p.stderr}"
+            assert "plugin 'stdin' loaded from" in p.stderr, f"{args}: no debug line in:\n{p.stderr}"
         p = run("--log-format", "json", "--log-level", "debug", "check", cfg)
         import json
         records = [json.loads(line) for line in p.stderr.splitlines() if line.strip()]
-        assert records and all(r["level"] == "debug" for r in records), p.stderr
+        assert any(r["level"] == "debug" and "plugin 'stdin' loaded from" in r["message"] for r in records), p.stderr
+        p = run("check", cfg, "--log-level", "info")
+        assert "loaded from" not in p.stderr, p.stderr
         p = run("--log-level", "loud", "check", cfg)
         assert p.returncode == 2 and "unknown log level 'loud'" in p.stderr, p.stderr
 
