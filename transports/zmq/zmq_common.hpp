@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <zmq.hpp>
@@ -22,6 +23,7 @@
 #include "switchyard/drop_log.hpp"
 #include "switchyard/fedmsg.hpp"
 #include "switchyard/sdk.hpp"
+#include "zmq_endpoint.hpp"
 
 namespace switchyard::zmqt {
 
@@ -57,7 +59,8 @@ inline std::vector<std::string> stringsOr(const sdk::Config &c, const char *key,
 inline std::int64_t nonNegative(const sdk::Config &c, const char *key, std::int64_t def) {
   std::int64_t v = intOr(c, key, def);
   if (v < 0) {
-    throw sdk::ConfigError(key, std::string("'") + key + "' must not be negative");
+    c.problem(key, std::string("'") + key + "' must not be negative, got " + std::to_string(v));
+    return def;
   }
   return v;
 }
@@ -101,7 +104,7 @@ struct SocketTuning {
     t.reconnect_ivl = static_cast<int>(nonNegative(c, "reconnect_ivl", kDefaultReconnectIvl));
     t.reconnect_ivl_max = static_cast<int>(nonNegative(c, "reconnect_ivl_max", kDefaultReconnectIvlMax));
     if (t.keepalive < -1 || t.keepalive > 1) {
-      throw sdk::ConfigError("tcp_keepalive", "'tcp_keepalive' must be -1 (OS default), 0 or 1");
+      c.problem("tcp_keepalive", "'tcp_keepalive' must be -1 (OS default), 0 or 1");
     }
     return t;
   }
@@ -115,28 +118,61 @@ struct SocketTuning {
   }
 };
 
-/// `endpoints`, which both plugins require to name at least one address.
-inline std::vector<std::string> endpointsFrom(const sdk::Config &c) {
+/// `endpoints`, which both plugins require to name at least one address, each checked
+/// for libzmq's syntax (zmq_endpoint.hpp) as bound (@p bind) or connected.
+inline std::vector<std::string> endpointsFrom(const sdk::Config &c, bool bind) {
   std::vector<std::string> e = c.strings("endpoints");
   if (e.empty()) {
-    throw sdk::ConfigError("endpoints", "'endpoints' needs at least one address");
+    c.problem("endpoints", "'endpoints' needs at least one address, e.g. " +
+                           std::string(bind ? "tcp://*:9940" : "tcp://HOST:9940"));
+  }
+  for (std::size_t k = 0; k < e.size(); ++k) {
+    if (auto problem = endpointProblem(e[k], bind)) {
+      c.problem(fmt::format("endpoints[{}]", k), fmt::format("'{}' is not a usable endpoint: {}", e[k], *problem));
+    }
   }
   return e;
 }
 
+/// start()'s answer when endpoint @p k, @p e, cannot be bound (@p bind) or connected:
+/// "cannot bind tcp://*:9940 (endpoints[0]): Address already in use; ...", at `endpoints`.
+inline Status endpointFailure(bool bind, const std::string &e, std::size_t k, const std::exception &err) {
+  const auto *z = dynamic_cast<const zmq::error_t *>(&err);
+  std::string fix;
+  if (z != nullptr && z->num() == EADDRINUSE) {
+    fix = "; another socket is bound there: stop what holds it or choose another port";
+  } else if (z != nullptr && z->num() == EADDRNOTAVAIL) {
+    fix = "; this machine has no such address: bind * or one of its own addresses";
+  } else if (z != nullptr && z->num() == EACCES) {
+    fix = "; ports below 1024 need privileges: choose a port from 1024 up";
+  }
+  return Status::fatal(fmt::format("cannot {} {} (endpoints[{}]): {}{}", bind ? "bind" : "connect to", e, k,
+                                   err.what(), fix),
+                       "endpoints");
+}
+
+/// endpointFailure()'s Status, thrown out of a socket set-up that runs deeper than start().
+struct EndpointError : std::exception {
+  explicit EndpointError(Status s) : status(std::move(s)) {}
+  [[nodiscard]] const char *what() const noexcept override { return status.message().c_str(); }
+  Status status;
+};
+
 /// `max_message_size` and `max_depth`, both positive.
 inline fedmsg::Limits limitsFrom(const sdk::Config &c) {
+  fedmsg::Limits l;
   std::int64_t max = intOr(c, "max_message_size", kDefaultMaxMessageSize);
   if (max <= 0) {
-    throw sdk::ConfigError("max_message_size", "'max_message_size' must be positive");
+    c.problem("max_message_size", "'max_message_size' must be positive");
+  } else {
+    l.max_bytes = static_cast<std::size_t>(max);
   }
   std::int64_t depth = intOr(c, "max_depth", kDefaultMaxDepth);
   if (depth <= 0) {
-    throw sdk::ConfigError("max_depth", "'max_depth' must be positive");
+    c.problem("max_depth", "'max_depth' must be positive");
+  } else {
+    l.max_depth = static_cast<std::size_t>(depth);
   }
-  fedmsg::Limits l;
-  l.max_bytes = static_cast<std::size_t>(max);
-  l.max_depth = static_cast<std::size_t>(depth);
   return l;
 }
 

@@ -36,6 +36,7 @@
 #include <string>
 #include <thread>
 
+#include "zmq_probe.hpp"
 #include "zmq_pub.hpp"
 
 namespace switchyard::zmqt {
@@ -48,6 +49,12 @@ class ZmqPubSink final : public Sink {
   ZmqPubSink(const PubSettings &settings, std::shared_ptr<zmq::context_t> zctx)
       : settings_(settings), zctx_(std::move(zctx)), builder_(settings.username, settings.limits) {}
 
+  /// `switchyard check --connect`: each bind address bound and closed again, or each
+  /// relay endpoint connected to (zmq_probe.hpp).
+  Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept override {
+    return probeEndpoints(report, settings_.endpoints, settings_.bind, timeout);
+  }
+
   Status start(SinkContext &ctx) noexcept override {
     try {
       sock_ = std::make_unique<zmq::socket_t>(*zctx_, zmq::socket_type::xpub);
@@ -57,7 +64,13 @@ class ZmqPubSink final : public Sink {
       // happens instead of libzmq dropping silently (see sendFrames).
       sock_->set(zmq::sockopt::xpub_nodrop, 1);
       settings_.tuning.apply(*sock_);
-      for (const auto &e : settings_.endpoints) {
+    } catch (const std::exception &e) {
+      sock_.reset();
+      return Status::fatal(fmt::format("cannot set up the PUB socket: {}", e.what()));
+    }
+    for (std::size_t k = 0; k < settings_.endpoints.size(); ++k) {
+      const std::string &e = settings_.endpoints[k];
+      try {
         if (settings_.bind) {
           sock_->bind(e);
           ctx.log().info("bound {}", sock_->get(zmq::sockopt::last_endpoint));
@@ -65,13 +78,10 @@ class ZmqPubSink final : public Sink {
           sock_->connect(e);
           ctx.log().info("connecting to {}", e);
         }
+      } catch (const std::exception &err) {
+        sock_.reset();
+        return endpointFailure(settings_.bind, e, k, err);
       }
-    } catch (const zmq::error_t &e) {
-      sock_.reset();
-      return Status::fatal(fmt::format("cannot set up the PUB socket: {}", e.what()), "endpoints");
-    } catch (const std::exception &e) {
-      sock_.reset();
-      return Status::fatal(fmt::format("cannot set up the PUB socket: {}", e.what()));
     }
     passed_ = &ctx.counter("envelopes_passed_through");
     built_ = &ctx.counter("envelopes_built");

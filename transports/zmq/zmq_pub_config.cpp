@@ -73,24 +73,24 @@ PubSettings PubSettings::fromConfig(const sdk::Config &c) {
   if (s.username.empty()) {
     s.username = processUserName();
   }
-  s.endpoints = endpointsFrom(c);
+  s.endpoints = endpointsFrom(c, s.bind);
   if (s.send_timeout_ms < -1) {
-    throw sdk::ConfigError("send_timeout", "'send_timeout' must be -1 or more");
+    c.problem("send_timeout", "'send_timeout' must be -1 or more");
   }
   if (s.linger_ms < -1) {
-    throw sdk::ConfigError("linger", "'linger' must be -1 or more");
+    c.problem("linger", "'linger' must be -1 or more");
   }
   if (s.wait_for_subscriber_s < 0) {
-    throw sdk::ConfigError("wait_for_subscriber", "'wait_for_subscriber' must not be negative");
+    c.problem("wait_for_subscriber", "'wait_for_subscriber' must not be negative");
   }
   if (s.subscriber_grace_s < 0) {
-    throw sdk::ConfigError("subscriber_grace", "'subscriber_grace' must not be negative");
+    c.problem("subscriber_grace", "'subscriber_grace' must not be negative");
   }
   std::string slow = strOr(c, "slow_subscriber", "skip");
   if (slow == "drop") {
     s.drop_for_all = true;
   } else if (slow != "skip") {
-    throw sdk::ConfigError("slow_subscriber", "'slow_subscriber' must be skip or drop, got '" + slow + "'");
+    c.problem("slow_subscriber", "'slow_subscriber' must be skip or drop, got '" + slow + "'");
   }
   std::string ns = strOr(c, "no_subscriber", "retry");
   if (ns == "retry") {
@@ -98,7 +98,7 @@ PubSettings PubSettings::fromConfig(const sdk::Config &c) {
   } else if (ns == "drop") {
     s.retry_unsubscribed = false;
   } else {
-    throw sdk::ConfigError("no_subscriber", "'no_subscriber' must be retry or drop, got '" + ns + "'");
+    c.problem("no_subscriber", "'no_subscriber' must be retry or drop, got '" + ns + "'");
   }
   return s;
 }

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "zmq_probe.hpp"
 #include "zmq_sub.hpp"
 
 namespace switchyard::zmqt {
@@ -40,9 +41,16 @@ ZmqSubSource::~ZmqSubSource() {
   }
 }
 
+Status ZmqSubSource::probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept {
+  return probeEndpoints(report, settings_.endpoints, settings_.bind, timeout);
+}
+
 Status ZmqSubSource::start(SourceContext &ctx) noexcept {
   try {
     openSockets(ctx);
+  } catch (const EndpointError &e) {
+    sockets_.clear();
+    return e.status;
   } catch (const zmq::error_t &e) {
     sockets_.clear();
     return Status::fatal(fmt::format("cannot set up the SUB socket: {}", e.what()), "endpoints");

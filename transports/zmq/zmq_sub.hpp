@@ -67,6 +67,9 @@ class ZmqSubSource final : public Source {
   ZmqSubSource &operator=(const ZmqSubSource &) = delete;
   ~ZmqSubSource() override;
 
+  /// `switchyard check --connect`: each publisher endpoint resolved and connected to (bind
+  /// mode: each address bound and closed again), zmq_probe.hpp.
+  Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept override;
   Status start(SourceContext &ctx) noexcept override;
   Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept override;
   void stopIntake(SourceContext &ctx) noexcept override;

@@ -53,13 +53,13 @@ SubSettings SubSettings::fromConfig(const sdk::Config &c) {
   s.socket_max = intOr(c, "socket_max_message_size", 0);
   s.tuning = SocketTuning::fromConfig(c);
   s.seq = SeqSettings::fromConfig(c);
-  s.endpoints = endpointsFrom(c);
+  s.endpoints = endpointsFrom(c, s.bind);
   s.limits = limitsFrom(c);
   if (s.socket_max == 0) {
     s.socket_max = 2 * static_cast<std::int64_t>(s.limits.max_bytes);
   }
   if (s.socket_max < -1) {
-    throw sdk::ConfigError("socket_max_message_size", "'socket_max_message_size' must be -1 or more");
+    c.problem("socket_max_message_size", "'socket_max_message_size' must be -1 or more");
   }
   if (s.topics.empty()) {
     s.topics.emplace_back();

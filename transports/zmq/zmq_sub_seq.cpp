@@ -21,14 +21,15 @@ SeqSettings SeqSettings::fromConfig(const sdk::Config &c) {
   s.track = boolOr(c, "track_sequence", true);
   std::int64_t count = intOr(c, "reorder_window", 64);
   if (count < 0 || count > static_cast<std::int64_t>(SeqTracker::kMaxReorder)) {
-    throw sdk::ConfigError("reorder_window", "'reorder_window' must be between 0 and 1024");
+    c.problem("reorder_window", "'reorder_window' must be between 0 and 1024");
+  } else {
+    s.reorder_window = static_cast<std::uint64_t>(count);
   }
-  s.reorder_window = static_cast<std::uint64_t>(count);
   s.reorder_time_ms = nonNegative(c, "reorder_time", 1000);
   s.state_file = strOr(c, "state_file", "");
   s.state_interval_ms = nonNegative(c, "state_interval", 0);
   if (!s.state_file.empty() && !s.track) {
-    throw sdk::ConfigError("state_file", "'state_file' needs 'track_sequence: true'");
+    c.problem("state_file", "'state_file' needs 'track_sequence: true'");
   }
   return s;
 }

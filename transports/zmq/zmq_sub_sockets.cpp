@@ -69,7 +69,7 @@ std::string peerIp(int fd) {
 }  // namespace
 
 /// start(): one XSUB per endpoint (one bound to all of them in bind mode), each with its
-/// monitor. Throws zmq::error_t.
+/// monitor. Throws zmq::error_t, or EndpointError naming the endpoint that failed.
 void ZmqSubSource::openSockets(SourceContext &ctx) {
   const auto &endpoints = settings_.endpoints;
   std::size_t count = settings_.bind ? 1 : endpoints.size();
@@ -92,14 +92,19 @@ void ZmqSubSource::openSockets(SourceContext &ctx) {
     s.monitor = zmq::socket_t(*zctx_, zmq::socket_type::pair);
     s.monitor.set(zmq::sockopt::linger, 0);
     s.monitor.connect(mon_addr);
-    if (settings_.bind) {
-      for (const auto &e : endpoints) {
-        s.sock.bind(e);
-        ctx.log().info("bound {}", s.sock.get(zmq::sockopt::last_endpoint));
+    std::size_t at = k;  // the endpoint being bound or connected, for the error
+    try {
+      if (settings_.bind) {
+        for (at = 0; at < endpoints.size(); ++at) {
+          s.sock.bind(endpoints[at]);
+          ctx.log().info("bound {}", s.sock.get(zmq::sockopt::last_endpoint));
+        }
+      } else {
+        s.sock.connect(endpoints[k]);
+        ctx.log().info("connecting to {}", endpoints[k]);
       }
-    } else {
-      s.sock.connect(endpoints[k]);
-      ctx.log().info("connecting to {}", endpoints[k]);
+    } catch (const std::exception &e) {
+      throw EndpointError(endpointFailure(settings_.bind, endpoints[at], at, e));
     }
     sockets_.push_back(std::move(s));
   }
