@@ -38,32 +38,43 @@ const sy_config_key kSignerSchema[] = {
 // SignerFactory
 
 SignerFactory::SignerFactory(const sdk::Config &config) : keys_(std::make_shared<SignerKeys>()) {
+  // Every problem is recorded (sdk::Config::problem) so that one `switchyard check` names
+  // them all; the first is thrown at the end for callers that construct directly.
   SignerKeys &k = *keys_;
   k.username = config.str("username");
   if (!fedmsg::isValidUtf8(k.username)) {
-    throw sdk::ConfigError("username", "username is not valid UTF-8");
+    config.problem("username", "username is not valid UTF-8");
+  } else {
+    json::writeAsciiString(k.username, k.username_literal);
   }
-  json::writeAsciiString(k.username, k.username_literal);
   k.keep_signed = config.has("keep_signed") && config.boolean("keep_signed");
   std::string error;
   k.cert = x509::loadCertFile(config.str("cert_file"), &error);
   if (!k.cert) {
-    throw sdk::ConfigError("cert_file", error);
+    config.problem("cert_file", error);
   }
   k.key = x509::loadPrivateKeyFile(config.str("key_file"), &error);
   if (!k.key) {
-    throw sdk::ConfigError("key_file", error);
+    config.problem("key_file", error);
   }
-  if (X509_check_private_key(k.cert.get(), k.key.get()) != 1) {
+  if (k.cert && k.key && X509_check_private_key(k.cert.get(), k.key.get()) != 1) {
     x509::opensslErrors();  // clear the queue
-    throw sdk::ConfigError("key_file", "key_file does not match the public key of cert_file");
+    config.problem("key_file", "key_file '" + config.str("key_file") + "' does not match the public key of cert_file '" +
+                                   config.str("cert_file") + "': give the key that was made with that certificate");
   }
-  auto pem = x509::certToPem(k.cert.get());
-  if (!pem) {
-    throw sdk::ConfigError("cert_file", "cannot re-encode cert_file as PEM");
+  if (k.cert) {
+    auto pem = x509::certToPem(k.cert.get());
+    if (!pem) {
+      config.problem("cert_file", "cannot re-encode cert_file as PEM");
+    } else {
+      // fedmsg embeds the certificate re-encoded by its crypto library, not the file bytes.
+      json::writeAsciiString(x509::wrap76(x509::base64Encode(*pem)), k.cert_literal);
+    }
   }
-  // fedmsg embeds the certificate re-encoded by its crypto library, not the file bytes.
-  json::writeAsciiString(x509::wrap76(x509::base64Encode(*pem)), k.cert_literal);
+  if (!config.problems().empty()) {
+    const auto &first = config.problems().front();
+    throw sdk::ConfigError(first.key, first.message);
+  }
 }
 
 Plugin *SignerFactory::instantiate(const InstanceArgs &args) noexcept {

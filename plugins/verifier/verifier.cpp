@@ -14,25 +14,6 @@
 
 namespace switchyard::plugins {
 
-const sy_config_key kVerifierSchema[] = {
-    {"ca_file", SY_CFG_STRING, 1, nullptr,
-     "PEM file of the CA that signs the publishers' certificates; only its first certificate is used.", 0},
-    {"crl_file", SY_CFG_STRING, 0, nullptr,
-     "PEM CRL of that CA (first CRL in the file). Without it revocation is NOT checked (a warning at start).",
-     0},
-    {"routing_policy", SY_CFG_MAP, 0, "{}",
-     "Map of topic to the list of certificate common names allowed to publish it.", 0},
-    {"nitpicky", SY_CFG_BOOL, 0, "true",
-     "Refuse topics that routing_policy does not list (fedmsg's routing_nitpicky; default deny).", 0},
-    {"allow_unsigned", SY_CFG_BOOL, 0, "false",
-     "Let messages without signature pass (counted as unsigned_passed), for buses that do not sign.", 0},
-    {"auth_level", SY_CFG_INT, 0, "-1",
-     "OpenSSL verification security level for the certificate chain; -1 keeps OpenSSL's default "
-     "(accepts the RSA-1024/SHA-1 material of existing fedmsg deployments).",
-     0},
-    {nullptr, 0, 0, nullptr, nullptr, 0},
-};
-
 // ---------------------------------------------------------------------------------------
 // TrustStore
 
@@ -273,55 +254,7 @@ std::int64_t epochSeconds(const ASN1_TIME *t, std::int64_t fallback) {
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
-std::optional<std::string> optionalStr(const sdk::Config &c, const char *key) {
-  if (!c.has(key)) {
-    return std::nullopt;
-  }
-  std::string v = c.str(key);
-  if (v.empty()) {
-    return std::nullopt;
-  }
-  return v;
-}
-
 }  // namespace
-
-VerifierFactory::VerifierFactory(const sdk::Config &config)
-    : shared_(std::make_shared<VerifierShared>(config.str("ca_file"), optionalStr(config, "crl_file"),
-                                               static_cast<int>(config.integer("auth_level")))) {
-  shared_->nitpicky = config.boolean("nitpicky");
-  shared_->allow_unsigned = config.boolean("allow_unsigned");
-  const rapidjson::Value &policy = config.value("routing_policy");
-  if (!policy.IsObject()) {
-    throw sdk::ConfigError("routing_policy", "routing_policy must map topics to lists of common names");
-  }
-  for (const auto &m : policy.GetObject()) {
-    std::vector<std::string> names;
-    if (m.value.IsString()) {
-      names.emplace_back(m.value.GetString(), m.value.GetStringLength());
-    } else if (m.value.IsArray()) {
-      for (const auto &e : m.value.GetArray()) {
-        if (!e.IsString()) {
-          throw sdk::ConfigError("routing_policy", std::string("routing_policy['") + m.name.GetString() +
-                                                       "'] must be a list of common names (strings)");
-        }
-        names.emplace_back(e.GetString(), e.GetStringLength());
-      }
-    } else {
-      throw sdk::ConfigError("routing_policy", std::string("routing_policy['") + m.name.GetString() +
-                                                   "'] must be a list of common names");
-    }
-    shared_->policy[std::string(m.name.GetString(), m.name.GetStringLength())] = std::move(names);
-  }
-  std::string error;
-  if (!shared_->trust.load(&error)) {
-    throw sdk::ConfigError(error.find(config.str("ca_file")) != std::string::npos ? "ca_file" : "crl_file", error);
-  }
-}
-
-Plugin *VerifierFactory::instantiate(const InstanceArgs &args) noexcept {
-  return sdk::barrier(args.error, [&]() -> Plugin * { return make().release(); });
-}
 
 Status Verifier::start(FilterContext &ctx) noexcept {
   unsigned_passed_ = &ctx.counter("unsigned_passed");
@@ -329,12 +262,6 @@ Status Verifier::start(FilterContext &ctx) noexcept {
   cache_hits_ = &ctx.counter("cert_cache_hits");
   if (!shared_->trust.loaded()) {
     return Status::fatal("CA/CRL not loaded", "ca_file");
-  }
-  if (shared_->allow_unsigned) {
-    ctx.log().warn("allow_unsigned is on: messages without a signature pass unverified");
-  }
-  if (!shared_->nitpicky) {
-    ctx.log().warn("nitpicky is off: topics missing from routing_policy pass for any valid signer");
   }
   return Status::ok();
 }

@@ -219,8 +219,9 @@ class Verifier final : public Filter {
   DropLog drop_log_{10, std::chrono::seconds(10)};
 };
 
-/// Parses the configuration and loads the CA/CRL once (throws sdk::ConfigError naming the
-/// bad key); makes the instances, which share them. THREADING: see PluginFactory.
+/// Parses the configuration and loads the CA/CRL once (verifier_config.cpp: records every
+/// problem and warning, then throws sdk::ConfigError with the first problem); makes the
+/// instances, which share them. THREADING: see PluginFactory.
 class VerifierFactory final : public PluginFactory {
  public:
   explicit VerifierFactory(const sdk::Config &config);
