@@ -173,8 +173,9 @@ CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts) {
                   "Sign every message with this certificate (PEM) through the signer plugin (needs --key)");
   cmd->add_option("--key", opts.key_file, "Private RSA key of --cert (PEM, mode 0600)");
   cmd->add_option("--amqp", opts.amqp_url,
-                  "Publish to AMQP instead of ZeroMQ (like fedora-messaging publish): amqp://user:password@host/vhost")
-      ->envname("SWITCHYARD_AMQP_URL");
+                  "Publish to AMQP instead of ZeroMQ (like fedora-messaging publish): amqp://user:password@host/vhost");
+  cmd->add_option("--password-file", opts.password_file,
+                  "--amqp: file whose first line is the password (keeps it off the command line)");
   cmd->add_option("--exchange", opts.exchange, "--amqp: exchange to publish to")->capture_default_str();
   cmd->add_flag("--bind", opts.bind, "Bind the endpoint instead of connecting (subscribers connect to us)");
   cmd->add_option("--username", opts.username, "Envelope username (default: the process user)");
@@ -195,6 +196,9 @@ std::string loggerConfig(const LoggerOptions &opts) {
   if (opts.cert_file.empty() != opts.key_file.empty()) {
     throw std::invalid_argument("signing needs both --cert and --key");
   }
+  if (!amqp && !opts.password_file.empty()) {
+    throw std::invalid_argument("--password-file applies to --amqp");
+  }
   if (amqp && opts.bind) {
     throw std::invalid_argument("--bind applies to ZeroMQ (--endpoint), not to --amqp");
   }
@@ -210,6 +214,9 @@ std::string loggerConfig(const LoggerOptions &opts) {
     cfg += "    outputs:\n      - type: amqp-publish\n";
     cfg += "        url: " + yamlQuote(opts.amqp_url) + "\n";
     cfg += "        exchange: " + yamlQuote(opts.exchange) + "\n";
+    if (!opts.password_file.empty()) {
+      cfg += "        password_file: " + yamlQuote(opts.password_file) + "\n";
+    }
     // A signed envelope crosses in headers, so `tail --amqp --validate` (restore_envelope)
     // can check it; fedora-messaging consumers ignore those headers.
     cfg += fmt::format("        carry_envelope: {}\n", opts.cert_file.empty() ? "false" : "true");

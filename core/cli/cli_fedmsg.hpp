@@ -25,6 +25,7 @@ struct LoggerOptions {
   std::string cert_file, key_file;  ///< sign with the signer plugin
   std::string amqp_url;             ///< publish to AMQP instead of ZeroMQ
   std::string exchange = "amq.topic";
+  std::string password_file;        ///< AMQP: first line replaces the URL's password
   std::string username;
   double wait_for_subscriber = 2.0;
   int linger_ms = 1000;

@@ -287,8 +287,9 @@ void addSourceOptions(CLI::App *cmd, TailOptions &opts) {
       ->allow_extra_args(false)
       ->take_all();
   cmd->add_option("--amqp", opts.amqp_url,
-                  "Consume from AMQP instead of ZeroMQ: amqp://user:password@host:port/vhost or amqps://")
-      ->envname("SWITCHYARD_AMQP_URL");
+                  "Consume from AMQP instead of ZeroMQ: amqp://user:password@host:port/vhost or amqps://");
+  cmd->add_option("--password-file", opts.password_file,
+                  "AMQP: file whose first line is the password (keeps it off the command line)");
   cmd->add_option("--queue", opts.queue,
                   "AMQP queue name (default: a server-named exclusive auto-delete queue, gone when tail exits)");
   cmd->add_option("--include", opts.include,
@@ -379,8 +380,8 @@ void resolveBind(TailOptions &o) {
   if (!amqp && o.endpoints.empty()) {
     throw std::invalid_argument("no source: give ZeroMQ endpoints (tcp://HOST:PORT ...) or --amqp URL");
   }
-  if (!amqp && !o.queue.empty()) {
-    throw std::invalid_argument("--queue needs --amqp URL");
+  if (!amqp && (!o.queue.empty() || !o.password_file.empty())) {
+    throw std::invalid_argument("--queue and --password-file need --amqp URL");
   }
   if (o.validate && o.ca_file.empty()) {
     throw std::invalid_argument("--validate needs --ca FILE (the CA certificate, fedmsg's ca_cert_location)");
@@ -400,6 +401,9 @@ std::string tailConfig(const TailOptions &o) {
     }
   } else {
     cfg += "      type: amqp-consume\n      url: " + yamlQuote(o.amqp_url) + "\n";
+    if (!o.password_file.empty()) {
+      cfg += "      password_file: " + yamlQuote(o.password_file) + "\n";
+    }
     // A private queue, like fedora-messaging consume's default: server-named, exclusive,
     // deleted with the connection. Messages published with carry_envelope keep their
     // fedmsg envelope (username, i, signature).

@@ -30,6 +30,7 @@ struct TailOptions {
   std::string amqp_url;                   ///< --amqp URL: consume from AMQP instead
   std::vector<std::pair<std::string, std::string>> amqp_bindings;  ///< EXCHANGE, KEY
   std::string queue;                      ///< "" = server-named, exclusive, auto-delete
+  std::string password_file;              ///< AMQP: first line replaces the URL's password
   // Which messages.
   std::vector<std::string> include;  ///< ECMAScript regexes searched in the topic
   std::vector<std::string> exclude;

@@ -96,8 +96,13 @@ def get_one(ch, q):
 def test_logger_publishes(broker, conn):
     topic = f"{PREFIX}.logger.log"
     ch, q = bound_queue(conn, topic)
-    lg = Switchyard(["logger", "--amqp", broker.url, "--topic", topic, "--message", '{"hello": "w\u00f6rld"}'])
-    rc = lg.wait(60)
+    # The password from a file, not on the command line.
+    with tempfile.NamedTemporaryFile("w", suffix=".pw") as pw:
+        pw.write("guest\n")
+        pw.flush()
+        lg = Switchyard(["logger", "--amqp", f"amqp://guest@127.0.0.1:{broker.port}/", "--password-file", pw.name,
+                         "--topic", topic, "--message", '{"hello": "w\u00f6rld"}'])
+        rc = lg.wait(60)
     check(rc == 0, f"logger exit {rc}\n{lg.stderr()[-2000:]}")
     method, props, body = get_one(ch, q)
     check(method.exchange == "amq.topic" and method.routing_key == topic, method)
@@ -106,7 +111,7 @@ def test_logger_publishes(broker, conn):
     check(props.headers["fedora_messaging_schema"] == "base.message", props.headers)
     check(props.message_id, props)
     ch.close()
-    print("ok: logger --amqp publishes a fedora-messaging message that pika receives")
+    print("ok: logger --amqp (--password-file) publishes a fedora-messaging message that pika receives")
 
 
 def test_signed_logger_to_validating_tail(broker, conn, pki):

@@ -252,9 +252,12 @@ def test_bad_arguments():
         (["tail", "tcp://127.0.0.1:1", "--bind", "amq.topic=#"], "--bind EXCHANGE=ROUTING_KEY needs --amqp URL"),
         (["tail", "--amqp", "amqp://h/", "tcp://127.0.0.1:1"], "--amqp consumes from AMQP"),
         (["tail", "tcp://127.0.0.1:1", "--json", "--terse"], "--terse"),
+        (["tail", "tcp://127.0.0.1:1", "--password-file", "pw"], "--queue and --password-file need --amqp URL"),
         (["logger", "--topic", "t"], "no destination: give --endpoint"),
         (["logger", "--topic", "t", "--endpoint", "tcp://127.0.0.1:1", "--cert", "c"], "signing needs both --cert and --key"),
         (["logger", "--topic", "t", "--endpoint", "tcp://127.0.0.1:1", "--amqp", "amqp://h/"], "not both"),
+        (["logger", "--topic", "t", "--endpoint", "tcp://127.0.0.1:1", "--password-file", "pw"],
+         "--password-file applies to --amqp"),
         (["record"], "file is required"),
     ]
     for args, words in cases:
