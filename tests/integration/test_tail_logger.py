@@ -174,6 +174,48 @@ def test_select_and_formats():
     print("ok: tail --pretty, plain and coloured")
 
 
+def test_terminal_default():
+    """On a terminal (a pty here) tail defaults to --pretty, coloured; NO_COLOR turns the
+    colours off."""
+    import pty
+    import select
+    import time
+    for no_color, want in ((False, f"\x1b[1m{TOPIC}\x1b[0m  2023-11-14 22:13:29 UTC"),
+                           (True, f"{TOPIC}  2023-11-14 22:13:29 UTC")):
+        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        pub = Publisher(endpoint)
+        master, slave = pty.openpty()
+        env = dict(os.environ)
+        env.pop("NO_COLOR", None)
+        if no_color:
+            env["NO_COLOR"] = "1"
+        proc = subprocess.Popen([BIN, "tail", endpoint, "--limit", "1"], stdout=slave, stderr=subprocess.PIPE,
+                                env=env)
+        os.close(slave)
+        out = b""
+        try:
+            check(pub.wait_subscription() == b"", "tail subscribed")
+            send(pub, env_of(9))
+            deadline = time.monotonic() + 30
+            while b"  }" not in out and time.monotonic() < deadline:
+                if select.select([master], [], [], 1)[0]:
+                    try:
+                        out += os.read(master, 65536)
+                    except OSError:  # the child closed the terminal
+                        break
+            rc = proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+            pub.close()
+        check(rc == 0, f"tail exit {rc}")
+        text = out.decode().replace("\r\n", "\n")
+        check(text.startswith(want + "\n"), repr(text))
+    print("ok: on a terminal tail is --pretty, coloured unless NO_COLOR is set")
+
+
 def test_record(pki):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pub = Publisher(endpoint)
@@ -274,6 +316,7 @@ def main():
         test_json_fields(pki)
         test_validate(pki)
         test_select_and_formats()
+        test_terminal_default()
         test_record(pki)
         test_logger(pki)
 
