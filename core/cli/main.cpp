@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli_check.hpp"
 #include "cli_fedmsg.hpp"
 #include "cli_import.hpp"
 #include "cli_tail.hpp"
@@ -42,18 +43,6 @@ void logStats(const sy::Engine &engine) {
                 s.name, s.label, s.value);
     }
   }
-}
-
-int cmdCheck(const std::string &file, const Common &c) {
-  sy::Engine engine(engineOptions(c));
-  try {
-    engine.loadFile(file);
-  } catch (const sy::ConfigError &e) {
-    sy::cli::printDiagnostics(e);
-    return kExitConfig;
-  }
-  std::printf("%s: OK\n", file.c_str());
-  return kExitOk;
 }
 
 int cmdRun(const std::string &file, const Common &c, double stats_interval) {
@@ -181,9 +170,8 @@ int main(int argc, char **argv) {
   run->add_option("--stats-interval", stats_interval,
                   "Log every counter every N seconds (0: only once, at exit)");
 
-  auto *check = app.add_subcommand(
-      "check", "Validate a configuration and load its plugins without opening a socket");
-  check->add_option("file", file, "Configuration file (YAML)")->required();
+  sy::cli::CheckOptions check_opts;
+  auto *check = sy::cli::addCheckCommand(app, check_opts);
 
   std::string plugin_name;
   auto *plugins = app.add_subcommand("plugins", "List plugins, or show one plugin's configuration keys");
@@ -222,7 +210,7 @@ int main(int argc, char **argv) {
       return cmdRun(file, common, stats_interval);
     }
     if (*check) {
-      return cmdCheck(file, common);
+      return sy::cli::runCheck(check_opts, engineOptions(common));
     }
     if (*plugins) {
       return cmdPlugins(plugin_name, common);

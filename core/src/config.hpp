@@ -46,7 +46,13 @@ struct RetryPolicy {
 struct PluginSpec {
   std::string type;         ///< plugin name
   std::string path;         ///< "pipelines.p.filters[1]"
-  std::string config_json;  ///< keys other than `type`, defaults applied, ${VAR} expanded
+  std::string config_json;  ///< keys other than `type`, defaults applied, ${VAR} expanded;
+                            ///< empty when the plugin cannot be made (a required key missing)
+  /// Keys that were reported (unknown, wrong type or value, broken): left out of
+  /// config_json (their default in their place), so that the plugin can still be made and
+  /// report its own problems with the others; what it says about these keys is dropped.
+  std::vector<std::string> bad_keys;
+  bool partial = false;  ///< some keys were bad: made only to find more problems
   Mark mark;                ///< of the entry itself
   std::map<std::string, Mark> key_marks;  ///< of each key's value given in the file
   std::shared_ptr<const ConfigNode> node;  ///< the entry's mapping (phase 1 -> phase 2)

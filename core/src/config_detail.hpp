@@ -71,6 +71,11 @@ bool parseBoolWord(std::string_view s, bool &out);
 bool parseStrictBool(std::string_view s, bool &out);
 /// Expands ${VAR} and ${VAR:-default}; returns an empty string on success, else the problem.
 std::string expandVariables(std::string_view in, std::string &out);
+/// Offset of the first byte of @p s that is not part of well-formed UTF-8 (overlong forms,
+/// surrogates and code points above U+10FFFF included), or npos when it is all UTF-8.
+std::size_t invalidUtf8(std::string_view s);
+/// The diagnostic for a scalar that is not UTF-8 (names the byte, never quotes the value).
+std::string utf8Problem(std::string_view s, std::size_t at, bool key);
 /// Whether a key holds an unescaped "${".
 bool hasPlaceholder(std::string_view s);
 /// " (did you mean 'x'?)" for a close candidate, else "".

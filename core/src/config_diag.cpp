@@ -246,6 +246,50 @@ std::string expandVariables(std::string_view in, std::string &out) {
   return {};
 }
 
+std::size_t invalidUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    std::uint32_t min = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+      return i;
+    }
+    if (i + len > s.size()) {
+      return i;
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        return i;
+      }
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return i;
+    }
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+std::string utf8Problem(std::string_view s, std::size_t at, bool key) {
+  return fmt::format("the {} is not valid UTF-8 (byte 0x{:02X} at byte {} of it); configurations are UTF-8 "
+                     "text: re-encode the file (iconv -t UTF-8) or fix the value",
+                     key ? "key" : "value", static_cast<unsigned char>(s[at]), at + 1);
+}
+
 /// Whether a key holds an unescaped "${".
 bool hasPlaceholder(std::string_view s) {
   for (std::size_t i = 0; i + 1 < s.size(); ++i) {

@@ -328,7 +328,13 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
     rapidjson::Document doc;
     doc.SetObject();
     auto &alloc = doc.GetAllocator();
+    // A bad value (or an unknown key) is reported here, and the plugin is still made from
+    // the rest with that key left to its default (spec.bad_keys), so that one check run
+    // also reports the plugin's own problems with the other keys. Only a missing required
+    // key keeps the plugin from being made at all (`complete`).
     bool ok = true;
+    bool complete = true;
+    spec.bad_keys.clear();
     spec.key_marks.clear();
     spec.retry = model.settings.retry;
     for (const auto &e : n.entries) {
@@ -354,6 +360,7 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
                              spec.type, suggestion(e.key, allowed), join(allowed)));
         }
         ok = false;
+        spec.bad_keys.push_back(e.key);
         continue;
       }
       const ConfigNode &v = *e.value;
@@ -364,6 +371,7 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
           st.add(e.key_mark, path,
                  fmt::format("required key '{}' has no value (expected {})", e.key, typeWord(ks->type)));
           ok = false;
+          complete = false;
         }
         continue;
       }
@@ -372,6 +380,7 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
           !checkValueConstraints(st, value, e.value_mark,
                                  v.kind == Kind::Sequence ? &v.item_marks : nullptr, *ks, path)) {
         ok = false;
+        spec.bad_keys.push_back(e.key);
         continue;
       }
       rapidjson::Value key(e.key.data(), static_cast<rapidjson::SizeType>(e.key.size()), alloc);
@@ -389,10 +398,11 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
                              typeWord(k.type), spec.type));
           ok = false;
         }
+        complete = false;  // given but wrong (reported above): nothing to stand in for it
         continue;
       }
-      if (!k.default_json || (given != nullptr && given->value->kind != Kind::Null)) {
-        continue;  // no default, or given but wrong (reported above)
+      if (!k.default_json) {
+        continue;  // no default: the plugin sees the key as not set
       }
       rapidjson::Document def;
       def.Parse(k.default_json->data(), k.default_json->size());
@@ -401,16 +411,18 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
                fmt::format("plugin '{}' declares an invalid default for '{}' (not JSON)", spec.type,
                            k.name));
         ok = false;
+        complete = false;
         continue;
       }
       rapidjson::Value value(def, alloc);
       rapidjson::Value key(k.name.data(), static_cast<rapidjson::SizeType>(k.name.size()), alloc);
       doc.AddMember(key, value, alloc);
     }
-    if (!ok) {
+    if (!complete) {
       spec.config_json.clear();
       return;
     }
+    spec.partial = !ok;
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
     doc.Accept(w);

@@ -120,6 +120,9 @@ class TreeBuilder final : public YAML::EventHandler {
     }
     if (s == Slot::Key) {
       Frame &f = stack_.back();
+      if (auto bad = invalidUtf8(value); bad != std::string::npos) {
+        add(m, f.path, utf8Problem(value, bad, true));
+      }
       if (hasPlaceholder(value)) {
         add(m, joinPath(f.path, value),
             "a ${...} placeholder is not allowed in a key: only values are expanded "
@@ -176,6 +179,12 @@ class TreeBuilder final : public YAML::EventHandler {
       }
     } else {
       n->scalar = value;
+    }
+    if (!n->broken) {
+      if (auto bad = invalidUtf8(n->scalar); bad != std::string::npos) {
+        add(m, path, utf8Problem(n->scalar, bad, false));
+        n->broken = true;  // reported: the schema checks say nothing more about it
+      }
     }
     attach(n, anchor, m);
   }

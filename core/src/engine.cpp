@@ -286,7 +286,8 @@ struct Engine::Impl {
   }
 
   void load(std::string_view text, const std::string &file);
-  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout);
+  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout,
+                                 const std::function<void(const ProbeResult &)> &each);
 };
 
 void Engine::Impl::load(std::string_view text, const std::string &file) {
@@ -319,6 +320,11 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
   std::vector<Diagnostic> warns;
   auto reportItem = [&](const PluginSpec &spec, const std::string &key, const std::string &message,
                         bool warning) {
+    for (const auto &bad : spec.bad_keys) {
+      if (key.starts_with(bad) && (key.size() == bad.size() || key[bad.size()] == '.' || key[bad.size()] == '[')) {
+        return;  // the key's value was reported already; the plugin saw its default instead
+      }
+    }
     Mark m = keyMark(spec, key);
     std::string path = key.empty() ? spec.path
                        : key.front() == '[' ? spec.path + key
@@ -412,10 +418,18 @@ namespace {
 /// Collects one plugin's probe results.
 class CollectingProbe final : public ProbeReport {
  public:
-  CollectingProbe(std::string place, std::vector<ProbeResult> &out) : place_(std::move(place)), out_(out) {}
+  CollectingProbe(std::string place, std::vector<ProbeResult> &out,
+                  const std::function<void(const ProbeResult &)> &each)
+      : place_(std::move(place)), out_(out), each_(each) {}
   void result(std::string_view what, const Status &result) noexcept override {
+    add(std::string(what), result.isOk(), result.isOk() ? std::string() : result.message());
+  }
+  void add(std::string what, bool ok, std::string message) noexcept {
     try {
-      out_.push_back({place_, std::string(what), result.isOk(), result.isOk() ? std::string() : result.message()});
+      out_.push_back({place_, std::move(what), ok, std::move(message)});
+      if (each_) {
+        each_(out_.back());
+      }
     } catch (...) {
     }
   }
@@ -423,10 +437,12 @@ class CollectingProbe final : public ProbeReport {
  private:
   std::string place_;
   std::vector<ProbeResult> &out_;
+  const std::function<void(const ProbeResult &)> &each_;
 };
 }  // namespace
 
-std::vector<ProbeResult> Engine::Impl::probe(std::chrono::milliseconds timeout) {
+std::vector<ProbeResult> Engine::Impl::probe(std::chrono::milliseconds timeout,
+                                             const std::function<void(const ProbeResult &)> &each) {
   if (!loaded || runtime) {
     throw std::logic_error("Engine::probe: only after a load and before start()");
   }
@@ -435,11 +451,17 @@ std::vector<ProbeResult> Engine::Impl::probe(std::chrono::milliseconds timeout) 
     if (!s.plugin) {
       return;
     }
-    std::string place = fmt::format("pipelines.{}.{} ({})", plan.name, s.place, s.type);
-    CollectingProbe report(place, out);
+    CollectingProbe report(fmt::format("pipelines.{}.{} ({})", plan.name, s.place, s.type), out, each);
+    auto began = std::chrono::steady_clock::now();
     Status st = s.plugin->probe(report, timeout);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
     if (!st.isOk()) {
-      out.push_back({place, "probe", false, st.message()});
+      report.add("probe", false, st.message());
+    }
+    if (took > timeout + std::chrono::seconds(1)) {
+      report.add("probe", false,
+                 fmt::format("took {:.1f} s, more than its timeout of {:.1f} s", took.count() / 1000.0,
+                             timeout.count() / 1000.0));
     }
   };
   for (const auto &plan : plans) {
@@ -498,7 +520,10 @@ void Engine::loadString(std::string_view yaml, const std::string &name) { impl_-
 
 const std::vector<Diagnostic> &Engine::warnings() const noexcept { return impl_->warnings; }
 
-std::vector<ProbeResult> Engine::probe(std::chrono::milliseconds timeout) { return impl_->probe(timeout); }
+std::vector<ProbeResult> Engine::probe(std::chrono::milliseconds timeout,
+                                       const std::function<void(const ProbeResult &)> &each) {
+  return impl_->probe(timeout, each);
+}
 
 void Engine::start() {
   if (!impl_->loaded) {

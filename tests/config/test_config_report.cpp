@@ -142,6 +142,7 @@ pipelines:
         "f.yaml:6:7: pipelines.p.input.key_file: cert_file and key_file go together",
         "f.yaml:8:13: pipelines.p.input.mode: 'mode' must be one of fast, safe, got 'slow'",
         "f.yaml:13:19: pipelines.p.filters[0].tls.colour: unknown TLS key 'colour'",
+        "f.yaml:16:34: pipelines.p.outputs[0].endpoints[1]: not an endpoint",
         "f.yaml:17:9: pipelines.p.outputs[0].nosuchkey: unknown key 'nosuchkey' for plugin 'out'; "
         "allowed keys: cert_file, key_file, mode, tls, verify, endpoints, retry",
     };
@@ -218,4 +219,38 @@ TEST_CASE("without a report (the test kit), problems become one Status naming th
   CHECK(f == nullptr);
   CHECK(error.key() == "key_file");
   CHECK(error.message() == "cert_file and key_file go together (and 1 more problem)");
+}
+
+TEST_CASE("a value the schema refuses does not hide the plugin's own problems with the others") {
+  auto s = schema();
+  s[2].enum_values = {"fast", "safe"};  // mode: now the core refuses 'slow' itself
+  sy::Engine e(quiet());
+  e.registerSink("out", s, [](const sy::sdk::Config &c) { return std::make_unique<Sink>(c); });
+  e.registerSource("src", schema(), [](const sy::sdk::Config &c) { return std::make_unique<Source>(c); });
+  try {
+    e.loadString(R"(version: 1
+pipelines:
+  p:
+    input: {type: src}
+    outputs:
+      - type: out
+        mode: slow
+        cert_file: /c.pem
+        colour: red
+        endpoints: nowhere
+)",
+                 "h.yaml");
+    FAIL("expected a ConfigError");
+  } catch (const sy::ConfigError &err) {
+    // The plugin saw mode's default ("fast") and no colour, so it says nothing about
+    // either; its problems with cert_file and endpoints are reported in the same run.
+    CHECK(lines(err.diagnostics()) ==
+          std::vector<std::string>{
+              "h.yaml:6:9: pipelines.p.outputs[0].key_file: cert_file and key_file go together",
+              "h.yaml:7:15: pipelines.p.outputs[0].mode: expected one of 'fast', 'safe', got 'slow'",
+              "h.yaml:9:9: pipelines.p.outputs[0].colour: unknown key 'colour' for plugin 'out'; allowed keys: "
+              "cert_file, key_file, mode, tls, verify, endpoints, retry",
+              "h.yaml:10:20: pipelines.p.outputs[0].endpoints[0]: not an endpoint",
+          });
+  }
 }

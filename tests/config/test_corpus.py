@@ -3,12 +3,19 @@
 """Broken configurations through the real command (docs/configuration.md, "Limits").
 
 For every tests/config/bad/*.yaml, `$SWITCHYARD_BIN check FILE` must exit 2 within a
-few seconds and print exactly the diagnostics listed in the file's trailing comments:
+few seconds and print exactly the diagnostics listed in the file's trailing comments,
+each exactly once, and count them truthfully in its "N error(s)[, M warning(s)]" trailer:
 
-    # expect: LINE:COL TEXT      one line per diagnostic; the diagnostic must read
+    # expect: LINE:COL TEXT      one line per error; the error must read
                                  "FILE:LINE:COL: ..." and contain TEXT (" ... " in TEXT
                                  stands for any characters)
+    # warn: LINE:COL TEXT        one line per warning ("FILE:LINE:COL: PATH: warning: ...")
     # forbid: TEXT               TEXT must appear nowhere in the output (secrets)
+    # args: ARGS                 more arguments for `check` (e.g. --strict)
+    # needs-env: NAME=VALUE      set in the environment of `check` (e.g. a fixture's path)
+
+A file's ${SY_CORPUS_DIR} expands to the corpus directory (its fixtures live in
+bad/files/).
 
 Generated cases (too big to commit) follow: deep nesting, oversized files, too many
 nodes, random bytes and truncated/mutated copies of a valid file. Plugins come from
@@ -48,29 +55,42 @@ def report(name, problems):
         print(f"ok   {name}")
 
 
-def run_check(path):
+def run_check(path, args=(), env=None):
     start = time.monotonic()
-    proc = subprocess.run([BIN, "check", path], capture_output=True, text=True,
-                          errors="replace", env=ENV, timeout=30)
+    proc = subprocess.run([BIN, "check", *args, path], capture_output=True, text=True,
+                          errors="replace", env=env or ENV, timeout=30)
     return proc, time.monotonic() - start
 
 
-def diagnostics(proc, path, problems):
-    """The diagnostic lines printed for @path; checks the "N error(s)" trailer and that
-    every one of them carries file:line:column."""
+TRAILER = re.compile(r"(\d+) error\(s\)(?:, (\d+) warning\(s\))?(?: \(.*\))?")
+
+
+def diagnostics(proc, path, problems, with_warnings=False):
+    """The error lines printed for @path (and, with @with_warnings, the warning lines as a
+    second list); checks the "N error(s)[, M warning(s)]" trailer against the lines, and
+    that every one of them carries file:line:column."""
     lines = proc.stderr.splitlines()
-    if not lines or not re.fullmatch(r"\d+ error\(s\)", lines[-1]):
+    m = TRAILER.fullmatch(lines[-1]) if lines else None
+    if not m:
         problems.append(f"no 'N error(s)' trailer; stderr: {proc.stderr[-2000:]!r}")
-        return []
-    count = int(lines[-1].split()[0])
-    diags = lines[-1 - count:-1] if count else []
-    if len(diags) != count:
-        problems.append(f"trailer says {count} errors, found {len(diags)} lines")
+        return ([], []) if with_warnings else []
+    count = int(m.group(1))
+    n_warn = int(m.group(2) or 0)
+    printed = lines[-1 - count - n_warn:-1] if count + n_warn else []
+    diags = [d for d in printed if ": warning: " not in d]
+    warns = [d for d in printed if ": warning: " in d]
+    if len(printed) != count + n_warn or len(diags) != count or len(warns) != n_warn:
+        problems.append(f"trailer says {count} errors and {n_warn} warnings, found "
+                        f"{len(diags)} error lines and {len(warns)} warning lines")
     pos = re.compile(re.escape(path) + r":[1-9]\d*:[1-9]\d*: ")
-    for d in diags:
+    for d in printed:
         if not pos.match(d):
             problems.append(f"no file:line:column: {d!r}")
-    return diags
+    # Each problem once: the same line printed twice is a repeat, not a second problem.
+    for d in sorted(set(printed)):
+        if printed.count(d) > 1:
+            problems.append(f"printed {printed.count(d)} times: {d}")
+    return (diags, warns) if with_warnings else diags
 
 
 def expect_exit_2(proc, elapsed, problems):
@@ -107,24 +127,30 @@ for path in files:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     expects = re.findall(r"^# expect: (\d+):(\d+) (.*)$", text, re.M)
+    warn_expects = re.findall(r"^# warn: (\d+):(\d+) (.*)$", text, re.M)
     forbids = re.findall(r"^# forbid: (.*)$", text, re.M)
-    if not expects:
-        problems.append("the file has no '# expect:' line")
-    proc, elapsed = run_check(path)
+    args = [a for line in re.findall(r"^# args: (.*)$", text, re.M) for a in line.split()]
+    env = dict(ENV, SY_CORPUS_DIR=os.path.dirname(path))
+    for name, value in re.findall(r"^# needs-env: (\w+)=(.*)$", text, re.M):
+        env[name] = value.replace("${SY_CORPUS_DIR}", os.path.dirname(path))
+    if not expects and not warn_expects:
+        problems.append("the file has no '# expect:' or '# warn:' line")
+    proc, elapsed = run_check(path, args, env)
     expect_exit_2(proc, elapsed, problems)
-    diags = diagnostics(proc, path, problems)
-    if len(diags) != len(expects):
-        problems.append(f"{len(diags)} diagnostics, expected {len(expects)}")
-    unmatched = list(diags)
-    for line, col, want in expects:
-        prefix = f"{path}:{line}:{col}: "
-        hit = next((d for d in unmatched if matches(d, prefix, want)), None)
-        if hit is None:
-            problems.append(f"missing: {line}:{col} {want}")
-        else:
-            unmatched.remove(hit)
-    for d in unmatched:
-        problems.append(f"unexpected: {d}")
+    diags, warns = diagnostics(proc, path, problems, with_warnings=True)
+    for kind, got, wanted in (("errors", diags, expects), ("warnings", warns, warn_expects)):
+        if len(got) != len(wanted):
+            problems.append(f"{len(got)} {kind}, expected {len(wanted)}")
+        unmatched = list(got)
+        for line, col, want in wanted:
+            prefix = f"{path}:{line}:{col}: "
+            hit = next((d for d in unmatched if matches(d, prefix, want)), None)
+            if hit is None:
+                problems.append(f"missing: {line}:{col} {want}")
+            else:
+                unmatched.remove(hit)  # each expectation takes one line: each exactly once
+        for d in unmatched:
+            problems.append(f"unexpected: {d}")
     for secret in forbids:
         if secret in proc.stderr or secret in proc.stdout:
             problems.append(f"forbidden text {secret!r} was printed")

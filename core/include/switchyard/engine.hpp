@@ -142,8 +142,11 @@ class Engine {
 
   /// `switchyard check --connect`: after a load, before start(), asks every configured
   /// plugin (one instance per place) to probe its peers and files (Plugin::probe()), each
-  /// with @p timeout, one after another; returns every result in configuration order.
-  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout);
+  /// with @p timeout, one after another; returns every result in configuration order, and
+  /// hands each to @p each as soon as it is known. A probe that overruns its timeout by
+  /// more than a second is reported as a failure of its own.
+  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout,
+                                 const std::function<void(const ProbeResult &)> &each = {});
 
   /// Start every pipeline, each input on its own thread. Throws StartError when a plugin
   /// fails to start (the others are stopped again).
