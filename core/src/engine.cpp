@@ -7,9 +7,11 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -318,6 +320,10 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
 
   host.setLogger(&logger());
   std::vector<Diagnostic> warns;
+  // One problem of one plugin configured at several places (the same CA file for the
+  // verifiers of both directions of a bridge) is one diagnostic, at the first place, that
+  // names the others: (plugin, key, message, warning) -> index in diags or warns.
+  std::map<std::tuple<std::string, std::string, std::string, bool>, std::size_t> seen;
   auto reportItem = [&](const PluginSpec &spec, const std::string &key, const std::string &message,
                         bool warning) {
     for (const auto &bad : spec.bad_keys) {
@@ -329,7 +335,16 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
     std::string path = key.empty() ? spec.path
                        : key.front() == '[' ? spec.path + key
                                             : spec.path + "." + key;
-    (warning ? warns : diags).push_back({file, m.line, m.column, path, message, warning});
+    auto &list = warning ? warns : diags;
+    auto [it, fresh] = seen.try_emplace({spec.type, key, message, warning}, list.size());
+    if (!fresh) {
+      Diagnostic &first = list[it->second];
+      if (first.line != m.line || first.column != m.column || first.path != path) {
+        first.message += fmt::format(" (also at {}:{} {})", m.line, m.column, path);
+      }
+      return;
+    }
+    list.push_back({file, m.line, m.column, path, message, warning});
   };
   auto report = [&](const PluginSpec &spec, const Status &error) {
     reportItem(spec, error.key(), error.message(), false);
