@@ -72,9 +72,14 @@ struct Settings {
   std::string app = "switchyard";
   std::string redacted_url;  // for logs
 
-  /// Reads the common keys; throws sdk::ConfigError naming the key.
+  /// Reads the common keys; records every problem with sdk::Config::problem(), naming
+  /// its key ("url", "tls.key_file").
   static Settings fromConfig(const sdk::Config &c);
 };
+
+/// The TLS files of @p s: readable, PEM, the key that of the certificate; each problem
+/// recorded at its key (amqp_tls_files.cpp).
+void checkTlsFiles(const sdk::Config &c, const Settings &s);
 
 /// Returns @p url with the password replaced by "***".
 std::string redactUrl(std::string_view url);

@@ -33,6 +33,7 @@
 #include <rapidjson/writer.h>
 
 #include "amqp_consume.hpp"
+#include "amqp_probe.hpp"
 #include "switchyard/fedmsg_carry.hpp"
 #include "switchyard/fedmsg.hpp"
 #include "switchyard/fedora_messaging.hpp"
@@ -168,9 +169,10 @@ AmqpConsume::AmqpConsume(const sdk::Config &c)
       backoff_(reconnectPolicy(settings_.max_delay)) {
   auto pf = c.integer("prefetch");
   if (pf < 1 || pf > 65535) {
-    throw sdk::ConfigError("prefetch", "prefetch must be between 1 and 65535");
+    c.problem("prefetch", "prefetch must be between 1 and 65535");
+  } else {
+    prefetch_ = static_cast<std::uint16_t>(pf);
   }
-  prefetch_ = static_cast<std::uint16_t>(pf);
   prefix_ = c.str("routing_key_prefix");
   // The configuration's JSON text of `arguments`, parsed into a tree once, at load.
   rapidjson::StringBuffer sb;
@@ -179,26 +181,47 @@ AmqpConsume::AmqpConsume(const sdk::Config &c)
   std::string err;
   auto args = json::parse(std::string_view(sb.GetString(), sb.GetSize()), &err);
   if (!args || !args->isObject() || !args_arena_.fromJson(*args, args_, err)) {
-    throw sdk::ConfigError("arguments", "'arguments' must be a mapping of AMQP-encodable values: " + err);
+    c.problem("arguments", "'arguments' must be a mapping of AMQP-encodable values: " + err);
   }
+  readBindings(c);
+  std::string mid = c.str("missing_message_id");
+  if (mid == "generate") {
+    generate_ids_ = true;
+  } else if (mid != "drop") {
+    c.problem("missing_message_id", "unknown missing_message_id '" + mid + "': use drop or generate");
+  }
+  if (passive_ && queue_.empty()) {
+    c.problem("passive", "passive: true only checks a named queue: set queue (or passive: false)");
+  }
+}
+
+/// `bindings`: a list of {exchange, routing_keys}; every problem recorded at its item.
+void AmqpConsume::readBindings(const sdk::Config &c) {
   const auto &b = c.value("bindings");
   if (!b.IsArray()) {
-    throw sdk::ConfigError("bindings", "'bindings' must be a list of {exchange, routing_keys}");
+    c.problem("bindings", "'bindings' must be a list of {exchange, routing_keys}");
+    return;
   }
+  std::size_t n = 0;
   for (const auto &e : b.GetArray()) {
+    std::string at = fmt::format("bindings[{}]", n++);
     if (!e.IsObject() || !e.HasMember("exchange") || !e["exchange"].IsString()) {
-      throw sdk::ConfigError("bindings", "each binding needs 'exchange' (a string) and 'routing_keys'");
+      c.problem(at, "each binding needs 'exchange' (a string) and 'routing_keys'");
+      continue;
     }
     Binding bd;
     bd.exchange = e["exchange"].GetString();
+    bool ok = true;
     for (const auto &m : e.GetObject()) {
       std::string k = m.name.GetString();
       if (k != "exchange" && k != "routing_keys") {
-        throw sdk::ConfigError("bindings", "unknown key '" + k + "' in a binding; allowed: exchange, routing_keys");
+        c.problem(at + "." + k, "unknown key '" + k + "' in a binding; allowed: exchange, routing_keys");
+        ok = false;
       }
     }
     if (!e.HasMember("routing_keys")) {
-      throw sdk::ConfigError("bindings", "binding for exchange '" + bd.exchange + "' has no routing_keys");
+      c.problem(at, "binding for exchange '" + bd.exchange + "' has no routing_keys");
+      continue;
     }
     const auto &rk = e["routing_keys"];
     if (rk.IsString()) {
@@ -206,24 +229,44 @@ AmqpConsume::AmqpConsume(const sdk::Config &c)
     } else if (rk.IsArray()) {
       for (const auto &k : rk.GetArray()) {
         if (!k.IsString()) {
-          throw sdk::ConfigError("bindings", "routing_keys must be strings");
+          c.problem(at + ".routing_keys", "routing_keys must be strings");
+          ok = false;
+          break;
         }
         bd.keys.emplace_back(k.GetString());
       }
     } else {
-      throw sdk::ConfigError("bindings", "routing_keys must be a string or a list of strings");
+      c.problem(at + ".routing_keys", "routing_keys must be a string or a list of strings");
+      ok = false;
     }
-    bindings_.push_back(std::move(bd));
+    if (ok) {
+      bindings_.push_back(std::move(bd));
+    }
   }
-  std::string mid = c.str("missing_message_id");
-  if (mid == "generate") {
-    generate_ids_ = true;
-  } else if (mid != "drop") {
-    throw sdk::ConfigError("missing_message_id", "missing_message_id must be drop or generate");
+}
+
+Status AmqpConsume::probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept {
+  try {
+    Prober p(settings_, report, timeout);
+    if (!p.connect()) {
+      return Status::ok();
+    }
+    if (!queue_.empty()) {  // a server-named queue is made at start-up
+      p.queue(queue_, !passive_,
+              "declare it on the broker (passive: true only checks that it exists), or set passive: false");
+    }
+    std::vector<std::string> seen;
+    for (const auto &b : bindings_) {
+      if (b.exchange.empty() || std::find(seen.begin(), seen.end(), b.exchange) != seen.end()) {
+        continue;  // the default exchange binds every queue by itself
+      }
+      seen.push_back(b.exchange);
+      p.exchange(b.exchange, false, "declare it on the broker (the consumer binds to it but never declares it)");
+    }
+  } catch (const std::exception &e) {
+    return Status::error(fmt::format("probe of {} failed: {}", urlWithoutPassword(settings_), e.what()));
   }
-  if (passive_ && queue_.empty()) {
-    throw sdk::ConfigError("passive", "passive mode needs a queue name");
-  }
+  return Status::ok();
 }
 
 Status AmqpConsume::start(SourceContext &ctx) noexcept {

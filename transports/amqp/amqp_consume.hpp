@@ -43,8 +43,15 @@ class AmqpConsume final : public Source {
 
   void stop() noexcept override;
 
+  /// `switchyard check --connect`: connects and logs in like start(), then checks the queue
+  /// and the bindings' exchanges passively (amqp_probe.hpp).
+  Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept override;
+
  private:
   static constexpr amqp_channel_t kChannel = 1;
+
+  /// The constructor's reading of `bindings` (problems recorded per item).
+  void readBindings(const sdk::Config &c);
 
   /// Sends the acks complete() collected: one basic.ack with multiple=true for those below
   /// the oldest delivery still unsettled (so it never acknowledges a message the pipeline

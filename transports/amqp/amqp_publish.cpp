@@ -34,6 +34,7 @@
 #include <regex>
 #include <string>
 
+#include "amqp_probe.hpp"
 #include "amqp_publish.hpp"
 #include "switchyard/fedmsg_carry.hpp"
 #include "switchyard/fedmsg.hpp"
@@ -115,19 +116,28 @@ AmqpPublish::AmqpPublish(const sdk::Config &c)
   if (mode == "uuid") {
     uuid_ids_ = true;
   } else if (mode != "keep") {
-    throw sdk::ConfigError("message_id_mode", "message_id_mode must be keep or uuid");
+    c.problem("message_id_mode", "unknown message_id_mode '" + mode + "': use keep or uuid");
+  }
+  static constexpr std::string_view kTypes[] = {"direct", "fanout", "topic", "headers"};
+  if (std::find(std::begin(kTypes), std::end(kTypes), exchange_type_) == std::end(kTypes) &&
+      exchange_type_.rfind("x-", 0) != 0) {
+    c.problem("exchange_type", "unknown exchange_type '" + exchange_type_ +
+                                   "': use direct, fanout, topic or headers (or a plugin's x-... type)");
   }
   prefix_ = c.str("routing_key_prefix");
   auto w = c.integer("confirm_window");
   if (w < 1 || w > 1000000) {
-    throw sdk::ConfigError("confirm_window", "confirm_window must be between 1 and 1000000");
+    c.problem("confirm_window", "confirm_window must be between 1 and 1000000");
+  } else {
+    window_ = static_cast<std::size_t>(w);
   }
-  window_ = static_cast<std::size_t>(w);
   auto mms = c.integer("max_message_size");
   if (mms < 1) {
-    throw sdk::ConfigError("max_message_size", "max_message_size must be a positive number of bytes");
+    c.problem("max_message_size", "max_message_size must be a positive number of bytes");
+  } else {
+    max_size_ = static_cast<std::uint64_t>(mms);
   }
-  max_size_ = static_cast<std::uint64_t>(mms);
+  std::size_t n = 0;
   for (const auto &pat : c.strings("allowed_topics")) {
     // RabbitMQ expands these two variables in topic permission patterns.
     std::string expanded = pat;
@@ -140,9 +150,10 @@ AmqpPublish::AmqpPublish(const sdk::Config &c)
     try {
       allowed_topics_.emplace_back(expanded, std::regex::ECMAScript | std::regex::optimize);
     } catch (const std::regex_error &e) {
-      throw sdk::ConfigError("allowed_topics", "allowed_topics: '" + pat + "' is not a valid regular expression: " +
-                                                   e.what());
+      c.problem(fmt::format("allowed_topics[{}]", n),
+                "'" + pat + "' is not a valid regular expression: " + e.what());
     }
+    ++n;
   }
   std::string u = c.str("unroutable");
   if (u == "drop") {
@@ -152,8 +163,23 @@ AmqpPublish::AmqpPublish(const sdk::Config &c)
   } else if (u == "retry") {
     unroutable_ = Outcome::Retry;
   } else {
-    throw sdk::ConfigError("unroutable", "unroutable must be drop, reject or retry");
+    c.problem("unroutable", "unknown unroutable '" + u + "': use drop, reject or retry");
   }
+}
+
+Status AmqpPublish::probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept {
+  try {
+    Prober p(settings_, report, timeout);
+    if (!p.connect() || exchange_.empty()) {
+      return Status::ok();  // the default exchange always exists
+    }
+    bool declares = declare_ && exchange_.rfind("amq.", 0) != 0;
+    p.exchange(exchange_, declares,
+               "declare it on the broker, or set declare_exchange: true (and give the user configure permission)");
+  } catch (const std::exception &e) {
+    return Status::error(fmt::format("probe of {} failed: {}", urlWithoutPassword(settings_), e.what()));
+  }
+  return Status::ok();
 }
 
 Status AmqpPublish::start(SinkContext &ctx) noexcept {

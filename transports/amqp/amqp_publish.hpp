@@ -51,6 +51,10 @@ class AmqpPublish final : public Sink {
 
   void stop() noexcept override { conn_.close(); }
 
+  /// `switchyard check --connect`: connects and logs in like start(), then checks the
+  /// exchange passively (amqp_probe.hpp).
+  Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept override;
+
  private:
   bool connected() const { return conn_.isOpen() && channel_ok_; }
 

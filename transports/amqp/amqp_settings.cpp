@@ -2,6 +2,8 @@
 //
 // The common keys of both plugins (Settings), failure names and the reconnect pace.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <vector>
 
@@ -30,85 +32,100 @@ Settings Settings::fromConfig(const sdk::Config &c) {
   amqp_connection_info info{};
   std::vector<char> buf(url.begin(), url.end());
   buf.push_back('\0');
-  if (amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK) {
-    throw sdk::ConfigError("url", "'url' is not a valid amqp:// or amqps:// URL: " + s.redacted_url);
+  if (url.find('\0') != std::string::npos || amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK) {
+    c.problem("url", "'" + s.redacted_url +
+                         "' is not an AMQP URL: write amqp://USER:PASSWORD@HOST:PORT/VHOST (amqps:// for TLS)");
+  } else {
+    s.host = info.host;
+    s.port = info.port;
+    s.user = info.user;
+    s.password = info.password;
+    s.vhost = info.vhost;
+    s.tls = info.ssl != 0;
+    if (s.host.empty()) {
+      c.problem("url", "'" + s.redacted_url + "' names no host: write amqp://USER:PASSWORD@HOST:PORT/VHOST");
+    }
+    if (s.port < 1 || s.port > 65535) {
+      c.problem("url", fmt::format("'{}': port {} is out of range (1 to 65535)", s.redacted_url, s.port));
+    }
   }
-  s.host = info.host;
-  s.port = info.port;
-  s.user = info.user;
-  s.password = info.password;
-  s.vhost = info.vhost;
   // "amqp://host/" has an empty path; like pika, take it as the default vhost "/".
   if (s.vhost.empty()) {
     s.vhost = "/";
   }
-  s.tls = info.ssl != 0;
   if (c.has("password_file")) {
-    std::ifstream in(c.str("password_file"));
+    std::string path = c.str("password_file");
+    std::ifstream in(path);
     if (!in) {
-      throw sdk::ConfigError("password_file", "cannot read password_file '" + c.str("password_file") + "'");
-    }
-    std::getline(in, s.password);
-    if (!s.password.empty() && s.password.back() == '\r') {
-      s.password.pop_back();
+      c.problem("password_file", fmt::format("cannot read the password_file '{}': {}", path, std::strerror(errno)));
+    } else {
+      std::getline(in, s.password);
+      if (!s.password.empty() && s.password.back() == '\r') {
+        s.password.pop_back();
+      }
     }
   }
+  bool tls_ok = true;
   if (c.has("tls")) {
     const auto &t = c.value("tls");
     if (!t.IsObject()) {
-      throw sdk::ConfigError("tls", "'tls' must be a mapping {ca_file, cert_file, key_file}");
-    }
-    for (const auto &m : t.GetObject()) {
-      std::string k(m.name.GetString(), m.name.GetStringLength());
-      if (!m.value.IsString()) {
-        throw sdk::ConfigError("tls", "tls." + k + " must be a string (a file path)");
-      }
-      std::string v(m.value.GetString(), m.value.GetStringLength());
-      if (k == "ca_file") {
-        s.ca_file = v;
-      } else if (k == "cert_file") {
-        s.cert_file = v;
-      } else if (k == "key_file") {
-        s.key_file = v;
-      } else {
-        throw sdk::ConfigError("tls", "unknown key tls." + k + "; allowed: ca_file, cert_file, key_file");
-      }
-    }
-    if (s.cert_file.empty() != s.key_file.empty()) {
-      throw sdk::ConfigError("tls", "tls.cert_file and tls.key_file must be given together");
-    }
-    for (const auto *f : {&s.ca_file, &s.cert_file, &s.key_file}) {
-      if (!f->empty() && !std::ifstream(*f)) {
-        throw sdk::ConfigError("tls", "cannot read '" + *f + "'");
+      c.problem("tls", "'tls' must be a mapping {ca_file, cert_file, key_file}");
+      tls_ok = false;
+    } else {
+      for (const auto &m : t.GetObject()) {
+        std::string k(m.name.GetString(), m.name.GetStringLength());
+        if (k != "ca_file" && k != "cert_file" && k != "key_file") {
+          c.problem("tls." + k, "unknown key tls." + k + "; allowed: ca_file, cert_file, key_file");
+          tls_ok = false;
+          continue;
+        }
+        if (!m.value.IsString()) {
+          c.problem("tls." + k, "tls." + k + " must be a string (a file path)");
+          tls_ok = false;
+          continue;
+        }
+        std::string v(m.value.GetString(), m.value.GetStringLength());
+        (k == "ca_file" ? s.ca_file : k == "cert_file" ? s.cert_file : s.key_file) = v;
       }
     }
-    if (!s.tls && (!s.ca_file.empty() || !s.cert_file.empty())) {
-      throw sdk::ConfigError("tls", "tls settings need an amqps:// url");
+    if (!s.cert_file.empty() && s.key_file.empty()) {
+      c.problem("tls.cert_file", "tls.cert_file '" + s.cert_file +
+                                     "' has no tls.key_file: give the certificate's private key too (or neither)");
+    } else if (s.cert_file.empty() && !s.key_file.empty()) {
+      c.problem("tls.key_file", "tls.key_file '" + s.key_file +
+                                    "' has no tls.cert_file: give the key's certificate too (or neither)");
+    }
+    checkTlsFiles(c, s);
+    if (!s.tls && (!s.ca_file.empty() || !s.cert_file.empty() || !s.key_file.empty())) {
+      c.problem("tls", "tls settings need an amqps:// url (the url '" + s.redacted_url + "' is plain amqp://)");
     }
   }
   std::string sasl = c.str("sasl");
   if (sasl == "external") {
-    if (s.cert_file.empty()) {
-      throw sdk::ConfigError("sasl", "sasl: external needs tls.cert_file and tls.key_file");
+    if (s.cert_file.empty() && tls_ok) {
+      c.problem("sasl", "sasl: external logs in with the client certificate: set tls.cert_file and tls.key_file");
     }
     s.external = true;
   } else if (sasl == "auto") {
     s.external = !s.cert_file.empty();
   } else if (sasl != "plain") {
-    throw sdk::ConfigError("sasl", "sasl must be plain, external or auto");
+    c.problem("sasl", "unknown sasl mechanism '" + sasl + "': use plain, external or auto");
   }
   auto hb = c.integer("heartbeat");
   if (hb < 0 || hb > 65535) {
-    throw sdk::ConfigError("heartbeat", "heartbeat must be between 0 and 65535 seconds");
+    c.problem("heartbeat", "heartbeat must be between 0 and 65535 seconds");
+  } else {
+    s.heartbeat = static_cast<int>(hb);
   }
-  s.heartbeat = static_cast<int>(hb);
   s.connect_timeout = c.number("connect_timeout");
   if (!(s.connect_timeout > 0)) {
-    throw sdk::ConfigError("connect_timeout", "connect_timeout must be positive");
+    c.problem("connect_timeout", "connect_timeout must be positive");
+    s.connect_timeout = 10;
   }
   s.max_delay = c.number("reconnect_max_delay");
   if (!(s.max_delay > 0)) {
-    throw sdk::ConfigError("reconnect_max_delay", "reconnect_max_delay must be positive");
+    c.problem("reconnect_max_delay", "reconnect_max_delay must be positive");
+    s.max_delay = 5;
   }
   s.app = c.str("app");
   return s;
