@@ -420,7 +420,9 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
   }
   if (options.log_config_warnings) {
     for (const auto &w : warns) {
-      logger().log(LogLevel::Warn, w.str());
+      Diagnostic plain = w;
+      plain.warning = false;  // the log line's level says it already
+      logger().log(LogLevel::Warn, plain.str());
     }
   }
   warnings = std::move(warns);

@@ -5,7 +5,7 @@ configuration"): warnings are printed in the errors' form and pass, unless --str
 --connect runs only after a clean check and prints one line per probe result, ok or
 FAILED naming the endpoint, and exits 1 when one failed. The peers are real sockets: a
 python3-zmq PUB socket that listens, a port nothing listens on, a port another process
-holds."""
+holds. `run` logs each warning once."""
 import os
 import socket
 import subprocess
@@ -74,6 +74,27 @@ pipelines:
         expect(rc == 2 and out == "" and len(lines) == 2 and lines[0].startswith(warning)
                and lines[1] == "0 error(s), 1 warning(s) (--strict: warnings fail the check)",
                "--strict: the same warning fails the check (exit 2)", out + err)
+
+        # `run` logs each warning once at start-up, however many filter workers.
+        run_file = write(tmp, "run.yaml", f"""version: 1
+pipelines:
+  p:
+    workers: 4
+    input: {{type: stdin}}
+    filters:
+      - type: verifier
+        ca_file: {CA}
+        allow_unsigned: true
+        routing_policy: {{org.example.topic: [publisher.example.org]}}
+    outputs: [{{type: stdout}}]
+""")
+        p = subprocess.run([BIN, "run", run_file], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=60)
+        crl = f"warning {run_file}:7:9: pipelines.p.filters[0].crl_file: no crl_file"
+        unsigned = f"warning {run_file}:9:25: pipelines.p.filters[0].allow_unsigned: allow_unsigned is true"
+        expect(p.returncode == 0 and p.stderr.count(crl) == 1 and p.stderr.count(unsigned) == 1
+               and p.stderr.count("no crl_file") == 1 and p.stderr.count("allow_unsigned is true") == 1,
+               "run: each warning logged once at start-up, with 4 workers", p.stderr)
 
         # --connect after a broken file: the errors, no probe.
         bad = write(tmp, "bad.yaml", """version: 1
