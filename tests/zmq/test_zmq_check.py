@@ -10,7 +10,9 @@
 3. `switchyard check --connect`: zmq-sub's endpoints are connected to (a python3-zmq
    publisher: ok; a closed port: FAILED naming the endpoint), zmq-pub's bind addresses are
    bound and closed again (a free port: ok, and free again afterwards; a busy one: FAILED
-   naming the address)."""
+   naming the address).
+4. `switchyard run` with a zmq-sub endpoint nothing listens on says so once, naming the
+   endpoint, instead of retrying in silence."""
 import os
 import re
 import socket
@@ -21,7 +23,7 @@ import tempfile
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zmqtest import BIN, check, free_port, write_config  # noqa: E402
+from zmqtest import BIN, Switchyard, check, free_port, write_config  # noqa: E402
 
 
 def run(args, timeout=60):
@@ -139,11 +141,39 @@ pipelines:
     print("ok: check --connect reports each endpoint")
 
 
+def test_unreachable_named(tmp):
+    port = free_port()
+    cfg = write_config(tmp, f"""version: 1
+pipelines:
+  p:
+    input: {{type: zmq-sub, endpoints: ["tcp://127.0.0.1:{port}"]}}
+    outputs: [{{type: stdout}}]
+""", "unreachable.yaml")
+    sy = Switchyard(["run", cfg])
+    pub = None
+    try:
+        sy.wait_log(rf"cannot connect to tcp://127\.0\.0\.1:{port} yet", timeout=20)
+        # The publisher comes up: the retries go on and connect, without more warnings.
+        pub = zmq.Context.instance().socket(zmq.XPUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(f"tcp://127.0.0.1:{port}")
+        sy.wait_log(rf"connected to tcp://127\.0\.0\.1:{port}", timeout=20)
+    finally:
+        rc = sy.stop()
+        if pub is not None:
+            pub.close()
+    check(rc == 0, f"exit {rc}\n{sy.stderr()}")
+    n = len(re.findall(r"cannot connect to tcp://", sy.stderr()))
+    check(n == 1, f"the unreachable endpoint was logged {n} times, want once\n{sy.stderr()}")
+    print("ok: an endpoint nothing listens on is named once")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="sy-zmq-check-") as tmp:
         test_check_every_endpoint(tmp)
         test_busy_port_at_start(tmp)
         test_check_connect(tmp)
+        test_unreachable_named(tmp)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ class ZmqSubSource final : public Source {
     Clock::time_point lost_at;
     unsigned protocol_streak = 0;  // protocol disconnects without a message in between
     bool ever_connected = false;
+    bool warned_unreachable = false;  // the first failed attempt was logged
     // A connection may come up: look at the monitor before each read, so that the new
     // connection is announced before its first message is handled.
     bool expect_connect = true;

@@ -171,8 +171,18 @@ void ZmqSubSource::serviceMonitor(SourceContext &ctx, Socket &s) {
 void ZmqSubSource::onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t event, std::uint32_t value,
                     const std::string &where) {
   switch (event) {
-    case ZMQ_EVENT_CONNECT_DELAYED:
     case ZMQ_EVENT_CONNECT_RETRIED:
+      // An endpoint never reached (nothing listens, the host does not resolve): libzmq
+      // retries silently for ever, so say it once, with the endpoint.
+      if (!settings_.bind && !s.ever_connected && !s.warned_unreachable) {
+        s.warned_unreachable = true;
+        ctx.log().warn("cannot connect to {} yet (nothing listens there, or the host does not resolve); still "
+                       "retrying; `switchyard check --connect` tests the endpoints",
+                       s.endpoint);
+      }
+      clearLost(s);  // libzmq (re)connects by itself
+      break;
+    case ZMQ_EVENT_CONNECT_DELAYED:
     case ZMQ_EVENT_CONNECTED:
       clearLost(s);  // libzmq (re)connects by itself
       break;
