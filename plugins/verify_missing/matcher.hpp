@@ -85,7 +85,7 @@ struct Settings {
 
 /// One message seen on a single bus only: a warning line and a report record.
 struct Report {
-  std::string id;  ///< as first received (year prefix included, if any)
+  std::string id;  ///< as first received (year prefix included, if any); reports name matchKey(id)
   std::string topic;
   Side side = Side::Zmq;  ///< the bus it WAS seen on; it is missing from the other
   std::int64_t first_seen_ms = 0;  ///< wall clock, ms since the epoch

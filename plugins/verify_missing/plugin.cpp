@@ -120,8 +120,13 @@ std::int64_t wallMs() {
 std::string reportLine(const Report &r, const GroupSettings &s) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  // id: the key both buses share (one leading YYYY- removed), what an operator looks up on
+  // either bus; full_id: the id exactly as it was received.
+  std::string_view key = verify::matchKey(r.id);
   w.StartObject();
   w.Key("id");
+  w.String(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  w.Key("full_id");
   w.String(r.id.data(), static_cast<rapidjson::SizeType>(r.id.size()));
   w.Key("topic");
   w.String(r.topic.data(), static_cast<rapidjson::SizeType>(r.topic.size()));
@@ -309,8 +314,9 @@ class Group {
                 "this may be our own ZeroMQ loss",
                 r.zmq_gap_missing);
           }
-          log.warn("message {} was only received via {} (first seen {}, topic {}){}", r.id,
-                   verify::busName(r.side), isoTime(r.first_seen_ms), r.topic, loss);
+          log.warn("message {} was only received via {} (full id {}, first seen {}, topic {}){}",
+                   verify::matchKey(r.id), verify::busName(r.side), r.id, isoTime(r.first_seen_ms), r.topic,
+                   loss);
         }
         writeReport(log, r);
       }

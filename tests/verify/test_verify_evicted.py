@@ -164,7 +164,7 @@ def reproduction(broker, tmp):
     # Before: matched=0 only_via_amqp=10. Now: no false report at all.
     assert s == {"matched": 10, "only_zmq": 1, "only_amqp": 0, "evicted": 10, "unverifiable": 0,
                  "seen_zmq": N + 1, "seen_amqp": N}, s
-    assert [r["id"] for r in records(report)] == [f"2026-{sentinel}"], records(report)
+    assert [(r["id"], r["full_id"]) for r in records(report)] == [(sentinel, f"2026-{sentinel}")], records(report)
     # Each eviction is logged (a few by name per sweep, the rest counted), the oldest first.
     named, more = unverified_logged(log)
     assert len(named) + more == 10, (named, more)
@@ -226,7 +226,7 @@ def overflow(broker, tmp):
                  ("amqp", "evicted"): 11, ("amqp", "unverified"): 20, ("amqp", "forgotten"): 6})
     got = {k: v for k, v in got.items() if k in want}
     assert got == want, {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-    assert [r["id"] for r in records(report)] == [f"2026-{sentinel}"], records(report)
+    assert [(r["id"], r["full_id"]) for r in records(report)] == [(sentinel, f"2026-{sentinel}")], records(report)
     assert "was only received via AMQP" not in log
     named, more = unverified_logged(log)
     assert len(named) + more == 40, (named, more)

@@ -6,7 +6,8 @@ Checks:
   * a message on both buses is matched (fedmsg `2026-<uuid>` against AMQP `<uuid>`, and an
     AMQP message whose full id travels in the fedmsg_msg_id header, UUID mode);
   * a ZeroMQ-only and an AMQP-only message are each reported once, with the right side, as a
-    warning line and a JSON-lines record;
+    warning line and a JSON-lines record, named by the id without its year prefix (the full
+    id in full_id);
   * a duplicate is counted, on each side;
   * an AMQP-only message seen while our ZeroMQ subscription detected a sequence gap says so;
   * the queue is non-durable, auto-delete, with a 60 s message TTL, and goes away at exit.
@@ -179,15 +180,18 @@ def run(broker, tmp):
         by_id = {}
         for r in recs:
             by_id.setdefault(r["id"], []).append(r)
-        assert set(by_id) == {f"2026-{b}", f"2026-{c}", f"2026-{g}"}, recs
-        rb, = by_id[f"2026-{b}"]
-        rc, = by_id[f"2026-{c}"]
+        # Reports name the id without its year prefix, the key both buses share; the id as
+        # received is kept in full_id.
+        assert set(by_id) == {b, c, g}, recs
+        rb, = by_id[b]
+        rc, = by_id[c]
+        assert (rb["full_id"], rc["full_id"], by_id[g][0]["full_id"]) == (f"2026-{b}", f"2026-{c}", f"2026-{g}"), recs
         assert rb["side"] == "zmq" and rb["missing_from"] == "amqp" and rb["topic"] == TOPIC, rb
         assert rc["side"] == "amqp" and rc["missing_from"] == "zmq" and rc["topic"] == TOPIC, rc
         assert rc["zmq_loss_detected"] is False and rc["zmq_gap_missing"] == 0, rc
         assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", rb["first_seen"]), rb
-        assert f"message 2026-{b} was only received via ZeroMQ" in stderr()
-        assert f"message 2026-{c} was only received via AMQP" in stderr()
+        assert f"message {b} was only received via ZeroMQ (full id 2026-{b}, first seen " in stderr()
+        assert f"message {c} was only received via AMQP (full id 2026-{c}, first seen " in stderr()
 
         # H: AMQP only, while our ZeroMQ subscription saw a sequence gap (i jumps by 4).
         # The message that reveals the gap is on both buses (matched).
@@ -198,7 +202,7 @@ def run(broker, tmp):
         amqp(h)
         af.wait_for(lambda: any(r["id"] == h for r in records()), 30, "the report of H")
         rh = [r for r in records() if r["id"] == h]
-        assert len(rh) == 1 and rh[0]["side"] == "amqp", rh
+        assert len(rh) == 1 and rh[0]["side"] == "amqp" and rh[0]["full_id"] == h, rh
         assert rh[0]["zmq_loss_detected"] is True and rh[0]["zmq_gap_missing"] == 3, rh
     finally:
         if proc.poll() is None:
