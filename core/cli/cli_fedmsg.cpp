@@ -13,7 +13,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -55,18 +57,19 @@ bool looksLikeJsonDocument(std::string_view text) {
 /// taken as JSON when it is a JSON object or array (unless --plain).
 class LoggerSource final : public Source {
  public:
-  explicit LoggerSource(LoggerOptions opts) : opts_(std::move(opts)) {}
+  LoggerSource(LoggerOptions opts, std::shared_ptr<std::atomic<bool>> ended)
+      : opts_(std::move(opts)), ended_(std::move(ended)) {}
 
   Status start(SourceContext &) noexcept override { return Status::ok(); }
 
   Status poll(SourceContext &ctx, std::chrono::milliseconds timeout) noexcept override {
     if (done_) {
-      return Status::endOfStream();
+      return ended();
     }
     if (opts_.has_message) {
       handleLine(ctx, opts_.message);
       done_ = true;
-      return Status::endOfStream();
+      return ended();
     }
     pollfd p{0, POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
@@ -84,7 +87,7 @@ class LoggerSource final : public Source {
         handleLine(ctx, buf_);
       }
       done_ = true;
-      return Status::endOfStream();
+      return ended();
     }
     buf_.append(chunk, static_cast<std::size_t>(got));
     std::size_t start = 0;
@@ -99,6 +102,11 @@ class LoggerSource final : public Source {
   void stopIntake(SourceContext &) noexcept override { done_ = true; }
 
  private:
+  Status ended() noexcept {
+    ended_->store(true);
+    return Status::endOfStream();
+  }
+
   void handleLine(SourceContext &ctx, std::string_view line) noexcept {
     try {
       if (!line.empty() && line.back() == '\r') {
@@ -139,6 +147,7 @@ class LoggerSource final : public Source {
   }
 
   LoggerOptions opts_;
+  std::shared_ptr<std::atomic<bool>> ended_;
   bool done_ = false;
   std::string buf_;
   std::uint64_t line_no_ = 0;
@@ -181,6 +190,10 @@ CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts) {
   cmd->add_option("--username", opts.username, "Envelope username (default: the process user)");
   cmd->add_option("--wait", opts.wait_for_subscriber,
                   "Seconds to wait for a subscriber before the first message")
+      ->capture_default_str();
+  cmd->add_option("--timeout", opts.timeout,
+                  "Seconds the messages may take to be published after the input ended; then exit 1")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--linger", opts.linger_ms, "Milliseconds queued messages may take to leave at exit")
       ->capture_default_str();
@@ -250,13 +263,32 @@ int runLogger(const LoggerOptions &opts, const EngineOptions &engine_options) {
   }
   sigset_t signals = blockStopSignals();
   Engine engine(engine_options);
-  engine.registerSource(kLoggerInput, {}, [opts](const sdk::Config &) {
-    return std::make_unique<LoggerSource>(opts);
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  engine.registerSource(kLoggerInput, {}, [opts, ended](const sdk::Config &) {
+    return std::make_unique<LoggerSource>(opts, ended);
   });
   if (int rc = loadOrReport(engine, yaml, "<logger>"); rc != kExitOk) {
     return rc;
   }
-  int rc = runEngine(engine, signals);
+  // Once the input ended, the messages get --timeout seconds to be published (a broker
+  // that is down, a subscriber that never reads): then stop, and count what is left.
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> ended_at;
+  bool gave_up = false;
+  auto watchdog = [&] {
+    if (!ended->load() || gave_up) {
+      return;
+    }
+    if (!ended_at) {
+      ended_at = Clock::now();
+    } else if (Clock::now() - *ended_at > std::chrono::duration<double>(opts.timeout)) {
+      gave_up = true;
+      logging::core()->error("messages not published within --timeout {} s after the input ended: giving up",
+                             opts.timeout);
+      engine.requestStop();
+    }
+  };
+  int rc = runEngine(engine, signals, 0.2, watchdog);
   std::int64_t dropped = engine.counter("logger", "dropped");
   std::int64_t failed = engine.counter("logger", "failed");
   if (rc == kExitOk && (dropped > 0 || failed > 0)) {

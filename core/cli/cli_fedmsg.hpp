@@ -28,6 +28,9 @@ struct LoggerOptions {
   std::string password_file;        ///< AMQP: first line replaces the URL's password
   std::string username;
   double wait_for_subscriber = 2.0;
+  /// Seconds the messages may take to be published once the input ended (as
+  /// fedora-messaging publish's timeout); then the logger gives up, exit status 1.
+  double timeout = 30.0;
   int linger_ms = 1000;
 };
 

@@ -282,6 +282,21 @@ def test_logger(pki):
     print("ok: logger --cert/--key signs like fedmsg (checked with python3-cryptography)")
 
 
+def test_logger_gives_up():
+    """A broker that cannot be reached: logger --amqp gives up --timeout seconds after its
+    input ended (plus the 10 s drain), exit status 1, instead of retrying for ever."""
+    import time
+    t0 = time.monotonic()
+    p = subprocess.run([BIN, "logger", "--amqp", f"amqp://guest:guest@127.0.0.1:{free_port()}/", "--topic", TOPIC,
+                        "--message", "x", "--timeout", "1"], capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    check(p.returncode == 1, f"exit {p.returncode}\n{p.stderr[-2000:]}")
+    check("messages not published within --timeout 1 s after the input ended: giving up" in p.stderr, p.stderr[-2000:])
+    check("1 message(s) not published (0 dropped, 1 failed)" in p.stderr, p.stderr[-2000:])
+    check(took < 30, f"took {took:.1f} s")
+    print(f"ok: logger --amqp gives up after --timeout when the broker is unreachable ({took:.1f} s)")
+
+
 def test_bad_arguments():
     def run(*args):
         return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30)
@@ -319,6 +334,7 @@ def main():
         test_terminal_default()
         test_record(pki)
         test_logger(pki)
+        test_logger_gives_up()
 
 
 if __name__ == "__main__":
