@@ -121,6 +121,11 @@ class ConfigParser {
 /// the file goes (a key left to its default: the entry itself).
 Mark keyMark(const PluginSpec &spec, std::string_view key);
 
+/// Whether @p key of @p a and of @p b is one setting given once: the same anchor's value
+/// (an alias), or the same ${VAR} placeholder written the same way. A plugin's problem
+/// with it is then one problem, however many places use it.
+bool sameSetting(const PluginSpec &a, const PluginSpec &b, std::string_view key);
+
 /// Reads a configuration file, refusing one over kMaxConfigBytes without reading it all.
 /// Returns false (with a diagnostic) when it cannot be read.
 bool readConfigText(const std::string &path, std::string &text, std::vector<Diagnostic> &diags);

@@ -30,6 +30,7 @@ struct ConfigNode {
   Kind kind = Kind::Null;
   Mark mark;
   std::string scalar;   ///< after ${VAR} expansion
+  std::string source;   ///< as written, when it held a ${VAR} placeholder (else empty)
   bool plain = true;    ///< plain scalar: type inferred; quoted or !!str: always a string
   bool broken = false;  ///< a problem was already reported for this node (e.g. unset ${VAR})
   bool open = false;    ///< still being built (an alias to it would be recursive)

@@ -207,8 +207,11 @@ bool typedValue(const State &st, const ConfigNode &n, Mark at, const KeySpec &k,
 
 }  // namespace
 
-Mark keyMark(const PluginSpec &spec, std::string_view key) {
-  Mark m = spec.mark;
+namespace {
+/// The node of @p key in @p spec's entry and where it is written; null (and the mark of the
+/// deepest part found) when the file does not go that far.
+const ConfigNode *keyNode(const PluginSpec &spec, std::string_view key, Mark &m) {
+  m = spec.mark;
   const ConfigNode *n = spec.node.get();
   std::size_t i = 0;
   while (n != nullptr && i < key.size()) {
@@ -222,7 +225,7 @@ Mark keyMark(const PluginSpec &spec, std::string_view key) {
       auto [end, ec] = std::from_chars(key.data() + i + 1, key.data() + std::min(close, key.size()), index);
       if (close == std::string_view::npos || ec != std::errc() || end != key.data() + close ||
           n->kind != Kind::Sequence || index >= n->items.size()) {
-        break;
+        return nullptr;
       }
       m = n->item_marks[index];
       n = n->items[index].get();
@@ -233,13 +236,33 @@ Mark keyMark(const PluginSpec &spec, std::string_view key) {
     std::string_view name = key.substr(i, stop == std::string_view::npos ? std::string_view::npos : stop - i);
     const ConfigNode::Entry *e = n->kind == Kind::Map ? n->find(name) : nullptr;
     if (e == nullptr) {
-      break;
+      return nullptr;
     }
     m = e->value_mark;
     n = e->value.get();
     i = stop == std::string_view::npos ? key.size() : stop;
   }
+  return n;
+}
+}  // namespace
+
+Mark keyMark(const PluginSpec &spec, std::string_view key) {
+  Mark m;
+  (void)keyNode(spec, key, m);
   return m;
+}
+
+bool sameSetting(const PluginSpec &a, const PluginSpec &b, std::string_view key) {
+  if (key.empty()) {
+    return false;
+  }
+  Mark ma, mb;
+  const ConfigNode *na = keyNode(a, key, ma);
+  const ConfigNode *nb = keyNode(b, key, mb);
+  if (na == nullptr || nb == nullptr) {
+    return false;
+  }
+  return na == nb || (!na->source.empty() && na->source == nb->source);
 }
 
 void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,

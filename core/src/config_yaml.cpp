@@ -172,6 +172,9 @@ class TreeBuilder final : public YAML::EventHandler {
       n->broken = true;
     }
     if (n->kind == Kind::Scalar && value.find('$') != std::string::npos) {
+      if (hasPlaceholder(value)) {
+        n->source = value;
+      }
       std::string problem = expandVariables(value, n->scalar);
       if (!problem.empty()) {
         add(m, path, problem);

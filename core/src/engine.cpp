@@ -320,10 +320,15 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
 
   host.setLogger(&logger());
   std::vector<Diagnostic> warns;
-  // One problem of one plugin configured at several places (the same CA file for the
-  // verifiers of both directions of a bridge) is one diagnostic, at the first place, that
-  // names the others: (plugin, key, message, warning) -> index in diags or warns.
-  std::map<std::tuple<std::string, std::string, std::string, bool>, std::size_t> seen;
+  // One problem with one setting used at several places (the CA file that the verifiers
+  // of both directions of a bridge read through one ${FEDMSG_CA}, or one YAML anchor) is
+  // one diagnostic, at the first place, that names the others. Problems of settings
+  // written separately stay apart, even when they read the same.
+  struct Seen {
+    const PluginSpec *spec;
+    std::size_t index;  ///< in diags or warns
+  };
+  std::map<std::tuple<std::string, std::string, std::string, bool>, std::vector<Seen>> seen;
   auto reportItem = [&](const PluginSpec &spec, const std::string &key, const std::string &message,
                         bool warning) {
     for (const auto &bad : spec.bad_keys) {
@@ -336,14 +341,17 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
                        : key.front() == '[' ? spec.path + key
                                             : spec.path + "." + key;
     auto &list = warning ? warns : diags;
-    auto [it, fresh] = seen.try_emplace({spec.type, key, message, warning}, list.size());
-    if (!fresh) {
-      Diagnostic &first = list[it->second];
-      if (first.line != m.line || first.column != m.column || first.path != path) {
-        first.message += fmt::format(" (also at {}:{} {})", m.line, m.column, path);
+    auto &same = seen[{spec.type, key, message, warning}];
+    for (const auto &earlier : same) {
+      if (earlier.spec == &spec || sameSetting(*earlier.spec, spec, key)) {
+        Diagnostic &first = list[earlier.index];
+        if (first.line != m.line || first.column != m.column || first.path != path) {
+          first.message += fmt::format(" (also at {}:{} {})", m.line, m.column, path);
+        }
+        return;
       }
-      return;
     }
+    same.push_back({&spec, list.size()});
     list.push_back({file, m.line, m.column, path, message, warning});
   };
   auto report = [&](const PluginSpec &spec, const Status &error) {

@@ -254,3 +254,29 @@ pipelines:
           });
   }
 }
+
+TEST_CASE("one setting used at several places is one problem; settings written apart stay apart") {
+  sy::Engine e(quiet());
+  registerAll(e);
+  try {
+    e.loadString(R"(version: 1
+pipelines:
+  a:
+    input: {type: src}
+    outputs:
+      - {type: out, endpoints: &eps [nowhere]}
+      - {type: out, endpoints: *eps}
+      - {type: out, endpoints: [nowhere]}
+)",
+                 "m.yaml");
+    FAIL("expected a ConfigError");
+  } catch (const sy::ConfigError &err) {
+    INFO(std::string(err.what()));
+    CHECK(lines(err.diagnostics()) ==
+          std::vector<std::string>{
+              "m.yaml:6:38: pipelines.a.outputs[0].endpoints[0]: not an endpoint "
+              "(also at 6:38 pipelines.a.outputs[1].endpoints[0])",  // the item is written in the anchor
+              "m.yaml:8:33: pipelines.a.outputs[2].endpoints[0]: not an endpoint",
+          });
+  }
+}
