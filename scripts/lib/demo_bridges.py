@@ -4,13 +4,17 @@
 way fedmsg's x509 backend does) and an AMQP publisher (python3-pika), and a watcher on each
 far side that prints every message as it arrives there.
 
-    demo_bridges.py AMQP_URL FEDMSG_BIND BRIDGE_PUB PKI_DIR COUNT
+    demo_bridges.py AMQP_URL FEDMSG_BIND BRIDGE_PUB PKI_DIR COUNT [IDS_FILE [VERIFY_LOG]]
 
 FEDMSG_BIND: where our fedmsg publisher binds (the bridge and verify-missing connect to it);
-BRIDGE_PUB: the AMQP->ZeroMQ bridge's PUB socket. Exits 0 when every message crossed once and
-none came back to the bus it came from."""
+BRIDGE_PUB: the AMQP->ZeroMQ bridge's PUB socket; IDS_FILE gets the ids of the demo messages;
+VERIFY_LOG: verify-missing's log (with --log-matches), to wait until it matches the warm-up
+messages of both directions before the demo starts. SWITCHYARD_DEMO_PACE: seconds between
+two messages (0.3). Exits 0 when every message crossed once and none came back to the bus it
+came from."""
 import base64
 import json
+import os
 import signal
 import sys
 import time
@@ -106,6 +110,7 @@ class Demo:
         self.came_back = 0
         self.duplicates = 0
         self.warm_ids = set()  # warm-up messages (not shown)
+        self.warm_fedmsg, self.warm_amqp = [], []
         self.warm_to_amqp = self.warm_to_zmq = False
 
     # -- the two watchers --------------------------------------------------------------
@@ -194,25 +199,40 @@ def main(argv):
     # Ctrl-C: die of the signal, so that scripts/demo runs its clean-up trap at once.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     url, fedmsg_bind, bridge_pub, pki, count = argv[1], argv[2], argv[3], argv[4], int(argv[5])
+    verify_log = argv[7] if len(argv) > 7 else None
+    pace = float(os.environ.get("SWITCHYARD_DEMO_PACE", "0.3"))
     d = Demo(url, fedmsg_bind, bridge_pub, pki)
     # Ready when the ZeroMQ->AMQP bridge and verify-missing subscribed to our publisher, and a
-    # warm-up message crossed each way (the bridge's PUB socket has us as a subscriber).
+    # warm-up message crossed each way (the bridge's PUB socket has us as a subscriber), and
+    # verify-missing matched one of each direction (its subscription to the bridge's PUB
+    # socket has arrived too). ZeroMQ says when a subscription reached a PUB socket only to
+    # that socket, so for the sockets that are not ours a message that made it is the proof.
     d.wait(lambda: d.subscribers >= 2, 60, "the bridge and verify-missing to subscribe to the fedmsg publisher")
+
+    def verify_matched():
+        if verify_log is None:
+            return True
+        with open(verify_log, errors="replace") as f:
+            matched = [line for line in f if " matched " in line]
+        return (any(k in line for k in d.warm_fedmsg for line in matched)
+                and any(k in line for k in d.warm_amqp for line in matched))
 
     def warm_up():
         k1, _ = d.send_fedmsg(0)
         k2 = d.send_amqp(0)
         d.warm_ids.update((k1, k2))
+        d.warm_fedmsg.append(k1)
+        d.warm_amqp.append(k2)
         d.pump(0.5)
-        return d.warm_to_amqp and d.warm_to_zmq
-    d.wait(warm_up, 60, "a warm-up message to cross both ways")
+        return d.warm_to_amqp and d.warm_to_zmq and verify_matched()
+    d.wait(warm_up, 60, "warm-up messages to cross both ways and verify-missing to match them")
 
     say(f"{BOLD}fedmsg -> AMQP: {count} signed fedmsg messages on {fedmsg_bind}, watched on exchange zmq.topic{RESET}")
     for n in range(1, count + 1):
         key, mid = d.send_fedmsg(n)
         d.sent_fedmsg[key] = n
         say(f"  sent on ZeroMQ   topic={FEDMSG_TOPIC} msg_id={mid}")
-        d.pump(0.3)
+        d.pump(pace)
     d.wait(lambda: len(d.crossed_to_amqp) == count, 30, "the fedmsg messages on zmq.topic")
 
     say(f"{BOLD}AMQP -> fedmsg: {count} messages to exchange amq.topic, watched on {bridge_pub}{RESET}")
@@ -220,7 +240,7 @@ def main(argv):
         key = d.send_amqp(n)
         d.sent_amqp[key] = n
         say(f"  sent on AMQP     exchange=amq.topic key={AMQP_TOPIC} message_id={key}")
-        d.pump(0.3)
+        d.pump(pace)
     d.wait(lambda: len(d.crossed_to_zmq) == count, 30, "the AMQP messages on ZeroMQ")
 
     # Anything coming back would arrive within moments of the crossing; watch a little longer.

@@ -52,7 +52,8 @@ sy_install_packages() {
   fi
 }
 
-sy_build() {
+# Configures $SY_BUILD with the options every script uses (werror), or re-applies them.
+sy_configure() {
   local opts=(-Dwerror=true)
   if [ -f "$SY_BUILD/meson-info/intro-buildoptions.json" ]; then
     sy_log "reconfiguring $SY_BUILD"
@@ -61,6 +62,39 @@ sy_build() {
     sy_log "configuring $SY_BUILD"
     meson setup "$SY_BUILD" "$SY_ROOT" "${opts[@]}"
   fi
+}
+
+# Everything: the command, the plugins, the tests and the benchmarks (scripts/test).
+sy_build() {
+  sy_configure
   sy_log "building"
   ninja -C "$SY_BUILD"
+}
+
+# The targets that running pipelines needs, one per line, relative to $SY_BUILD: the
+# `switchyard` command and every plugin of the tree (not the test plugins, test binaries or
+# benchmarks), as `meson introspect --targets` lists them.
+sy_runtime_targets() {
+  meson introspect --targets "$SY_BUILD" | /usr/bin/python3 -c '
+import json, os, sys
+for t in json.load(sys.stdin):
+    for f in t["filename"]:
+        b = os.path.basename(f)
+        if (b.startswith("switchyard-") and b.endswith(".so") and "/tests/" not in f) or b == "switchyard":
+            print(os.path.relpath(f, sys.argv[1]))
+' "$SY_BUILD"
+}
+
+# Only what running pipelines needs (scripts/demo): a fraction of sy_build, same options and
+# build dir, so a later sy_build only adds the rest.
+sy_build_runtime() {
+  sy_configure
+  local targets
+  mapfile -t targets < <(sy_runtime_targets)
+  if [ ${#targets[@]} -eq 0 ]; then
+    echo "switchyard: meson lists no targets in $SY_BUILD" >&2
+    return 1
+  fi
+  sy_log "building ${#targets[@]} targets: the switchyard command and its plugins"
+  ninja -C "$SY_BUILD" "${targets[@]}"
 }
