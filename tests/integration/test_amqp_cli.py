@@ -7,6 +7,7 @@ with python3-pika as the other side:
 - tail --amqp URL --bind EXCHANGE=KEY (twice): a private server-named queue, exclusive,
   auto-delete, not durable, bound as asked, gone when tail exits; it shows what pika
   published to either exchange with a matching key, and nothing else;
+- record --amqp --queue NAME: that queue, transient and auto-delete, into a file;
 - logger --amqp URL --exchange X: pika receives fedora-messaging messages;
 - logger --amqp --cert/--key, then tail --amqp --validate: the signed fedmsg envelope
   crosses AMQP and its signature is reported valid, with username and i."""
@@ -80,6 +81,32 @@ def test_tail_consumes_a_private_queue(broker, conn):
     print("ok: tail --amqp --bind EXCHANGE=KEY: private exclusive auto-delete queue, bound as asked, gone at exit")
 
 
+def test_tail_named_queue(broker, conn):
+    """--queue NAME: that queue, transient and auto-delete (gone with tail), record's too."""
+    name = unique("sy-tail-cli")
+    key = f"{PREFIX}.named"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rec.jsonl")
+        rec = Switchyard(["record", out, "--amqp", broker.url, "--queue", name, "--bind", f"amq.topic={key}",
+                          "--limit", "1"])
+        try:
+            rec.wait_log(r"record: started, reading from AMQP, writing to ", timeout=30)
+            queues = broker.ctl("list_queues", "name", "durable", "auto_delete")
+            check(f"{name}\tfalse\ttrue" in queues, f"{name} not transient auto-delete:\n{queues}")
+            conn.channel().basic_publish("amq.topic", key, b'{"named": 1}',
+                                         pika.BasicProperties(content_type="application/json", message_id="named-1"))
+            rc = rec.wait(30)
+        finally:
+            if rec.proc.poll() is None:
+                rec.stop()
+        check(rc == 0, f"record exit {rc}\n{rec.stderr()[-2000:]}")
+        with open(out) as f:
+            lines = [json.loads(l) for l in f]
+        check([(l["topic"], l["body"], l["id"]) for l in lines] == [(key, {"named": 1}, "named-1")], lines)
+    wait_for(lambda: name not in broker.ctl("list_queues", "name").split(), 30, f"queue {name} to go")
+    print("ok: record --amqp --queue NAME: a transient auto-delete queue of that name, gone at exit")
+
+
 def bound_queue(conn, key):
     ch = conn.channel()
     q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
@@ -148,6 +175,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="sy-amqp-cli-pki-") as pki:
             pyhelper.pki(pki)
             test_tail_consumes_a_private_queue(broker, conn)
+            test_tail_named_queue(broker, conn)
             test_logger_publishes(broker, conn)
             test_signed_logger_to_validating_tail(broker, conn, pki)
     finally:
