@@ -167,7 +167,8 @@ int loadOrReport(Engine &engine, const std::string &yaml, const char *name) {
 
 CLI::App *addLoggerCommand(CLI::App &app, LoggerOptions &opts) {
   auto *cmd = app.add_subcommand(
-      "logger", "Publish standard input lines (or --message) as fedmsg messages (like fedmsg-logger)");
+      "logger", "Publish standard input lines (or --message) to ZeroMQ (like fedmsg-logger) or AMQP (like "
+      "fedora-messaging publish), signed with --cert/--key");
   cmd->add_option("--endpoint", opts.endpoint, "ZeroMQ address; connected to unless --bind");
   cmd->add_option("--topic", opts.topic, "Fully qualified topic of every message (AMQP: the routing key)")
       ->required();

@@ -193,6 +193,8 @@ int main(int argc, char **argv) {
                 "--plugin-path DIR (repeatable). Exit status: 0 OK, 1 failure, 2 bad arguments or "
                 "configuration, 3 permanent start error (docs/cli.md).");
   }
+  app.footer("The options above go before or after the command. Each command has --help; docs/cli.md "
+             "describes them all.");
   if (!sy::cli::checkSubcommandName(app, argc, argv)) {
     return kExitConfig;
   }
