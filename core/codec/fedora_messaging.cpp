@@ -37,33 +37,72 @@ std::string sentAt(std::time_t t) {
   return buf;
 }
 
+std::optional<std::uint8_t> publishHeaders(const json::Value *headers, const json::Value *carried,
+                                           std::string_view sent_at, std::vector<HeaderRef> &out) {
+  static const std::vector<json::Member> kNone;
+  static const json::Value kSeverity = json::Value::fromInt(kDefaultSeverity);
+  static const json::Value kPriority = json::Value::fromInt(0);
+  const auto &a = headers != nullptr && headers->isObject() ? headers->members : kNone;
+  const auto &b = carried != nullptr && carried->isObject() ? carried->members : kNone;
+  out.clear();
+  out.reserve(a.size() + b.size() + 5);
+  // Both member lists are sorted by key: merge them; the carried value wins a tie.
+  std::size_t i = 0;
+  std::size_t j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].key < b[j].key)) {
+      out.push_back({a[i].key, &a[i].value, {}});
+      ++i;
+    } else {
+      if (i < a.size() && a[i].key == b[j].key) {
+        ++i;
+      }
+      out.push_back({b[j].key, &b[j].value, {}});
+      ++j;
+    }
+  }
+  const std::size_t merged = out.size();
+  auto find = [&](std::string_view key) -> const HeaderRef * {
+    auto it = std::lower_bound(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(merged), key,
+                               [](const HeaderRef &h, std::string_view k) { return h.key < k; });
+    return it != out.begin() + static_cast<std::ptrdiff_t>(merged) && it->key == key ? &*it : nullptr;
+  };
+  auto fill = [&](std::string_view key, const json::Value *value, std::string_view text) {
+    if (find(key) == nullptr) {
+      out.push_back({key, value, text});
+    }
+  };
+  fill(kSchemaHeader, nullptr, kDefaultSchema);
+  fill(kSchemaPackageHeader, nullptr, kDefaultSchemaPackage);
+  fill(kSeverityHeader, &kSeverity, {});
+  fill(kSentAtHeader, nullptr, sent_at);
+  std::optional<std::uint8_t> priority;
+  if (const HeaderRef *prio = find(kPriorityHeader)) {
+    if (auto n = intIn(*prio->value, 0, 255)) {
+      priority = static_cast<std::uint8_t>(*n);
+    }
+  } else {
+    out.push_back({kPriorityHeader, &kPriority, {}});
+  }
+  if (out.size() > merged) {
+    std::sort(out.begin() + static_cast<std::ptrdiff_t>(merged), out.end(),
+              [](const HeaderRef &x, const HeaderRef &y) { return x.key < y.key; });
+    std::inplace_merge(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(merged), out.end(),
+                       [](const HeaderRef &x, const HeaderRef &y) { return x.key < y.key; });
+  }
+  return priority;
+}
+
 Properties publishProperties(const json::Value *headers, const json::Value *carried, std::string message_id,
                              std::string_view sent_at) {
   Properties p;
   p.message_id = std::move(message_id);
-  if (headers != nullptr && headers->isObject()) {
-    p.headers = *headers;
-  }
-  if (carried != nullptr && carried->isObject()) {
-    for (const auto &m : carried->members) {
-      p.headers.set(m.key, m.value);  // the carried values win (one entry per key)
-    }
-  }
-  auto fill = [&](std::string_view key, json::Value v) {
-    if (p.headers.find(key) == nullptr) {
-      p.headers.set(std::string(key), std::move(v));
-    }
-  };
-  fill(kSchemaHeader, json::Value::fromString(std::string(kDefaultSchema)));
-  fill(kSchemaPackageHeader, json::Value::fromString(std::string(kDefaultSchemaPackage)));
-  fill(kSeverityHeader, json::Value::fromInt(kDefaultSeverity));
-  fill(kSentAtHeader, json::Value::fromString(std::string(sent_at)));
-  if (const json::Value *prio = p.headers.find(kPriorityHeader)) {
-    if (auto n = intIn(*prio, 0, 255)) {
-      p.priority = static_cast<std::uint8_t>(*n);
-    }
-  } else {
-    p.headers.set(std::string(kPriorityHeader), json::Value::fromInt(0));
+  std::vector<HeaderRef> refs;
+  p.priority = publishHeaders(headers, carried, sent_at, refs);
+  p.headers.members.reserve(refs.size());
+  for (const HeaderRef &h : refs) {  // sorted and unique already
+    p.headers.members.push_back(
+        {std::string(h.key), h.value != nullptr ? *h.value : json::Value::fromString(std::string(h.text))});
   }
   return p;
 }

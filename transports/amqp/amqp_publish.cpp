@@ -249,7 +249,11 @@ void AmqpPublish::send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept 
     if (carried.isObject()) {
       p.carried = std::make_unique<const json::Value>(std::move(carried));
     }
-    p.sent_at = fedora_messaging::sentAt(std::time(nullptr));
+    if (std::time_t now = std::time(nullptr); now != sent_at_second_) {
+      sent_at_ = fedora_messaging::sentAt(now);
+      sent_at_second_ = now;
+    }
+    p.sent_at = sent_at_;
     // Checked now (refused here, not at publish time); built again into the shared arena
     // when it is published.
     std::optional<std::uint8_t> priority;
@@ -336,12 +340,11 @@ void AmqpPublish::refuseTooLarge(SinkContext &ctx, DeliveryId id, std::string_vi
 
 bool AmqpPublish::buildTable(const Pending &p, const json::Value &headers, TableArena &arena,
                              std::vector<amqp_table_entry_t> &entries, std::optional<std::uint8_t> &priority,
-                             std::string &error) const {
-  auto props = fedora_messaging::publishProperties(&headers, p.carried.get(), {}, p.sent_at);
+                             std::string &error) {
+  priority = fedora_messaging::publishHeaders(&headers, p.carried.get(), p.sent_at, header_refs_);
   arena.clear();
   entries.clear();
-  priority = props.priority;
-  return arena.fromJson(props.headers, entries, error);
+  return arena.fromHeaders(header_refs_, entries, error);
 }
 
 int AmqpPublish::publish(const Pending &p) {

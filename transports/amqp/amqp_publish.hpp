@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <memory>
@@ -116,10 +117,11 @@ class AmqpPublish final : public Sink {
   int publish(const Pending &p);
 
   /// The fedora-messaging headers of @p p as an AMQP table in @p arena / @p entries
-  /// (cleared first); false with @p error when AMQP cannot carry them.
+  /// (cleared first), pointing into @p headers and the carry of @p p; false with @p error
+  /// when AMQP cannot carry them.
   bool buildTable(const Pending &p, const json::Value &headers, TableArena &arena,
                   std::vector<amqp_table_entry_t> &entries, std::optional<std::uint8_t> &priority,
-                  std::string &error) const;
+                  std::string &error);
 
   static amqp_bytes_t bytesOf(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char *>(s.data())}; }
 
@@ -151,8 +153,13 @@ class AmqpPublish final : public Sink {
   std::deque<Pending> waiting_;                 // not yet published (or to republish)
   std::map<std::uint64_t, Pending> unconfirmed_;  // by publish sequence number
   std::multiset<std::string> returned_;         // message_id '\0' routing key
-  TableArena arena_;                            // the table of the publish in progress
+  // The table of the publish in progress, pointing into the message's headers and carry
+  // (nothing copied), and the header list it is built from.
+  TableArena arena_{false};
   std::vector<amqp_table_entry_t> entries_;
+  std::vector<fedora_messaging::HeaderRef> header_refs_;
+  std::time_t sent_at_second_ = -1;  // `sent-at` of the last second, formatted once
+  std::string sent_at_;
 
   ConnCounters cc_;
   Counter *published_ = nullptr;

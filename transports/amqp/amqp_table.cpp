@@ -15,16 +15,33 @@ namespace switchyard::amqp {
 
 // --- JSON -> AMQP table ---------------------------------------------------------------
 
-amqp_bytes_t TableArena::bytes(std::string_view s) {
-  strings_.emplace_back(s);
+amqp_bytes_t TableArena::own(std::string s) {
+  strings_.push_back(std::move(s));
   auto &str = strings_.back();
   return amqp_bytes_t{str.size(), str.data()};
+}
+
+amqp_bytes_t TableArena::bytes(std::string_view s) {
+  if (!copy_) {
+    // rabbitmq-c only reads the bytes of a table it encodes.
+    return amqp_bytes_t{s.size(), const_cast<char *>(s.data())};
+  }
+  return own(std::string(s));
 }
 
 void TableArena::clear() {
   strings_.clear();
   tables_.clear();
   arrays_.clear();
+}
+
+bool TableArena::entry(std::string_view key, amqp_table_entry_t &e, std::string &error) {
+  if (key.size() > 128) {
+    error = "header name longer than 128 bytes";
+    return false;
+  }
+  e.key = bytes(key);
+  return true;
 }
 
 bool TableArena::fromJson(const json::Value &obj, std::vector<amqp_table_entry_t> &out, std::string &error) {
@@ -35,13 +52,29 @@ bool TableArena::fromJson(const json::Value &obj, std::vector<amqp_table_entry_t
   out.reserve(out.size() + obj.members.size());
   for (const auto &m : obj.members) {
     amqp_table_entry_t e{};
-    if (m.key.size() > 128) {
-      error = "header name longer than 128 bytes";
+    if (!entry(m.key, e, error) || !value(m.value, e.value, error, 1)) {
       return false;
     }
-    e.key = bytes(m.key);
-    if (!value(m.value, e.value, error, 1)) {
+    out.push_back(e);
+  }
+  return true;
+}
+
+bool TableArena::fromHeaders(const std::vector<fedora_messaging::HeaderRef> &headers,
+                             std::vector<amqp_table_entry_t> &out, std::string &error) {
+  out.reserve(out.size() + headers.size());
+  for (const auto &h : headers) {
+    amqp_table_entry_t e{};
+    if (!entry(h.key, e, error)) {
       return false;
+    }
+    if (h.value != nullptr) {
+      if (!value(*h.value, e.value, error, 1)) {
+        return false;
+      }
+    } else {
+      e.value.kind = AMQP_FIELD_KIND_UTF8;
+      e.value.value.bytes = bytes(h.text);
     }
     out.push_back(e);
   }
@@ -104,7 +137,7 @@ bool TableArena::value(const json::Value &v, amqp_field_value_t &out, std::strin
       }
       if (!done) {
         out.kind = AMQP_FIELD_KIND_UTF8;
-        out.value.bytes = bytes(json::pythonFloatRepr(d));
+        out.value.bytes = own(json::pythonFloatRepr(d));
       }
       break;
     }

@@ -14,20 +14,32 @@
 #include <string_view>
 #include <vector>
 
+#include "switchyard/fedora_messaging.hpp"
 #include "switchyard/json.hpp"
 
 namespace switchyard::amqp {
 
 /// Owns the memory of AMQP tables built from JSON. Keep it alive until the publish is done.
+/// A referencing arena (copy_strings false) copies no string: the table points into the
+/// trees it was built from, which must then outlive its use (amqp-publish builds the table
+/// of one publish from the message's headers and publishes it at once).
 class TableArena {
  public:
+  explicit TableArena(bool copy_strings = true) : copy_(copy_strings) {}
   /// Appends the members of the JSON object @p obj to @p out. Returns false with @p error
   /// for a value AMQP cannot carry (not an object, a key over 128 bytes, nesting over 32).
   bool fromJson(const json::Value &obj, std::vector<amqp_table_entry_t> &out, std::string &error);
+  /// The same for the headers of a publish (fedora_messaging::publishHeaders()).
+  bool fromHeaders(const std::vector<fedora_messaging::HeaderRef> &headers, std::vector<amqp_table_entry_t> &out,
+                   std::string &error);
+  /// @p s as AMQP bytes: a copy owned by the arena, or @p s itself when referencing.
   amqp_bytes_t bytes(std::string_view s);
   void clear();
 
  private:
+  bool entry(std::string_view key, amqp_table_entry_t &e, std::string &error);
+  amqp_bytes_t own(std::string s);
+  bool copy_;
   bool value(const json::Value &v, amqp_field_value_t &out, std::string &error, int depth);
   std::deque<std::string> strings_;
   std::deque<std::vector<amqp_table_entry_t>> tables_;

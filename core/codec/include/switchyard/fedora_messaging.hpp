@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "switchyard/json.hpp"
 #include "switchyard/message.hpp"
@@ -68,6 +69,21 @@ std::string sentAt(std::time_t t);
 /// missing; @p sent_at is the `sent-at` value used when the headers have none.
 Properties publishProperties(const json::Value *headers, const json::Value *carried, std::string message_id,
                              std::string_view sent_at);
+
+/// One header of a publish, viewed where it already lives (nothing is copied): the value
+/// is @p value, or the string @p text when @p value is null (defaults and `sent-at`).
+struct HeaderRef {
+  std::string_view key;
+  const json::Value *value = nullptr;
+  std::string_view text;
+};
+
+/// The headers publishProperties() makes, as views into @p headers and @p carried (which
+/// must outlive @p out), sorted by key and unique, in the same order and with the same
+/// values. Returns the priority property (see Properties::priority). What amqp-publish
+/// builds its field table from without copying the message's headers.
+std::optional<std::uint8_t> publishHeaders(const json::Value *headers, const json::Value *carried,
+                                           std::string_view sent_at, std::vector<HeaderRef> &out);
 
 /// The AMQP message_id for a message id. keep (@p uuid_mode false): the id itself (a
 /// fresh UUID4 for an empty one). uuid: the id without its year prefix, lower-cased, when
