@@ -471,7 +471,8 @@ std::optional<json::Value> parseTree(std::string_view text, std::string *error_r
   }
   try {
     json::TreeBuilder builder(limits);
-    rapidjson::MemoryStream ms(text.data(), text.size());
+    Text copy(text);
+    rapidjson::StringStream ms(copy.c_str());
     if (auto r = readJson<rapidjson::kParseNanAndInfFlag>(text, ms, builder); !r.ok()) {
       return refuse(std::move(r));
     }

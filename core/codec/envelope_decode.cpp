@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -33,7 +34,7 @@ struct Raw {
 /// top-level members an envelope needs. Aborting (returning false) sets `bad`.
 class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> {
  public:
-  Scanner(const rapidjson::MemoryStream &stream, std::size_t max_depth, bool track_members)
+  Scanner(const rapidjson::StringStream &stream, std::size_t max_depth, bool track_members)
       : stream_(stream), max_depth_(max_depth), track_(track_members) {}
 
   const char *bad = nullptr;  // refusal reason set by the handler
@@ -136,7 +137,7 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
     return true;
   }
 
-  const rapidjson::MemoryStream &stream_;
+  const rapidjson::StringStream &stream_;
   std::size_t max_depth_;
   bool track_;
   std::size_t depth_ = 0;
@@ -152,7 +153,7 @@ Result checkSize(std::string_view text, const Limits &limits, const char *what) 
 }
 
 /// Reads @p text with @p sc (the stream must be over @p text); NaN/Infinity are refused.
-Result parseWith(std::string_view text, rapidjson::MemoryStream &ms, Scanner &sc, bool require_object) {
+Result parseWith(std::string_view text, rapidjson::StringStream &ms, Scanner &sc, bool require_object) {
   if (auto r = codec::detail::readJson<0>(text, ms, sc); !r.ok()) {
     return {std::move(r.reason), std::move(r.detail)};
   }
@@ -242,7 +243,8 @@ Result validateJson(std::string_view text, const Limits &limits, bool require_ob
   if (auto r = checkSize(text, limits, "the JSON text"); !r.ok()) {
     return r;
   }
-  rapidjson::MemoryStream ms(text.data(), text.size());
+  codec::detail::Text copy(text);
+  rapidjson::StringStream ms(copy.c_str());
   Scanner sc(ms, limits.max_depth, false);
   return parseWith(text, ms, sc, require_object);
 }
@@ -253,10 +255,13 @@ Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits,
   if (auto r = checkSize(json, limits, "frame 1 (the envelope)"); !r.ok()) {
     return r;
   }
-  rapidjson::MemoryStream ms(json.data(), json.size());
+  std::optional<codec::detail::Text> copy;  // made only when the fast path cannot read it
+  rapidjson::StringStream ms("");
   Scanner sc(ms, limits.max_depth, true);
   std::vector<json::RawMember> local;
   if (!scanCanonicalEnvelope(json, limits, sc, members != nullptr ? *members : local)) {
+    copy.emplace(json);
+    ms = rapidjson::StringStream(copy->c_str());
     if (auto r = parseWith(json, ms, sc, true); !r.ok()) {
       return r;
     }

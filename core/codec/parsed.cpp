@@ -40,7 +40,9 @@ const json::Value *parsedHeaders(const Message &msg, std::string *reason) {
   }
   std::shared_ptr<const json::Value> p;
   if (isEmptyObject(msg.headers())) {
-    p = std::make_shared<const json::Value>(json::Value::object());
+    // Most messages have none: they all share one empty object (it is never changed).
+    static const auto kEmpty = std::make_shared<const json::Value>(json::Value::object());
+    p = kEmpty;
   } else {
     countParse(ParseKind::Headers);
     auto v = detail::parseTree(msg.headers(), reason, {}, nullptr);
