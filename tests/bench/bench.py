@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+import bench_instructions
+
 ROOT = os.environ.get('SWITCHYARD_SOURCE_ROOT') or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 CLK_TCK = os.sysconf('SC_CLK_TCK')
@@ -616,11 +618,14 @@ class Bench:
         self.a2z_count_off = self.a.a2z_messages
         self.a2z_count_on = self.a.a2z_signed_messages
         phases = [('ceilings', self.ceilings), ('z2a', self.z2a), ('a2z', self.a2z),
-                  ('latency', self.latency), ('idle', self.idle_rss), ('scaling', self.scaling)]
+                  ('latency', self.latency), ('idle', self.idle_rss), ('scaling', self.scaling),
+                  ('instructions', lambda: bench_instructions.run(self, sys.modules[__name__]))]
         for rep in range(self.a.reps):
             for name, fn in phases:
                 if self.a.only and name not in self.a.only:
                     continue
+                if name == 'instructions' and rep > 0:
+                    continue  # deterministic: one repetition says it all
                 t = time.monotonic()
                 log(f'repetition {rep + 1}/{self.a.reps}: {name}')
                 fn()
@@ -762,6 +767,9 @@ def build_table(b):
     for k in sorted(S):
         if k.endswith('.cpu') and (k.startswith('z2a.') or k.startswith('a2z.') or k.startswith('ceiling.relay_')):
             row(f'CPU per 1,000 msgs at full load, {k[:-4]}', k, 'CPU s')
+    for k in sorted(S):
+        if k.startswith('instr.'):
+            row(f'user-space instructions per message (callgrind), {k[6:]}', k, 'instr/msg')
     base = med('scale.pubs.1.cpu')
     for pubs in (1, 10, 100, 1000):
         row(f'scaling: {pubs} publishers -> 1 zmq-sub @{b.a.scale_rate} msg/s, CPU per 1,000', f'scale.pubs.{pubs}.cpu',
@@ -856,7 +864,12 @@ def main():
     ap.add_argument('--a2z-signed-messages', type=int, default=4000, help='pre-filled messages, signer on')
     ap.add_argument('--scale-rate', type=int, default=2000, help='total msg/s of the scaling runs')
     ap.add_argument('--quick', action='store_true', help='1 repetition, 1-second runs (smoke run)')
-    ap.add_argument('--only', nargs='*', help='phases to run: ceilings z2a a2z latency idle scaling')
+    ap.add_argument('--instr-messages', type=int, default=5000,
+                    help='messages per bridge run under callgrind (instructions phase)')
+    ap.add_argument('--instr-signed-messages', type=int, default=300,
+                    help='the same with the signer (RSA under valgrind is slow)')
+    ap.add_argument('--only', nargs='*',
+                    help='phases to run: ceilings z2a a2z latency idle scaling instructions')
     ap.add_argument('--profile', nargs='*', help='perf-record the switchyard process of these runs, e.g. '
                     'z2a-verify-1024 z2a-plain-10240 a2z-plain-p10 a2z-plain-p1000 a2z-sign pubs1000 '
                     '(reports in --profile-dir)')
@@ -867,6 +880,7 @@ def main():
     if a.quick:
         a.reps, a.seconds, a.lat_seconds = 1, 1.0, 2.0
         a.a2z_messages, a.a2z_signed_messages = 5000, 1000
+        a.instr_messages, a.instr_signed_messages = 1000, 50
     if not a.switchyard_bin:
         ap.error('--switchyard-bin or $SWITCHYARD_BIN is required')
     t0 = time.monotonic()
