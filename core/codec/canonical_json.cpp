@@ -471,9 +471,7 @@ std::optional<json::Value> parseTree(std::string_view text, std::string *error_r
   }
   try {
     json::TreeBuilder builder(limits);
-    Text copy(text);
-    rapidjson::StringStream ms(copy.c_str());
-    if (auto r = readJson<rapidjson::kParseNanAndInfFlag>(text, ms, builder); !r.ok()) {
+    if (auto r = readJson<rapidjson::kParseNanAndInfFlag>(text, builder); !r.ok()) {
       return refuse(std::move(r));
     }
     return builder.takeRoot();

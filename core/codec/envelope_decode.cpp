@@ -5,7 +5,6 @@
 #include <cmath>
 #include <limits>
 #include <memory>
-#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -34,7 +33,9 @@ struct Raw {
 /// top-level members an envelope needs. Aborting (returning false) sets `bad`.
 class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> {
  public:
-  Scanner(const rapidjson::StringStream &stream, std::size_t max_depth, bool track_members)
+  /// @p stream: the stream the reader reads when @p track_members (positions are taken
+  /// from it), else null.
+  Scanner(const rapidjson::MemoryStream *stream, std::size_t max_depth, bool track_members)
       : stream_(stream), max_depth_(max_depth), track_(track_members) {}
 
   const char *bad = nullptr;  // refusal reason set by the handler
@@ -87,7 +88,7 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
   bool EndArray(rapidjson::SizeType) { return close(Kind::Array); }
 
  private:
-  std::size_t pos() const { return stream_.Tell(); }
+  std::size_t pos() const { return stream_ != nullptr ? stream_->Tell() : 0; }
 
   bool scalar(Kind k, const char *s = nullptr, rapidjson::SizeType n = 0) {
     if (depth_ == 0) {
@@ -137,7 +138,7 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
     return true;
   }
 
-  const rapidjson::StringStream &stream_;
+  const rapidjson::MemoryStream *stream_;
   std::size_t max_depth_;
   bool track_;
   std::size_t depth_ = 0;
@@ -153,8 +154,10 @@ Result checkSize(std::string_view text, const Limits &limits, const char *what) 
 }
 
 /// Reads @p text with @p sc (the stream must be over @p text); NaN/Infinity are refused.
-Result parseWith(std::string_view text, rapidjson::StringStream &ms, Scanner &sc, bool require_object) {
-  if (auto r = codec::detail::readJson<0>(text, ms, sc); !r.ok()) {
+/// @p ms: the MemoryStream over @p text the Scanner takes positions from, or null.
+Result parseWith(std::string_view text, rapidjson::MemoryStream *ms, Scanner &sc, bool require_object) {
+  if (auto r = ms != nullptr ? codec::detail::readJsonFrom<0>(text, *ms, sc) : codec::detail::readJson<0>(text, sc);
+      !r.ok()) {
     return {std::move(r.reason), std::move(r.detail)};
   }
   if (require_object && sc.root != Kind::Object) {
@@ -243,10 +246,8 @@ Result validateJson(std::string_view text, const Limits &limits, bool require_ob
   if (auto r = checkSize(text, limits, "the JSON text"); !r.ok()) {
     return r;
   }
-  codec::detail::Text copy(text);
-  rapidjson::StringStream ms(copy.c_str());
-  Scanner sc(ms, limits.max_depth, false);
-  return parseWith(text, ms, sc, require_object);
+  Scanner sc(nullptr, limits.max_depth, false);
+  return parseWith(text, nullptr, sc, require_object);
 }
 
 Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits,
@@ -255,14 +256,12 @@ Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits,
   if (auto r = checkSize(json, limits, "frame 1 (the envelope)"); !r.ok()) {
     return r;
   }
-  std::optional<codec::detail::Text> copy;  // made only when the fast path cannot read it
-  rapidjson::StringStream ms("");
-  Scanner sc(ms, limits.max_depth, true);
+  // The slow path needs the reader's position (a MemoryStream: see json_reader.hpp).
+  rapidjson::MemoryStream ms(json.data(), json.size());
+  Scanner sc(&ms, limits.max_depth, true);
   std::vector<json::RawMember> local;
   if (!scanCanonicalEnvelope(json, limits, sc, members != nullptr ? *members : local)) {
-    copy.emplace(json);
-    ms = rapidjson::StringStream(copy->c_str());
-    if (auto r = parseWith(json, ms, sc, true); !r.ok()) {
+    if (auto r = parseWith(json, &ms, sc, true); !r.ok()) {
       return r;
     }
   }

@@ -12,9 +12,14 @@
 //     WITH it, so that every refusal keeps the reason and offset it had;
 //   - RapidJSON's iterative reader (no recursion: hostile nesting cannot overflow the
 //     stack), numbers delivered as text (never rounded);
-//   - from a NUL-terminated copy (Text below) through rapidjson::StringStream: RapidJSON
-//     copies the unescaped runs of a string 16 bytes at a time (SSE2, enabled for this
-//     library in meson.build) only from that stream, where a MemoryStream goes byte by byte;
+//   - from a NUL-terminated copy through rapidjson::StringStream: RapidJSON copies the
+//     unescaped runs of a string 16 bytes at a time (SSE2, enabled for this library in
+//     meson.build) only from that stream, where a MemoryStream goes byte by byte. Two
+//     exceptions read from a MemoryStream: text with a byte 0x1A..0x1F, which RapidJSON
+//     1.1's SIMD scan takes for ordinary string content (it compares with 0x19) where the
+//     JSON grammar refuses it, and a handler that needs the reader's position while it
+//     reads (the envelope decode's slow path), since RapidJSON reads a StringStream
+//     through a local copy of it;
 //   - the handler's own rules (depth, duplicate keys, number spellings) win over a syntax
 //     error found at the same point: the handler sets `bad` (a reason) and `bad_detail`.
 #pragma once
@@ -26,8 +31,13 @@
 #include <string_view>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <fmt/format.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/stream.h>
 
@@ -49,22 +59,34 @@ inline Refusal checkSize(std::string_view text, std::size_t max_bytes, const cha
   return {};
 }
 
-/// @p text with a NUL after it, for the stream: a copy (the view may end anywhere). A NUL
-/// inside the text is refused by readJson() before the stream reads it.
-class Text {
- public:
-  explicit Text(std::string_view text) : copy_(text) {}
-  [[nodiscard]] const char *c_str() const noexcept { return copy_.c_str(); }
+/// Whether @p text has a byte 0x1A..0x1F (see above: such text is read byte by byte).
+inline bool hasLateControl(std::string_view text) noexcept {
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i above = _mm_set1_epi8(0x19);
+  const __m128i below = _mm_set1_epi8(0x20);
+  for (; i + 16 <= text.size(); i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(text.data() + i));
+    // Signed compares: bytes 0x80..0xFF are negative and so never in range.
+    if (_mm_movemask_epi8(_mm_and_si128(_mm_cmpgt_epi8(v, above), _mm_cmplt_epi8(v, below))) != 0) {
+      return true;
+    }
+  }
+#endif
+  for (; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x1A && c <= 0x1F) {
+      return true;
+    }
+  }
+  return false;
+}
 
- private:
-  std::string copy_;
-};
-
-/// Reads @p text (the stream @p ms must be over its Text copy) into @p handler under the
-/// rules above. @p ExtraFlags: rapidjson::kParseNanAndInfFlag for Python's NaN/Infinity,
-/// else 0.
-template <unsigned ExtraFlags, class Handler>
-Refusal readJson(std::string_view text, rapidjson::StringStream &ms, Handler &handler) {
+/// Reads @p text into @p handler under the rules above, from the stream @p ms over it
+/// (a MemoryStream over @p text, or a StringStream over a NUL-terminated copy).
+/// @p ExtraFlags: rapidjson::kParseNanAndInfFlag for Python's NaN/Infinity, else 0.
+template <unsigned ExtraFlags, class Stream, class Handler>
+Refusal readJsonFrom(std::string_view text, Stream &ms, Handler &handler) {
   if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
     if (!fedmsg::isValidUtf8(text)) {
       return {"invalid_utf8", "not valid UTF-8"};
@@ -88,6 +110,18 @@ Refusal readJson(std::string_view text, rapidjson::StringStream &ms, Handler &ha
             fmt::format("invalid JSON at offset {}: {}", r.Offset(), rapidjson::GetParseError_En(r.Code()))};
   }
   return {};
+}
+
+/// readJsonFrom() through the fastest stream that reads @p text correctly (see above).
+template <unsigned ExtraFlags, class Handler>
+Refusal readJson(std::string_view text, Handler &handler) {
+  if (hasLateControl(text)) {
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    return readJsonFrom<ExtraFlags>(text, ms, handler);
+  }
+  const std::string copy(text);  // NUL-terminated; a NUL inside is refused before reading
+  rapidjson::StringStream ss(copy.c_str());
+  return readJsonFrom<ExtraFlags>(text, ss, handler);
 }
 
 /// json::parse() without counting it: for codec functions that count the parse as their own kind.

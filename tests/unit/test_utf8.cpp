@@ -20,6 +20,7 @@
 #include <rapidjson/reader.h>
 
 #include "switchyard/fedmsg.hpp"
+#include "switchyard/json.hpp"
 
 namespace fm = switchyard::fedmsg;
 
@@ -352,6 +353,23 @@ TEST_CASE("utf8: validateJson's verdicts and details are those of the validating
   CHECK(fm::validateJson("{\"a\":\xC3\xA9}").reason == "invalid_json");
   CHECK(fm::validateJson("[\"\xED\xA0\x80\"]").reason == "invalid_utf8");
   CHECK(fm::validateJson("[\"\\ud83d\\ude00\"]").ok());  // escapes are not raw bytes
+}
+
+TEST_CASE("utf8: a raw control byte in a string is refused at every offset of the 16-byte string scan") {
+  // The reader copies unescaped string runs 16 bytes at a time; every control byte must
+  // still end the run and be refused, at any position within and across the blocks
+  // (RapidJSON 1.1's SIMD scan alone would let 0x1A..0x1F through).
+  for (unsigned c = 0x01; c < 0x20; ++c) {
+    for (std::size_t at = 0; at < 40; ++at) {
+      std::string text = "{\"s\":\"" + std::string(40, 'x') + "\"}";
+      text[6 + at] = static_cast<char>(c);
+      INFO("byte " << c << " at " << at);
+      CHECK(fm::validateJson(text).reason == "invalid_json");
+      std::string reason;
+      CHECK_FALSE(switchyard::json::parse(text, &reason).has_value());
+      CHECK(reason == "invalid_json");
+    }
+  }
 }
 
 TEST_CASE("utf8: timing of a 10 KB envelope (printed, not asserted)") {
