@@ -10,6 +10,7 @@ import tempfile
 
 ROOT = os.environ["SWITCHYARD_SOURCE_ROOT"]
 BIN = os.environ["SWITCHYARD_BIN"]
+BUILD = os.environ["SWITCHYARD_BUILD_ROOT"]
 ANALYZE = sys.argv[1]
 
 
@@ -28,8 +29,18 @@ def main():
             target = os.path.join(d, name)
             with open(target, "w") as f:
                 f.write(text.replace("/usr/bin/switchyard", BIN))
+            # Documentation=man:... is checked with man(1): the pages this build wrote
+            # (docs/man), not installed ones, through a MANPATH of their own.
+            man1 = os.path.join(d, "man", "man1")
+            os.makedirs(man1)
+            for page in glob.glob(os.path.join(BUILD, "docs", "man", "*.1")):
+                os.symlink(page, os.path.join(man1, os.path.basename(page)))
+            for ref in re.findall(r"man:([\w.-]+)\((\d)\)", text):
+                assert os.path.exists(os.path.join(man1, f"{ref[0]}.{ref[1]}")), \
+                    f"{path}: Documentation= names man:{ref[0]}({ref[1]}), which this build did not write"
             p = subprocess.run([ANALYZE, "verify", target], capture_output=True, text=True,
-                               env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice"), cwd=d, timeout=60)
+                               env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice", MANPATH=os.path.join(d, "man")),
+                               cwd=d, timeout=60)
             # Any line about our unit is a problem (unknown key, bad value, missing binary).
             ours = [ln for ln in (p.stdout + p.stderr).splitlines() if re.search(re.escape(name), ln)]
             assert p.returncode == 0 and not ours, f"{path}: systemd-analyze verify failed ({p.returncode}):\n" \
