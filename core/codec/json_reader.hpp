@@ -59,23 +59,27 @@ inline Refusal checkSize(std::string_view text, std::size_t max_bytes, const cha
   return {};
 }
 
-/// Whether @p text has a byte 0x1A..0x1F (see above: such text is read byte by byte).
-inline bool hasLateControl(std::string_view text) noexcept {
+/// Whether @p text has a NUL or a byte 0x1A..0x1F, in one pass: text without either is read
+/// through the fast stream (see above); the rest, rare and always refused in the end, is
+/// read byte by byte, where the NUL check and RapidJSON's own rules give the refusal.
+inline bool hasNulOrLateControl(std::string_view text) noexcept {
   std::size_t i = 0;
 #if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
   const __m128i above = _mm_set1_epi8(0x19);
   const __m128i below = _mm_set1_epi8(0x20);
   for (; i + 16 <= text.size(); i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(text.data() + i));
     // Signed compares: bytes 0x80..0xFF are negative and so never in range.
-    if (_mm_movemask_epi8(_mm_and_si128(_mm_cmpgt_epi8(v, above), _mm_cmplt_epi8(v, below))) != 0) {
+    const __m128i late = _mm_and_si128(_mm_cmpgt_epi8(v, above), _mm_cmplt_epi8(v, below));
+    if (_mm_movemask_epi8(_mm_or_si128(late, _mm_cmpeq_epi8(v, zero))) != 0) {
       return true;
     }
   }
 #endif
   for (; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x1A && c <= 0x1F) {
+    if (c == 0 || (c >= 0x1A && c <= 0x1F)) {
       return true;
     }
   }
@@ -85,9 +89,10 @@ inline bool hasLateControl(std::string_view text) noexcept {
 /// Reads @p text into @p handler under the rules above, from the stream @p ms over it
 /// (a MemoryStream over @p text, or a StringStream over a NUL-terminated copy).
 /// @p ExtraFlags: rapidjson::kParseNanAndInfFlag for Python's NaN/Infinity, else 0.
+/// @p may_have_nul false: the caller scanned @p text already and found no NUL.
 template <unsigned ExtraFlags, class Stream, class Handler>
-Refusal readJsonFrom(std::string_view text, Stream &ms, Handler &handler) {
-  if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
+Refusal readJsonFrom(std::string_view text, Stream &ms, Handler &handler, bool may_have_nul = true) {
+  if (may_have_nul && std::memchr(text.data(), '\0', text.size()) != nullptr) {
     if (!fedmsg::isValidUtf8(text)) {
       return {"invalid_utf8", "not valid UTF-8"};
     }
@@ -115,13 +120,13 @@ Refusal readJsonFrom(std::string_view text, Stream &ms, Handler &handler) {
 /// readJsonFrom() through the fastest stream that reads @p text correctly (see above).
 template <unsigned ExtraFlags, class Handler>
 Refusal readJson(std::string_view text, Handler &handler) {
-  if (hasLateControl(text)) {
+  if (hasNulOrLateControl(text)) {
     rapidjson::MemoryStream ms(text.data(), text.size());
     return readJsonFrom<ExtraFlags>(text, ms, handler);
   }
-  const std::string copy(text);  // NUL-terminated; a NUL inside is refused before reading
+  const std::string copy(text);  // NUL-terminated, with no NUL inside
   rapidjson::StringStream ss(copy.c_str());
-  return readJsonFrom<ExtraFlags>(text, ss, handler);
+  return readJsonFrom<ExtraFlags>(text, ss, handler, false);
 }
 
 /// json::parse() without counting it: for codec functions that count the parse as their own kind.

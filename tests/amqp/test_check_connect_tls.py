@@ -11,14 +11,12 @@ with SWITCHYARD_RABBITMQ_TLS_DIR), certificates made with openssl at test time:
    occurred")."""
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from amqp_fixture import BIN, Broker, log, unique  # noqa: E402
-from test_tls import make_certs, tls_block  # noqa: E402
+from amqp_fixture import BIN, log  # noqa: E402
+from test_tls import tls_block, tls_node  # noqa: E402
 
 
 def check_connect(tmp, name, url, tls):
@@ -37,18 +35,7 @@ pipelines:
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sy-amqp-probe-tls-")
-    os.chmod(tmp, 0o755)  # the node runs as the rabbitmq user
-    certs = os.path.join(tmp, "certs")
-    os.mkdir(certs)
-    client_cn = unique("sy-probe-tls-client")
-    make_certs(certs, client_cn)
-    broker = Broker(state_dir=os.path.join(tmp, "rabbitmq"), tls_dir=certs)
-    try:
-        assert broker.amqps_port, "the TLS node has no amqps port"
-        broker.ctl("add_user", client_cn, "unused")
-        broker.ctl("clear_password", client_cn)  # EXTERNAL is the only way in
-        broker.ctl("set_permissions", "-p", "/", client_cn, ".*", ".*", ".*")
+    with tls_node("sy-probe-tls") as (tmp, certs, broker):
         url = f"amqps://localhost:{broker.amqps_port}/"
         line = re.escape(f"pipelines.p.outputs[0] (amqp-publish): {url}")
 
@@ -70,9 +57,6 @@ def main():
         assert len(re.findall(rf"^{shown}: FAILED: .*requires a TLS client certificate", out, re.M)) == 1, out
         assert "a SSL error occurred" not in out, out
         log("no client certificate: FAILED saying the node requires one")
-    finally:
-        broker.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
     print("ok")
 
 

@@ -8,6 +8,7 @@ password, so only SASL EXTERNAL can log in. Checks:
   * with the wrong CA, the connection fails with a clear error and is retried at a bounded
     rate (no hot loop)."""
 import json
+import contextlib
 import os
 import re
 import shutil
@@ -44,12 +45,16 @@ def make_certs(d, client_cn):
             os.chmod(os.path.join(d, f), 0o600)
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="sy-amqp-tls-")
+@contextlib.contextmanager
+def tls_node(prefix):
+    """A private TLS node with its own test PKI (make_certs) and a client user that can only
+    log in with EXTERNAL (its certificate): yields (tmp, certs, broker); stops and removes
+    it all on exit."""
+    tmp = tempfile.mkdtemp(prefix=prefix + "-")
     os.chmod(tmp, 0o755)  # the node runs as the rabbitmq user
     certs = os.path.join(tmp, "certs")
     os.mkdir(certs)
-    client_cn = unique("sy-tls-client")
+    client_cn = unique(prefix + "-client")
     make_certs(certs, client_cn)
     broker = Broker(state_dir=os.path.join(tmp, "rabbitmq"), tls_dir=certs)
     try:
@@ -57,10 +62,15 @@ def main():
         broker.ctl("add_user", client_cn, "unused")
         broker.ctl("clear_password", client_cn)  # EXTERNAL is the only way in
         broker.ctl("set_permissions", "-p", "/", client_cn, ".*", ".*", ".*")
-        run(broker, certs)
+        yield tmp, certs, broker
     finally:
         broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    with tls_node("sy-tls") as (_tmp, certs, broker):
+        run(broker, certs)
 
 
 def tls_block(certs, ca="ca.pem"):

@@ -123,7 +123,7 @@ static std::uint64_t relaySigning(Amqp &c, zmq::socket_t &pub, const Args &a) {
   }
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<SignJob *> todo;
+  std::deque<SignJob *> queued;
   bool quit = false;
   std::vector<std::thread> workers;
   for (unsigned k = 0; k < threads; ++k) {
@@ -132,12 +132,12 @@ static std::uint64_t relaySigning(Amqp &c, zmq::socket_t &pub, const Args &a) {
         SignJob *j = nullptr;
         {
           std::unique_lock<std::mutex> lock(mu);
-          cv.wait(lock, [&] { return quit || !todo.empty(); });
-          if (todo.empty()) {
+          cv.wait(lock, [&] { return quit || !queued.empty(); });
+          if (queued.empty()) {
             return;
           }
-          j = todo.front();
-          todo.pop_front();
+          j = queued.front();
+          queued.pop_front();
         }
         signEnvelope(*j, key, certField);
         j->done.store(true, std::memory_order_release);
@@ -209,7 +209,7 @@ static std::uint64_t relaySigning(Amqp &c, zmq::socket_t &pub, const Args &a) {
     amqp_destroy_envelope(&env);
     {
       std::lock_guard<std::mutex> lock(mu);
-      todo.push_back(j.get());
+      queued.push_back(j.get());
     }
     cv.notify_one();
     inflight.push_back(std::move(j));
