@@ -75,12 +75,19 @@ struct PipelineSpec {
 /// Most filter workers a pipeline may ask for.
 inline constexpr std::int64_t kMaxWorkers = 256;
 
+/// settings.http: the operations HTTP endpoint (docs/operations.md). Off when `listen` is
+/// empty; `switchyard run --http` overrides it (Engine::setHttpListen()).
+struct HttpSettings {
+  std::string listen;  ///< "ADDR:PORT" or "PORT", checked by http::parseListen()
+};
+
 /// Engine-wide settings (top-level `settings:` mapping, all optional).
 struct Settings {
   std::size_t queue_max_messages = 1000;       ///< per output queue
   std::size_t queue_max_bytes = 64u << 20;      ///< per output queue
   double drain_timeout_s = 10.0;                ///< how long shutdown waits for in-flight messages
   RetryPolicy retry;                            ///< default of every output's `retry:`
+  HttpSettings http;                            ///< the operations endpoint
 };
 
 struct ConfigModel {

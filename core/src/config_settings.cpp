@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Configuration phase 1, the document's shape: version, settings (queues, drain, retry),
+// Configuration phase 1, the document's shape: version, settings (queues, drain, retry, http),
 // plugin_path, pipelines and their input/filters/outputs entries (each `type` present;
 // the entries are checked against their plugins' schemas in phase 2, config_plugins.cpp).
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "config_detail.hpp"
+#include "http_endpoint.hpp"
 
 namespace switchyard::config_detail {
 
@@ -112,6 +113,42 @@ void checkRetry(const State &st, const ConfigNode::Entry &re, const std::string 
   }
 }
 
+/// settings.http: {listen: "ADDR:PORT"}.
+static void checkHttp(const State &st, const ConfigNode::Entry &he, const std::string &path, HttpSettings &out) {
+  const ConfigNode &n = *he.value;
+  if (n.kind == Kind::Null || n.broken) {
+    return;
+  }
+  if (n.kind != Kind::Map) {
+    st.add(he.value_mark, path,
+           fmt::format("expected a mapping (listen: \"127.0.0.1:9100\"), got {}", describe(n)));
+    return;
+  }
+  static const std::vector<std::string> kKeys = {"listen"};
+  for (const auto &e : n.entries) {
+    std::string kpath = joinPath(path, e.key);
+    if (!isKnown(kKeys, e.key)) {
+      st.unknownKey(e, path, "in http", kKeys);
+      continue;
+    }
+    const ConfigNode &vn = *e.value;
+    if (vn.kind == Kind::Null || vn.broken) {
+      continue;  // off
+    }
+    if (vn.kind != Kind::Scalar) {
+      st.add(e.value_mark, kpath,
+             fmt::format("expected an address and port such as \"127.0.0.1:9100\", got {}", describe(vn)));
+      continue;
+    }
+    http::Listen where;
+    if (auto why = http::parseListen(vn.scalar, where)) {
+      st.add(e.value_mark, kpath, *why);
+      continue;
+    }
+    out.listen = vn.scalar;
+  }
+}
+
 static void checkSettings(const State &st, const ConfigNode::Entry &se, Settings &settings) {
   const ConfigNode &n = *se.value;
   if (n.kind == Kind::Null || n.broken) {
@@ -122,7 +159,7 @@ static void checkSettings(const State &st, const ConfigNode::Entry &se, Settings
     return;
   }
   static const std::vector<std::string> kKeys = {"queue_max_messages", "queue_max_bytes",
-                                                 "drain_timeout", "retry"};
+                                                 "drain_timeout", "retry", "http"};
   for (const auto &e : n.entries) {
     std::string path = joinPath("settings", e.key);
     if (!isKnown(kKeys, e.key)) {
@@ -135,6 +172,8 @@ static void checkSettings(const State &st, const ConfigNode::Entry &se, Settings
     std::int64_t v = 0;
     if (e.key == "retry") {
       checkRetry(st, e, path, settings.retry);
+    } else if (e.key == "http") {
+      checkHttp(st, e, path, settings.http);
     } else if (e.key == "queue_max_messages") {
       if (settingInt(st, e, path, 1, v)) {
         settings.queue_max_messages = static_cast<std::size_t>(v);

@@ -12,6 +12,10 @@ SY_PACKAGES=(
   libzmq3-dev cppzmq-dev librabbitmq-dev libboost-dev libboost-filesystem-dev
   libyaml-cpp-dev rapidjson-dev libfmt-dev libspdlog-dev libcli11-dev doctest-dev libssl-dev
   openssl rabbitmq-server python3 python3-zmq python3-pika python3-cryptography
+  # the operations HTTP endpoint, and the Prometheus text parser its tests read it with
+  libcpp-httplib-dev python3-prometheus-client
+  # sd_notify: `switchyard run` tells systemd it is ready, alive and stopping
+  libsystemd-dev
   # tests/packaging: build the Debian package, lintian, its man pages and unit
   build-essential debhelper help2man lintian man-db systemd
 )
