@@ -18,6 +18,7 @@
 #include "cli_tail.hpp"
 #include "verify_missing/cli.hpp"
 #include "cli_common.hpp"
+#include "cli_stats.hpp"
 #include "log.hpp"
 #include "registry.hpp"
 #include "switchyard/engine.hpp"
@@ -33,18 +34,6 @@ using sy::cli::kExitOk;
 using sy::cli::Common;
 using sy::cli::engineOptions;
 
-void logStats(const sy::Engine &engine) {
-  auto log = sy::logging::core();
-  for (const auto &s : engine.counters()) {
-    if (s.label.empty()) {
-      log->info("stats: pipeline={} plugin=\"{}\" {}={}", s.pipeline, s.plugin, s.name, s.value);
-    } else {
-      log->info("stats: pipeline={} plugin=\"{}\" {}{{reason={}}}={}", s.pipeline, s.plugin,
-                s.name, s.label, s.value);
-    }
-  }
-}
-
 int cmdRun(const std::string &file, const Common &c, double stats_interval) {
   sigset_t signals = sy::cli::blockStopSignals();
   sy::Engine engine(engineOptions(c));
@@ -55,8 +44,9 @@ int cmdRun(const std::string &file, const Common &c, double stats_interval) {
     return kExitConfig;
   }
   sy::logging::core()->info("starting {}", file);
-  int rc = sy::cli::runEngine(engine, signals, stats_interval, [&engine] { logStats(engine); });
-  logStats(engine);  // the totals, always: every drop is accounted for at exit
+  sy::cli::StatsLog stats(engine);
+  int rc = sy::cli::runEngine(engine, signals, stats_interval, [&stats] { stats.interval(); });
+  stats.totals();  // always: every drop is accounted for at exit
   sy::logging::core()->info("stopped");
   return rc;
 }
@@ -168,7 +158,7 @@ int main(int argc, char **argv) {
   auto *run = app.add_subcommand("run", "Run the pipelines of a configuration file");
   run->add_option("file", file, "Configuration file (YAML)")->required();
   run->add_option("--stats-interval", stats_interval,
-                  "Log every counter every N seconds (0: only once, at exit)");
+                  "Every N seconds, log the counters that changed, one line per plugin (0: only the totals, at exit)");
 
   sy::cli::CheckOptions check_opts;
   auto *check = sy::cli::addCheckCommand(app, check_opts);

@@ -3,9 +3,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 
-#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -30,15 +31,33 @@ spdlog::level::level_enum toSpd(LogLevel l) {
 /// bytes that are not UTF-8 become U+FFFD, so every line is valid JSON.
 void appendJsonString(std::string &out, std::string_view s) { json::writeString(s, out, json::Escape::Utf8); }
 
-/// One JSON object per line: {"time":..., "level":..., "logger":..., "message":...}
+/// The members withFields() adds to the record it logs; sinks run on the logging thread.
+thread_local std::string_view t_members;
+
+/// RFC 3339 in UTC with milliseconds: 2026-12-05T19:18:17.123Z.
+std::string rfc3339Millis(std::chrono::system_clock::time_point tp) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(ms / 1000);
+  auto frac = ms % 1000;
+  if (frac < 0) {  // before 1970: floor, not truncate
+    frac += 1000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+/// One JSON object per line: {"time":..., "level":..., "logger":..., "message":..., ...}
+/// with the members of withFields() last.
 class JsonSink final : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg &msg) override {
     std::string line;
-    line.reserve(msg.payload.size() + 96);
-    auto t = std::chrono::time_point_cast<std::chrono::milliseconds>(msg.time);
+    line.reserve(msg.payload.size() + t_members.size() + 112);
     line += "{\"time\":";
-    appendJsonString(line, fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", t));
+    appendJsonString(line, rfc3339Millis(msg.time));
     line += ",\"level\":";
     auto lv = spdlog::level::to_string_view(msg.level);
     appendJsonString(line, std::string_view(lv.data(), lv.size()));
@@ -46,6 +65,10 @@ class JsonSink final : public spdlog::sinks::base_sink<std::mutex> {
     appendJsonString(line, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
     line += ",\"message\":";
     appendJsonString(line, std::string_view(msg.payload.data(), msg.payload.size()));
+    if (!t_members.empty()) {
+      line += ',';
+      line += t_members;
+    }
     line += "}\n";
     std::fwrite(line.data(), 1, line.size(), stderr);
   }
@@ -98,6 +121,14 @@ std::shared_ptr<spdlog::logger> core() {
     g_core->set_level(spdlog::level::info);
   }
   return g_core;
+}
+
+void withFields(LogLevel level, std::string_view message, std::string_view members) {
+  struct Reset {
+    ~Reset() { t_members = {}; }
+  } reset;
+  t_members = members;
+  core()->log(toSpd(level), "{}", message);
 }
 
 void ContextLogger::log(LogLevel level, std::string_view message) noexcept {

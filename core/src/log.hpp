@@ -24,6 +24,11 @@ bool parseLevel(std::string_view name, LogLevel &out);
 /// The core's own spdlog logger.
 std::shared_ptr<spdlog::logger> core();
 
+/// Logs @p message through core() at @p level. In the JSON format the record also carries
+/// @p members: JSON object members without the braces (`"pipeline":"p","counters":{...}`),
+/// after "message"; the text format prints only @p message.
+void withFields(LogLevel level, std::string_view message, std::string_view members);
+
 /// A Logger that prefixes every line with a context ("pipelines.p.inputs (stdin)").
 class ContextLogger final : public Logger {
  public:

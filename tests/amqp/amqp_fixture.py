@@ -167,9 +167,9 @@ class Switchyard:
 
     def stats(self):
         """Final counters from the stats log lines: {(name, reason): value}, last value wins."""
-        res = {}
-        for m in re.finditer(r'stats: pipeline=\S+ plugin="[^"]*" (\w+)(?:\{reason=([^}]*)\})?=(\d+)', self.stderr()):
-            res[(m.group(1), m.group(2) or "")] = int(m.group(3))
+        res = Counters()
+        for _, _, name, label, value in parse_stats(self.stderr()):
+            res[(name, label)] = value
         return res
 
     def stat(self, name, reason=""):
@@ -178,11 +178,40 @@ class Switchyard:
     def plugin_stats(self, plugin):
         """Final counters of the plugin instances whose name contains `plugin` ("amqp-publish",
         "outputs[1]"): {(name, reason): value}, last value wins."""
-        res = {}
-        for m in re.finditer(r'stats: pipeline=\S+ plugin="([^"]*)" (\w+)(?:\{reason=([^}]*)\})?=(\d+)', self.stderr()):
-            if plugin in m.group(1):
-                res[(m.group(2), m.group(3) or "")] = int(m.group(4))
+        res = Counters()
+        for _, name_of_plugin, name, label, value in parse_stats(self.stderr()):
+            if plugin in name_of_plugin:
+                res[(name, label)] = value
         return res
+
+
+# A `stats:` line of `switchyard run`: one plugin instance, the counters that changed since
+# the previous line (the totals at exit), each NAME=N or NAME{LABEL=VALUE}=N. A counter never
+# logged has been zero throughout.
+STATS_RE = re.compile(r'stats: pipeline=(\S+) plugin="([^"]*)"((?: [^\s={]+(?:\{[^}]*\})?=-?\d+)+)$', re.M)
+COUNTER_RE = re.compile(r' (\w+)(?:\{\w+=([^}]*)\})?=(-?\d+)')
+
+
+def parse_stats(text):
+    """Every counter of every `stats:` line in @text, in order: [(pipeline, plugin, name,
+    label value or "", value)]."""
+    out = []
+    for m in STATS_RE.finditer(text):
+        for c in COUNTER_RE.finditer(m.group(3)):
+            out.append((m.group(1), m.group(2), c.group(1), c.group(2) or "", int(c.group(3))))
+    return out
+
+
+class Counters(dict):
+    """Counters read from `stats:` lines. A counter never logged has been zero throughout
+    (a line shows only what changed, the totals at exit every counter not zero), so a
+    missing key reads as 0, through [] and get() alike."""
+
+    def __missing__(self, key):
+        return 0
+
+    def get(self, key, default=0):
+        return super().get(key, default)
 
 
 def drain(conn, queue, expect, timeout=120, idle=3.0):

@@ -109,7 +109,6 @@ def strip_year(mid):
 # ---------------------------------------------------------------------------------------
 # switchyard with an example pipeline
 
-STATS_RE = re.compile(r'stats: pipeline=(\S+) plugin="([^"]*)" (\w+)(?:\{reason=([^}]*)\})?=(-?\d+)')
 
 
 class Bridge(zmqtest.Switchyard):
@@ -129,10 +128,10 @@ class Bridge(zmqtest.Switchyard):
 
     def counters(self):
         """Last logged value of every counter: {(pipeline, plugin_type, name, reason): value}."""
-        out = {}
-        for m in STATS_RE.finditer(self.stderr()):
-            kind = re.search(r"\(([^)]*)\)\s*$", m.group(2))
-            out[(m.group(1), kind.group(1) if kind else m.group(2), m.group(3), m.group(4) or "")] = int(m.group(5))
+        out = zmqtest.Counters()
+        for pipeline, plugin, name, label, value in zmqtest.parse_stats(self.stderr()):
+            kind = re.search(r"\(([^)]*)\)\s*$", plugin)
+            out[(pipeline, kind.group(1) if kind else plugin, name, label)] = value
         return out
 
     def counter(self, pipeline, plugin, name, reason=""):

@@ -63,7 +63,7 @@ def main():
         m = re.search(r'dropped\{reason=' + reason + r'\}=(\d+)', err)
         assert m, f"no dropped counter for {reason} in:\n{err[-2000:]}"
         assert int(m.group(1)) == n, f"{reason}: counted {m.group(1)}, expected {n}"
-    m = re.search(r'pipeline=copy plugin="outputs\[0\] \(stdout\)" sent=(\d+)', err)
+    m = re.search(r'pipeline=copy plugin="outputs\[0\] \(stdout\)"(?: \S+)* sent=(\d+)', err)
     assert m and int(m.group(1)) == len(good), "sent counter does not match"
     print(f"ok: {len(good)} lines unchanged, {len(bad)} bad lines counted by reason {expected}")
 

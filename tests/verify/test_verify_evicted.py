@@ -80,14 +80,13 @@ def summary(text):
     return dict(zip(keys, map(int, m.groups())))
 
 
-STATS_RE = re.compile(r'stats: pipeline=(verify-\w+) plugin="[^"]*\(verify-missing\)" (\w+)=(-?\d+)')
-
-
 def counters(text):
-    """{(side, name): last value} from the `stats:` lines of `switchyard run`."""
+    """{(side, name): last value} of the unlabelled counters of the verify-missing plugins,
+    from the `stats:` lines of `switchyard run` (a counter never logged is zero)."""
     out = {}
-    for m in STATS_RE.finditer(text):
-        out[(m.group(1).split("-")[1], m.group(2))] = int(m.group(3))
+    for pipeline, plugin, name, label, value in af.parse_stats(text):
+        if pipeline.startswith("verify-") and plugin.endswith("(verify-missing)") and not label:
+            out[(pipeline.split("-")[1], name)] = value
     return out
 
 

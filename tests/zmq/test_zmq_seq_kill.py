@@ -154,6 +154,7 @@ pipelines:
         try:
             for run in range(KILLS + 1):
                 sy = Switchyard(["run", "--stats-interval", "0.2", cfg])
+                first = len(out)  # this process's first output line
                 if run == 0:
                     sy.wait_log(r"sequence state file .* is unusable \(line 2: expected 6 fields\); starting fresh")
                     check(os.path.exists(state + ".corrupt"), "the corrupt file is kept aside")
@@ -168,13 +169,16 @@ pipelines:
                 while out[-1] != marker:
                     out.extend(json.loads(l)["id"] for l in sy.read_lines(1, timeout=20))
                 wait_for(lambda: saved_highest(state, key) == (last, False), 10, f"state file at i={last}")
-                offset = len(sy.stderr())
-                wait_for(lambda: sy.stderr()[offset:].count("seq_open=") >= 2, 10, "a full stats block")
+                # A stats line (only changed counters) showing every line this process wrote:
+                # it was logged after the last message, so every counter shown is current
+                # (a counter never logged is zero).
+                wait_for(lambda: sy.stats().get(("stdout", "sent", "")) == len(out) - first, 10,
+                         "a stats line after the last message")
                 stats = sy.stats()
-                check(stats.get(("zmq-sub", "seq_open", "")) == 0, f"nothing open: {stats}")
+                check(stats.get(("zmq-sub", "seq_open", ""), 0) == 0, f"nothing open: {stats}")
                 for name in ("seq_restarts", "seq_duplicates", "seq_late", "seq_reordered"):
-                    check(stats.get(("zmq-sub", name, "")) == 0, f"run {run}: {name} = {stats.get(('zmq-sub', name, ''))}")
-                reported.append(stats.get(("zmq-sub", "seq_missing", "")))
+                    check(stats.get(("zmq-sub", name, ""), 0) == 0, f"run {run}: {name} = {stats.get(('zmq-sub', name, ''))}")
+                reported.append(stats.get(("zmq-sub", "seq_missing", ""), 0))
                 if run < KILLS:
                     sy.proc.send_signal(signal.SIGKILL)
                     check(sy.wait() == -signal.SIGKILL, "killed")
@@ -184,7 +188,7 @@ pipelines:
                     rc = sy.stop()
                     check(rc == 0, f"exit {rc}\n{sy.stderr()[-3000:]}")
                     final = sy.stats()
-                    check(final.get(("zmq-sub", "seq_missing", "")) == reported[-1], "exit stats agree")
+                    check(final.get(("zmq-sub", "seq_missing", ""), 0) == reported[-1], "exit stats agree")
                     check(sy.rest() == [], "nothing after the last marker")
         finally:
             if sender is not None:

@@ -117,7 +117,33 @@ class Subscriber:
         self.sock.close()
 
 
-STATS_RE = re.compile(r'stats: pipeline=(\S+) plugin="([^"]*)" (\w+)(?:\{reason=([^}]*)\})?=(-?\d+)')
+# A `stats:` line of `switchyard run`: one plugin instance, the counters that changed since
+# the previous line (the totals at exit), each NAME=N or NAME{LABEL=VALUE}=N. A counter never
+# logged has been zero throughout.
+STATS_RE = re.compile(r'stats: pipeline=(\S+) plugin="([^"]*)"((?: [^\s={]+(?:\{[^}]*\})?=-?\d+)+)$', re.M)
+COUNTER_RE = re.compile(r' (\w+)(?:\{\w+=([^}]*)\})?=(-?\d+)')
+
+
+def parse_stats(text):
+    """Every counter of every `stats:` line in @text, in order: [(pipeline, plugin, name,
+    label value or "", value)]."""
+    out = []
+    for m in STATS_RE.finditer(text):
+        for c in COUNTER_RE.finditer(m.group(3)):
+            out.append((m.group(1), m.group(2), c.group(1), c.group(2) or "", int(c.group(3))))
+    return out
+
+
+class Counters(dict):
+    """Counters read from `stats:` lines. A counter never logged has been zero throughout
+    (a line shows only what changed, the totals at exit every counter not zero), so a
+    missing key reads as 0, through [] and get() alike."""
+
+    def __missing__(self, key):
+        return 0
+
+    def get(self, key, default=0):
+        return super().get(key, default)
 
 
 class Switchyard:
@@ -196,11 +222,10 @@ class Switchyard:
 
     def stats(self):
         """The last value of every counter logged: {(plugin_type, name, reason): value}."""
-        result = {}
-        for m in STATS_RE.finditer(self.stderr()):
-            plugin = m.group(2)
+        result = Counters()
+        for _, plugin, name, label, value in parse_stats(self.stderr()):
             kind = re.search(r"\(([^)]*)\)\s*$", plugin)
-            result[(kind.group(1) if kind else plugin, m.group(3), m.group(4) or "")] = int(m.group(5))
+            result[(kind.group(1) if kind else plugin, name, label)] = value
         return result
 
 
