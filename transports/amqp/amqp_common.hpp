@@ -139,19 +139,44 @@ std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, std::
 /// @p e.kind and @p e.fix for the permanent cases, @p what names the object.
 void classifyDeclare(const amqp_rpc_reply_t &r, const std::string &what, ConnectError &e);
 
-/// Connection state counters shared by both plugins.
+/// The notAfter of the PEM certificate in @p path as a Unix timestamp, 0 when it cannot be
+/// read (amqp_tls_files.cpp). For the `tls_cert_not_after_timestamp_seconds` gauge.
+std::int64_t certNotAfter(const std::string &path) noexcept;
+
+/// Connection state counters shared by both plugins, and the two gauges of the readiness
+/// contract (`/health/ready`): `connected` is 1 while the connection and the channel are
+/// open and the topology is declared (0 from the moment a read, a write, a heartbeat or the
+/// broker says otherwise), `blocked` is 1 while the broker blocks the connection
+/// (connection.blocked: a memory or disk alarm).
 struct ConnCounters {
   Counter *connects = nullptr;
   Counter *disconnects = nullptr;
   Counter *reconnects = nullptr;
   Counter *connect_failures = nullptr;
   Gauge *connected = nullptr;
-  void init(PluginContext &ctx) {
+  Gauge *blocked = nullptr;
+  /// Also publishes the client certificate's expiry (tls.cert_file's notAfter, a Unix
+  /// timestamp) as the gauge `tls_cert_not_after_timestamp_seconds` when one is configured.
+  void init(PluginContext &ctx, const Settings &s) {
+    if (!s.cert_file.empty()) {
+      ctx.gauge("tls_cert_not_after_timestamp_seconds").set(certNotAfter(s.cert_file));
+    }
     connects = &ctx.counter("connects");
     disconnects = &ctx.counter("disconnects");
     reconnects = &ctx.counter("reconnects");
     connect_failures = &ctx.counter("connect_failures");
     connected = &ctx.gauge("connected");
+    blocked = &ctx.gauge("blocked");
+  }
+  /// The connection is usable (after connect() and its set-up).
+  void up() noexcept {
+    connected->set(1);
+    blocked->set(0);
+  }
+  /// The connection is gone (a blocked state goes with it).
+  void down() noexcept {
+    connected->set(0);
+    blocked->set(0);
   }
 };
 

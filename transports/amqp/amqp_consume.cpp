@@ -270,7 +270,7 @@ Status AmqpConsume::probe(ProbeReport &report, std::chrono::milliseconds timeout
 }
 
 Status AmqpConsume::start(SourceContext &ctx) noexcept {
-  cc_.init(ctx);
+  cc_.init(ctx, settings_);
   received_ = &ctx.counter("deliveries");
   redelivered_ = &ctx.counter("redelivered");
   acked_ = &ctx.counter("acked");

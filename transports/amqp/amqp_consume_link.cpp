@@ -156,7 +156,7 @@ bool AmqpConsume::connect(SourceContext &ctx, ConnectError &err, double timeout_
     cc_.reconnects->add();
   }
   ever_connected_ = true;
-  cc_.connected->set(1);
+  cc_.up();
   ctx.log().info("connected to {}, consuming queue '{}' (prefetch {})", settings_.redacted_url, active_queue_,
                  prefetch_);
   return true;
@@ -289,7 +289,13 @@ void AmqpConsume::handleMethod(SourceContext &ctx, const amqp_frame_t &frame) no
       lostConnection(ctx, why);
       break;
     }
-    default: break;  // basic.cancel-ok, connection.blocked (we do not publish), ...
+    case AMQP_CONNECTION_BLOCKED_METHOD:
+      // RabbitMQ blocks connections that publish; this one does not, but a broker that
+      // says so anyway is reported as it is (the `blocked` gauge).
+      cc_.blocked->set(1);
+      break;
+    case AMQP_CONNECTION_UNBLOCKED_METHOD: cc_.blocked->set(0); break;
+    default: break;  // basic.cancel-ok, ...
   }
 }
 
@@ -300,7 +306,7 @@ void AmqpConsume::lostConnection(SourceContext &ctx, const std::string &why) noe
   unsettled_.clear();
   ack_ready_.clear();
   cc_.disconnects->add();
-  cc_.connected->set(0);
+  cc_.down();
   auto d = nextDelay(backoff_);
   next_attempt_ = Clock::now() + d;
   ctx.log().warn("disconnected from {}: {}; {} unacknowledged delivery(ies) will be redelivered by the broker; "

@@ -183,14 +183,14 @@ Status AmqpPublish::probe(ProbeReport &report, std::chrono::milliseconds timeout
 }
 
 Status AmqpPublish::start(SinkContext &ctx) noexcept {
-  cc_.init(ctx);
+  cc_.init(ctx, settings_);
   published_ = &ctx.counter("published");
   confirmed_ = &ctx.counter("confirmed");
   nacked_ = &ctx.counter("nacked");
   returned_count_ = &ctx.counter("unroutable");
   forbidden_ = &ctx.counter("forbidden");
   republished_ = &ctx.counter("republished");
-  blocked_count_ = &ctx.counter("blocked");
+  blocked_count_ = &ctx.counter("blocked_episodes");
   carried_ = &ctx.counter("envelopes_carried");
   not_carried_ = &ctx.counter("envelopes_not_carried");
   oversize_ = &ctx.counter("oversize");

@@ -57,7 +57,7 @@ bool AmqpPublish::connect(SinkContext &ctx, ConnectError &err, double timeout_s)
     cc_.reconnects->add();
   }
   ever_connected_ = true;
-  cc_.connected->set(1);
+  cc_.up();
   ctx.log().info("connected to {} (exchange '{}', {} message(s) to republish)", settings_.redacted_url,
                  exchange_, waiting_.size());
   return true;
@@ -150,6 +150,7 @@ void AmqpPublish::handleMethod(SinkContext &ctx, const amqp_frame_t &frame) noex
                      std::string_view(static_cast<char *>(b->reason.bytes), b->reason.len));
     }
     blocked_ = true;
+    cc_.blocked->set(1);
     return;
   }
   if (id == AMQP_CONNECTION_UNBLOCKED_METHOD) {
@@ -157,6 +158,7 @@ void AmqpPublish::handleMethod(SinkContext &ctx, const amqp_frame_t &frame) noex
       ctx.log().info("broker unblocked publishing");
     }
     blocked_ = false;
+    cc_.blocked->set(0);
     return;
   }
   if (frame.channel != channel_ || !channel_ok_) {
@@ -352,7 +354,7 @@ void AmqpPublish::lostConnection(SinkContext &ctx, const std::string &why) noexc
   channel_ok_ = false;
   blocked_ = false;
   cc_.disconnects->add();
-  cc_.connected->set(0);
+  cc_.down();
   std::size_t n = unconfirmed_.size();
   requeueUnconfirmed();
   auto d = nextDelay(backoff_);

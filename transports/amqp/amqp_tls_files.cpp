@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <memory>
 
@@ -119,6 +120,29 @@ void checkTlsFiles(const sdk::Config &c, const Settings &s) {
   }
 #else
   (void)ca_ok, (void)cert_ok, (void)key_ok;
+#endif
+}
+
+std::int64_t certNotAfter(const std::string &path) noexcept {
+#ifdef SY_AMQP_HAVE_OPENSSL
+  if (path.empty()) {
+    return 0;
+  }
+  FilePtr f(std::fopen(path.c_str(), "r"));
+  if (!f) {
+    return 0;
+  }
+  std::string why;
+  CertPtr cert = readCert(f.get(), why);
+  std::tm tm{};
+  if (!cert || ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) {
+    ERR_clear_error();
+    return 0;
+  }
+  return static_cast<std::int64_t>(timegm(&tm));
+#else
+  (void)path;
+  return 0;
 #endif
 }
 
