@@ -29,6 +29,8 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <charconv>
 #include <map>
 #include <memory>
@@ -68,6 +70,26 @@ class ZmqPubSink final : public Sink {
       sock_.reset();
       return Status::fatal(fmt::format("cannot set up the PUB socket: {}", e.what()));
     }
+    connected_gauge_ = &ctx.gauge("connected");
+    if (!settings_.bind) {
+      // Connect mode: the connections' state from the socket's monitor (read in poll()),
+      // for the `connected` and `endpoints_connected` gauges.
+      endpoints_gauge_ = &ctx.gauge("endpoints_connected");
+      try {
+        static std::atomic<std::uint64_t> next{0};
+        std::string addr = fmt::format("inproc://zmq-pub-monitor-{}", next.fetch_add(1, std::memory_order_relaxed));
+        if (zmq_socket_monitor(sock_->handle(), addr.c_str(), ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+          throw zmq::error_t();
+        }
+        monitor_ = std::make_unique<zmq::socket_t>(*zctx_, zmq::socket_type::pair);
+        monitor_->set(zmq::sockopt::linger, 0);
+        monitor_->connect(addr);
+      } catch (const std::exception &e) {
+        monitor_.reset();
+        sock_.reset();
+        return Status::fatal(fmt::format("cannot monitor the PUB socket: {}", e.what()));
+      }
+    }
     for (std::size_t k = 0; k < settings_.endpoints.size(); ++k) {
       const std::string &e = settings_.endpoints[k];
       try {
@@ -79,6 +101,7 @@ class ZmqPubSink final : public Sink {
           ctx.log().info("connecting to {}", e);
         }
       } catch (const std::exception &err) {
+        monitor_.reset();
         sock_.reset();
         return endpointFailure(settings_.bind, e, k, err);
       }
@@ -93,6 +116,7 @@ class ZmqPubSink final : public Sink {
     subscriptions_gauge_ = &ctx.gauge("subscriptions");
     reorder_held_gauge_ = &ctx.gauge("reorder_held");
     retry_unsubscribed_ = settings_.retry_unsubscribed && ctx.inputCanRedeliver();
+    connected_gauge_->set(settings_.bind ? 1 : 0);  // bound; connect mode: see readMonitor()
     return Status::ok();
   }
 
@@ -126,6 +150,7 @@ class ZmqPubSink final : public Sink {
 
   Status poll(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept override {
     try {
+      readMonitor();
       drainSubscriptions();
       if (!held_.empty()) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(hole_since_ + settings_.reorder_timeout - Clock::now());
@@ -159,13 +184,58 @@ class ZmqPubSink final : public Sink {
     try {
       // Closed: queued messages get `linger` ms to leave, in the I/O thread of the engine's
       // context, whose termination (when the engine is destroyed) waits for them.
+      if (monitor_ && sock_) {
+        (void)zmq_socket_monitor(sock_->handle(), nullptr, 0);
+      }
+      monitor_.reset();
       sock_.reset();
       zctx_.reset();
+      if (connected_gauge_ != nullptr) {
+        connected_gauge_->set(0);
+      }
     } catch (...) {
     }
   }
 
  private:
+  /// Connect mode: the monitor's events since the last call; a connection counts from
+  /// CONNECTED to DISCONNECTED (both carry its file descriptor).
+  void readMonitor() {
+    if (!monitor_) {
+      return;
+    }
+    bool changed = false;
+    while (true) {
+      zmq::message_t head;
+      if (!monitor_->recv(head, zmq::recv_flags::dontwait)) {
+        break;
+      }
+      while (head.more()) {  // [event+value, address]
+        zmq::message_t part;
+        if (!monitor_->recv(part, zmq::recv_flags::dontwait) || !part.more()) {
+          break;
+        }
+      }
+      if (head.size() < 6) {
+        continue;
+      }
+      std::uint16_t event = 0;
+      std::uint32_t value = 0;
+      std::memcpy(&event, head.data(), sizeof event);
+      std::memcpy(&value, static_cast<const char *>(head.data()) + 2, sizeof value);
+      if (event == ZMQ_EVENT_CONNECTED) {
+        live_.insert(static_cast<int>(value));
+      } else if (event == ZMQ_EVENT_DISCONNECTED) {
+        live_.erase(static_cast<int>(value));
+      }
+      changed = true;
+    }
+    if (changed) {
+      endpoints_gauge_->set(static_cast<std::int64_t>(live_.size()));
+      connected_gauge_->set(live_.empty() ? 0 : 1);
+    }
+  }
+
   /// The `i` a signer gave the message's envelope (meta "signer.i"), 0 if none.
   static std::uint64_t signerSeq(const Message &msg) {
     auto v = msg.getMeta(meta::kSignerSeq);
@@ -475,6 +545,10 @@ class ZmqPubSink final : public Sink {
   Counter *reorder_late_ = nullptr;
   Gauge *subscriptions_gauge_ = nullptr;
   Gauge *reorder_held_gauge_ = nullptr;
+  Gauge *connected_gauge_ = nullptr;
+  Gauge *endpoints_gauge_ = nullptr;           ///< connect mode only
+  std::unique_ptr<zmq::socket_t> monitor_;     ///< connect mode: the socket's monitor (PAIR)
+  std::set<int> live_;                          ///< connect mode: fds of the live connections
 };
 
 }  // namespace

@@ -38,8 +38,8 @@ struct PubSettings {
   std::string username;  ///< of the envelopes the sink builds; resolved, never empty
 
   static PubSettings fromConfig(const sdk::Config &c);
-  /// Sockets of one instance: the XPUB.
-  [[nodiscard]] static int contextSockets() { return 1; }
+  /// Sockets of one instance: the XPUB (connect mode: with libzmq's monitor PAIR and ours).
+  [[nodiscard]] int contextSockets() const { return bind ? 1 : 3; }
 };
 
 /// A zmq-pub instance (zmq_pub.cpp) whose socket lives in @p zctx.

@@ -70,6 +70,9 @@ Status ZmqSubSource::start(SourceContext &ctx) noexcept {
   disconnects_ = &ctx.counter("disconnects");
   protocol_disconnects_ = &ctx.counter("protocol_disconnects");
   reconnects_ = &ctx.counter("reconnects");
+  connected_ = &ctx.gauge("connected");
+  endpoints_connected_ = &ctx.gauge("endpoints_connected");
+  updateConnectedGauges();
   return Status::ok();
 }
 

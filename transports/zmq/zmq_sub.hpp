@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,8 @@ class ZmqSubSource final : public Source {
     // A connection may come up: look at the monitor before each read, so that the new
     // connection is announced before its first message is handled.
     bool expect_connect = true;
+    bool up = false;  // connect mode: the endpoint's connection is established (handshake done)
+    std::set<int> peers;  // bind mode: file descriptors of the publishers' live connections
   };
 
   // zmq_sub.cpp: reading and decoding.
@@ -124,6 +127,10 @@ class ZmqSubSource final : public Source {
   void onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t event, std::uint32_t value,
                       const std::string &where);
   void clearLost(Socket &s);
+  /// The readiness gauges from the sockets' state: `endpoints_connected` (connect mode: the
+  /// endpoints with a live connection; bind mode: the publishers connected to us) and
+  /// `connected` (connect mode: at least one endpoint connected; bind mode: bound).
+  void updateConnectedGauges();
   [[nodiscard]] Clock::duration reconnectDelay(const Socket &s) const;
   [[nodiscard]] int msUntilNextReconnect() const;
   void reconnectLost(SourceContext &ctx);
@@ -151,6 +158,8 @@ class ZmqSubSource final : public Source {
   Counter *disconnects_ = nullptr;
   Counter *protocol_disconnects_ = nullptr;
   Counter *reconnects_ = nullptr;
+  Gauge *connected_ = nullptr;
+  Gauge *endpoints_connected_ = nullptr;
 };
 
 /// A zmq-sub instance whose sockets live in @p zctx.

@@ -256,6 +256,11 @@ void SeqGlue::judged(SourceContext &ctx, const std::string &key, std::uint64_t m
   }
   gaps_->add(gaps);
   missing_->add(missing);
+  // The same per publisher (label `publisher`: "ENDPOINT|username", bind mode
+  // "bind|PEER_IP|username"); made at a publisher's first gap only, so a stream without
+  // losses adds no series. The lookup takes a lock: gaps are rare.
+  ctx.counter("publisher_seq_gaps", key).add(gaps);
+  ctx.counter("publisher_seq_missing", key).add(missing);
   drop_log_.warn(ctx, "seq_gap", "publisher {}: {} message(s) missing before i={}", key, missing, below);
 }
 

@@ -124,6 +124,7 @@ void ZmqSubSource::closeSockets() noexcept {
     }
   }
   sockets_.clear();
+  updateConnectedGauges();
   zctx_.reset();
 }
 
@@ -188,6 +189,7 @@ void ZmqSubSource::onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t e
       break;
     case ZMQ_EVENT_ACCEPTED:
       if (settings_.bind) {
+        s.peers.insert(static_cast<int>(value));
         // Bind mode tracks publishers by peer address; the fd is still open here.
         std::string ip = peerIp(static_cast<int>(value));
         if (!ip.empty()) {
@@ -206,6 +208,7 @@ void ZmqSubSource::onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t e
         }
         s.ever_connected = true;
         s.expect_connect = false;
+        s.up = true;
         onEndpointConnected(ctx, s.endpoint + "|");
       }
       break;
@@ -220,6 +223,8 @@ void ZmqSubSource::onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t e
       break;
     case ZMQ_EVENT_DISCONNECTED:
       disconnects_->add();
+      s.up = false;
+      s.peers.erase(static_cast<int>(value));
       conn_log_.info(ctx, "disconnected", "connection {} closed", settings_.bind ? "to " + where : "to " + s.endpoint);
       if (!settings_.bind && !draining_ && !s.lost) {
         s.lost = true;
@@ -230,6 +235,19 @@ void ZmqSubSource::onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t e
       break;
     default: break;
   }
+  updateConnectedGauges();
+}
+
+void ZmqSubSource::updateConnectedGauges() {
+  if (connected_ == nullptr) {
+    return;  // start() has not made them yet (its monitors are read later)
+  }
+  std::int64_t n = 0;
+  for (const auto &s : sockets_) {
+    n += settings_.bind ? static_cast<std::int64_t>(s.peers.size()) : (s.up ? 1 : 0);
+  }
+  endpoints_connected_->set(n);
+  connected_->set(settings_.bind ? (sockets_.empty() ? 0 : 1) : (n > 0 ? 1 : 0));
 }
 
 void ZmqSubSource::clearLost(Socket &s) {
