@@ -170,6 +170,13 @@ std::int64_t timestampMs(const json::Value *t) {
 Status Signer::start(FilterContext &ctx) noexcept {
   try {
     kept_signed_count_ = &ctx.counter("kept_signed");
+    // When the signing certificate expires (its notAfter, a Unix timestamp): verifiers
+    // refuse what it signs from then on.
+    std::tm tm{};
+    const ASN1_TIME *not_after = keys_->cert ? X509_get0_notAfter(keys_->cert.get()) : nullptr;
+    ctx.gauge("cert_not_after_timestamp_seconds")
+        .set(not_after != nullptr && ASN1_TIME_to_tm(not_after, &tm) == 1 ? static_cast<std::int64_t>(timegm(&tm))
+                                                                          : 0);
   } catch (const std::exception &e) {
     return Status::fatal(e.what());
   }

@@ -17,6 +17,18 @@ namespace switchyard::plugins {
 // ---------------------------------------------------------------------------------------
 // TrustStore
 
+namespace {
+/// An ASN1_TIME as seconds since the epoch; 0 when absent or unreadable.
+std::int64_t epochOrZero(const ASN1_TIME *t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    ERR_clear_error();
+    return 0;
+  }
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+}  // namespace
+
 TrustStore::TrustStore(std::string ca_file, std::optional<std::string> crl_file, int auth_level)
     : ca_file_(std::move(ca_file)), crl_file_(std::move(crl_file)), auth_level_(auth_level) {}
 
@@ -88,6 +100,8 @@ bool TrustStore::loadLocked(std::string *error) {
     X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
   store_ = std::move(store);
+  ca_not_after_.store(epochOrZero(X509_get0_notAfter(ca.get())), std::memory_order_relaxed);
+  crl_next_update_.store(crl ? epochOrZero(X509_CRL_get0_nextUpdate(crl.get())) : 0, std::memory_order_relaxed);
   return true;
 }
 
@@ -263,7 +277,22 @@ Status Verifier::start(FilterContext &ctx) noexcept {
   if (!shared_->trust.loaded()) {
     return Status::fatal("CA/CRL not loaded", "ca_file");
   }
+  ca_expiry_ = &ctx.gauge("ca_not_after_timestamp_seconds");
+  if (shared_->trust.crlNextUpdate() != 0) {
+    crl_expiry_ = &ctx.gauge("crl_next_update_timestamp_seconds");
+  }
+  publishExpiry();
   return Status::ok();
+}
+
+void Verifier::publishExpiry() noexcept {
+  seen_reloads_ = shared_->trust.reloads();
+  if (ca_expiry_ != nullptr) {
+    ca_expiry_->set(shared_->trust.caNotAfter());
+  }
+  if (crl_expiry_ != nullptr) {
+    crl_expiry_->set(shared_->trust.crlNextUpdate());
+  }
 }
 
 Verdict Verifier::reject(FilterContext &ctx, const Message &msg, const char *reason,
@@ -275,7 +304,11 @@ Verdict Verifier::reject(FilterContext &ctx, const Message &msg, const char *rea
 
 Verdict Verifier::process(FilterContext &ctx, Message &msg) noexcept {
   try {
-    return check(ctx, msg);
+    Verdict v = check(ctx, msg);
+    if (shared_->trust.reloads() != seen_reloads_) {  // new CA/CRL files were loaded
+      publishExpiry();
+    }
+    return v;
   } catch (const std::bad_alloc &) {
     return Verdict::error("out_of_memory", true);
   } catch (const std::exception &e) {

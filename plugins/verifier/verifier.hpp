@@ -85,6 +85,12 @@ class TrustStore {
   /// How many times the material was (re)loaded: a new value means results of earlier
   /// checks may no longer hold.
   [[nodiscard]] std::uint64_t reloads() const noexcept { return reloads_.load(std::memory_order_acquire); }
+  /// Expiry of the material last loaded, Unix timestamps (0: not loaded, or no CRL / no
+  /// nextUpdate): the CA certificate's notAfter and the CRL's nextUpdate.
+  [[nodiscard]] std::int64_t caNotAfter() const noexcept { return ca_not_after_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t crlNextUpdate() const noexcept {
+    return crl_next_update_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Stamp {
@@ -116,6 +122,8 @@ class TrustStore {
   Stamp crl_stamp_;
   std::chrono::steady_clock::time_point last_stat_{};
   std::atomic<std::uint64_t> reloads_{0};
+  std::atomic<std::int64_t> ca_not_after_{0};
+  std::atomic<std::int64_t> crl_next_update_{0};
 };
 
 /// A parsed certificate: immutable once built, shared by every thread that uses it
@@ -216,6 +224,12 @@ class Verifier final : public Filter {
   Counter *unsigned_passed_ = nullptr;
   Counter *verified_ = nullptr;
   Counter *cache_hits_ = nullptr;
+  /// `ca_not_after_timestamp_seconds`, `crl_next_update_timestamp_seconds` (with a CRL):
+  /// set at start and again whenever the trust store reloaded (seen_reloads_ changed).
+  Gauge *ca_expiry_ = nullptr;
+  Gauge *crl_expiry_ = nullptr;
+  std::uint64_t seen_reloads_ = 0;
+  void publishExpiry() noexcept;
   DropLog drop_log_{10, std::chrono::seconds(10)};
 };
 
