@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "log.hpp"
+#include "ops_endpoint.hpp"
 
 namespace switchyard::cli {
 
@@ -149,6 +150,13 @@ void printDiagnostics(const ConfigError &e) {
 int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
               const std::function<void()> &on_stats, const std::function<void()> &on_started) {
   auto log = logging::core();
+  std::unique_ptr<ops::Endpoint> http;  // the operations endpoint, when configured (ops_endpoint.hpp)
+  try {
+    http = ops::startEndpoint(engine);
+  } catch (const std::exception &e) {
+    log->critical("start failed: {}", e.what());
+    return kExitFailure;
+  }
   try {
     engine.start();
   } catch (const StartError &e) {
@@ -167,6 +175,9 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
   if (on_started) {
     on_started();
   }
+  if (http) {
+    http->engineStarted();
+  }
   using Clock = std::chrono::steady_clock;
   const auto interval =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(stats_interval));
@@ -175,6 +186,9 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
   while (!engine.wait(std::chrono::milliseconds(0))) {
     timespec ts{0, 50 * 1000 * 1000};
     int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (http) {
+      http->tick();  // /health/live
+    }
     if (sig == SIGINT || sig == SIGTERM) {
       if (stopping) {
         log->warn("second signal: exiting without draining");

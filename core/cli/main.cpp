@@ -16,6 +16,8 @@
 #include "cli_fedmsg.hpp"
 #include "cli_import.hpp"
 #include "cli_tail.hpp"
+#include "cli_top.hpp"
+#include "http_endpoint.hpp"
 #include "verify_missing/cli.hpp"
 #include "cli_common.hpp"
 #include "cli_stats.hpp"
@@ -34,7 +36,7 @@ using sy::cli::kExitOk;
 using sy::cli::Common;
 using sy::cli::engineOptions;
 
-int cmdRun(const std::string &file, const Common &c, double stats_interval) {
+int cmdRun(const std::string &file, const Common &c, double stats_interval, const std::string &http) {
   sigset_t signals = sy::cli::blockStopSignals();
   sy::Engine engine(engineOptions(c));
   try {
@@ -43,6 +45,7 @@ int cmdRun(const std::string &file, const Common &c, double stats_interval) {
     sy::cli::printDiagnostics(e);
     return kExitConfig;
   }
+  engine.setHttpListen(http);  // --http wins over settings.http.listen
   sy::logging::core()->info("starting {}", file);
   sy::cli::StatsLog stats(engine);
   int rc = sy::cli::runEngine(engine, signals, stats_interval, [&stats] { stats.interval(); });
@@ -159,6 +162,17 @@ int main(int argc, char **argv) {
   run->add_option("file", file, "Configuration file (YAML)")->required();
   run->add_option("--stats-interval", stats_interval,
                   "Every N seconds, log the counters that changed, one line per plugin (0: only the totals, at exit)");
+  std::string http_listen;
+  run->add_option("--http", http_listen,
+                  "Serve /metrics, /health/live, /health/ready and /pipelines on ADDR:PORT (a bare PORT: "
+                  "127.0.0.1 only); overrides settings.http.listen")
+      ->check(CLI::Validator(
+          [](std::string &v) {
+            sy::http::Listen where;
+            auto why = sy::http::parseListen(v, where);
+            return why ? *why : std::string();
+          },
+          "ADDR:PORT", "http-listen"));
 
   sy::cli::CheckOptions check_opts;
   auto *check = sy::cli::addCheckCommand(app, check_opts);
@@ -177,6 +191,8 @@ int main(int argc, char **argv) {
   auto *verify = sy::cli::addVerifyCommand(app, verify_opts);
   sy::cli::ImportOptions import_opts;
   auto *import_cmd = sy::cli::addImportCommand(app, import_opts);
+  sy::cli::TopOptions top_opts;
+  auto *top = sy::cli::addTopCommand(app, top_opts);
 
   for (auto *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
     sub->footer("Global options, before or after the command: --log-level LEVEL, --log-format text|json, "
@@ -199,7 +215,7 @@ int main(int argc, char **argv) {
   }
   try {
     if (*run) {
-      return cmdRun(file, common, stats_interval);
+      return cmdRun(file, common, stats_interval, http_listen);
     }
     if (*check) {
       return sy::cli::runCheck(check_opts, engineOptions(common));
@@ -221,6 +237,9 @@ int main(int argc, char **argv) {
     }
     if (*import_cmd) {
       return sy::cli::runImport(import_opts);
+    }
+    if (*top) {
+      return sy::cli::runTop(top_opts);
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard: %s\n", e.what());

@@ -262,6 +262,8 @@ struct Engine::Impl {
   std::unique_ptr<Runtime> runtime;
   std::vector<Diagnostic> warnings;
   bool loaded = false;
+  /// Operations: `switchyard run --http` (setHttpListen), which wins over settings.http.listen.
+  std::string http_listen;
 
   Logger &logger() { return options.logger != nullptr ? *options.logger : logging::root(); }
 
@@ -606,6 +608,37 @@ std::int64_t Engine::counter(std::string_view pipeline, std::string_view name,
                              std::string_view label) const {
   return impl_->counters.sum(pipeline, name, label);
 }
+
+// --- Operations (the HTTP endpoint: /metrics, /health, /pipelines) -------------------------
+
+std::vector<PipelineStatus> Engine::status() const {
+  if (impl_->runtime) {
+    return impl_->runtime->status();
+  }
+  std::vector<PipelineStatus> out;  // loaded, not started
+  for (const auto &plan : impl_->plans) {
+    PipelineStatus s{plan.name, "starting", std::nullopt, {}};
+    s.plugins.push_back({plan.input.place, plan.input.type});
+    if (!plan.filters.empty()) {
+      for (const auto &f : plan.filters.front()) {
+        s.plugins.push_back({f.place, f.type});
+      }
+    }
+    for (const auto &o : plan.outputs) {
+      s.plugins.push_back({o.place, o.type});
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<HistogramSample> Engine::histograms() const { return impl_->counters.histograms(); }
+
+std::string Engine::httpListen() const {
+  return impl_->http_listen.empty() ? impl_->settings.http.listen : impl_->http_listen;
+}
+
+void Engine::setHttpListen(std::string listen) { impl_->http_listen = std::move(listen); }
 
 std::vector<std::string> Engine::pluginNames() const {
   std::vector<std::string> out;

@@ -14,6 +14,7 @@
 
 #include "config.hpp"
 #include "registry.hpp"
+#include "runtime_histogram.hpp"
 #include "switchyard/engine.hpp"
 
 namespace switchyard {
@@ -28,12 +29,17 @@ class CounterStore {
   [[nodiscard]] std::vector<CounterSample> snapshot() const;
   [[nodiscard]] std::int64_t sum(std::string_view pipeline, std::string_view name,
                                  std::string_view label) const;
+  // ---- histograms (runtime_status.cpp) ----
+  /// The histogram @p name of @p pipeline (and @p plugin, "" for the pipeline's own).
+  rt::Histogram &histogram(std::string_view pipeline, std::string_view plugin, std::string_view name);
+  [[nodiscard]] std::vector<HistogramSample> histograms() const;
 
  private:
   using Key = std::tuple<std::string, std::string, std::string, std::string>;
   mutable std::mutex mutex_;
   std::map<Key, std::unique_ptr<Counter>> counters_;
   std::map<Key, std::unique_ptr<Gauge>> gauges_;
+  std::map<Key, std::unique_ptr<rt::Histogram>> histograms_;
 };
 
 /// One created plugin instance and where it sits.
@@ -71,6 +77,8 @@ class Runtime {
   /// requestStop() and join every thread. Returns false if any pipeline failed.
   bool stop();
   [[nodiscard]] bool failed() const noexcept;
+  /// Each running pipeline's status (runtime_status.cpp). THREADING: any thread.
+  [[nodiscard]] std::vector<PipelineStatus> status() const;
 
  private:
   CounterStore &counters_;

@@ -32,6 +32,7 @@ Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &se
   source_ = static_cast<Source *>(input_.plugin.get());
   source_ctx_ = std::make_unique<SourceCtx>(*this, input_.place, input_.type);
   received_ = &source_ctx_->counter("received", {});
+  latency_ = &counters.histogram(name_, "", "pipeline_latency_seconds");
   for (auto &chain : plan.filters) {
     Lane lane;
     for (auto &f : chain) {
@@ -95,16 +96,18 @@ SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) n
     return SourceContext::SubmitResult::Stopping;
   }
   try {
+    const std::int64_t now_ns = Clock::now().time_since_epoch().count();
+    last_submit_ns_.store(now_ns, std::memory_order_relaxed);
     received_->add();
     in_flight_.fetch_add(1);
     in_flight_gauge_.add(1);
     if (lanes_.size() > 1) {
-      submitParallel(std::move(msg), tag);
+      submitParallel(std::move(msg), tag, now_ns);
     } else {
       Refusal why;
       if (runFilters(lanes_.front(), msg, why)) {
         notifyPassed(tag);
-        dispatch(std::move(msg), tag);
+        dispatch(std::move(msg), tag, now_ns);
       } else {
         settleRefused(tag, std::move(why));
       }
@@ -156,8 +159,8 @@ void Pipeline::settleRefused(std::uint64_t tag, Refusal &&why) {
   completions_.push({tag, why.outcome, std::move(why.reason)});
 }
 
-void Pipeline::dispatch(Message &&msg, std::uint64_t tag) {
-  Tracker *tracker = trackers_.acquire(tag, static_cast<int>(outputs_.size()));
+void Pipeline::dispatch(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns) {
+  Tracker *tracker = trackers_.acquire(tag, static_cast<int>(outputs_.size()), submitted_ns);
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
     auto &o = *outputs_[i];
     Item item{i + 1 == outputs_.size() ? std::move(msg) : msg, tracker};
@@ -170,10 +173,14 @@ void Pipeline::dispatch(Message &&msg, std::uint64_t tag) {
 
 void Pipeline::processCompletions(Source &src) {
   completions_.take(completion_buf_);
+  const std::int64_t now_ns = completion_buf_.empty() ? 0 : Clock::now().time_since_epoch().count();
   for (auto &c : completion_buf_) {
     if (c.filtered) {
       src.filtered(c.tag, c.passed, c.refused_by, c.reason);
       continue;
+    }
+    if (c.outcome == Outcome::Delivered && c.submitted_ns != 0) {
+      latency_->observe(now_ns - c.submitted_ns);  // end to end: submitted -> settled
     }
     source_ctx_->counter("completed", outcomeName(c.outcome)).add();
     if (c.outcome == Outcome::Retry && !input_.can_ack) {

@@ -49,6 +49,8 @@ class Pipeline {
   void join();
   bool failed() const noexcept { return failed_.load(); }
   const std::string &name() const { return name_; }
+  /// State, last message time and plugins (runtime_status.cpp). THREADING: any thread.
+  PipelineStatus status() const;
 
  private:
   /// What every context shares.
@@ -154,8 +156,9 @@ class Pipeline {
   /// Settles every message waiting for a retry as @p outcome (shutdown, failed sink).
   void dropRetries(Output &o, const char *why);
   /// Queues @p msg for every output (blocking while a queue is full).
-  void dispatch(Message &&msg, std::uint64_t tag);
-  void submitParallel(Message &&msg, std::uint64_t tag);
+  /// @p submitted_ns: when submit() took it (steady clock), for the latency histogram.
+  void dispatch(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns = 0);
+  void submitParallel(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns);
   void workerMain(std::size_t lane);
   void emitReady();
   void stopWorkers();
@@ -187,6 +190,7 @@ class Pipeline {
     Message msg;
     std::uint64_t tag = 0;
     std::uint64_t seq = 0;
+    std::int64_t submitted_ns = 0;
   };
   struct Slot {
     bool ready = false;
@@ -194,6 +198,7 @@ class Pipeline {
     std::uint64_t tag = 0;
     Message msg;
     Refusal why;
+    std::int64_t submitted_ns = 0;
   };
   std::mutex par_mutex_;
   std::condition_variable par_work_cv_;   ///< workers: a job arrived, or closing
@@ -215,6 +220,10 @@ class Pipeline {
   std::atomic<std::size_t> in_flight_{0};
   Gauge &in_flight_gauge_;
   Counter *received_ = nullptr;
+  // Operations (runtime_status.cpp): end-to-end latency of delivered messages, observed on
+  // the input thread; when the input last submitted (steady clock ns, 0: never).
+  rt::Histogram *latency_ = nullptr;
+  std::atomic<std::int64_t> last_submit_ns_{0};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> intake_stopped_{false};
   std::atomic<bool> want_filtered_{false};

@@ -9,7 +9,7 @@
 namespace switchyard {
 
 // Input thread. Waits while the reorder window is full: that is the workers' backpressure.
-void Pipeline::submitParallel(Message &&msg, std::uint64_t tag) {
+void Pipeline::submitParallel(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns) {
   {
     std::unique_lock lock(par_mutex_);
     while (par_next_seq_ - par_next_emit_ >= par_ring_.size()) {
@@ -20,7 +20,7 @@ void Pipeline::submitParallel(Message &&msg, std::uint64_t tag) {
       }
       par_space_cv_.wait_for(lock, std::chrono::milliseconds(20));
     }
-    par_jobs_.push_back(Job{std::move(msg), tag, par_next_seq_++});
+    par_jobs_.push_back(Job{std::move(msg), tag, par_next_seq_++, submitted_ns});
   }
   par_work_cv_.notify_one();
 }
@@ -56,6 +56,7 @@ void Pipeline::workerMain(std::size_t lane) {
       slot.ready = true;
       slot.pass = pass;
       slot.tag = job.tag;
+      slot.submitted_ns = job.submitted_ns;
       if (pass) {
         slot.msg = std::move(job.msg);
       } else {
@@ -90,7 +91,7 @@ void Pipeline::emitReady() {
       try {
         if (slot.pass) {
           notifyPassed(slot.tag);
-          dispatch(std::move(slot.msg), slot.tag);
+          dispatch(std::move(slot.msg), slot.tag, slot.submitted_ns);
         } else {
           settleRefused(slot.tag, std::move(slot.why));
         }

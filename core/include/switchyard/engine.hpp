@@ -90,6 +90,38 @@ struct CounterSample {
   bool gauge = false;
 };
 
+// --- Operations (the HTTP endpoint: /metrics, /health, /pipelines; docs/operations.md) ---
+
+/// A histogram of a pipeline (the end-to-end latency `pipeline_latency_seconds`).
+struct HistogramSample {
+  std::string pipeline;
+  std::string plugin;  ///< "" for a pipeline's own
+  std::string name;    ///< "pipeline_latency_seconds"
+  std::vector<double> bounds;          ///< upper bounds, ascending
+  std::vector<std::uint64_t> buckets;  ///< per bucket, not cumulative; one more than bounds (above them all)
+  double sum = 0;                      ///< of every observed value
+  std::uint64_t count = 0;             ///< the sum of buckets
+};
+
+/// One plugin instance place of a pipeline.
+struct PluginStatus {
+  std::string place;  ///< "input", "filters[0]", "outputs[1]"
+  std::string type;   ///< plugin name
+  /// The counter and gauge key of the instance: "outputs[0] (amqp-publish)".
+  [[nodiscard]] std::string label() const { return place + " (" + type + ")"; }
+};
+
+/// What a pipeline is doing (Engine::status()).
+struct PipelineStatus {
+  std::string name;
+  /// "starting" (before start() returned), "running", "stopping" (draining), "stopped"
+  /// (ended), "failed".
+  std::string state;
+  /// When its input last submitted a message; none yet: nullopt.
+  std::optional<std::chrono::system_clock::time_point> last_message;
+  std::vector<PluginStatus> plugins;  ///< input, filters, outputs in configuration order
+};
+
 struct EngineOptions {
   std::vector<std::string> plugin_paths;  ///< searched first (--plugin-path)
   bool use_env_plugin_path = true;        ///< then SWITCHYARD_PLUGIN_PATH (colon-separated)
@@ -168,6 +200,18 @@ class Engine {
 
   /// The plugins that are known (loaded files and in-process ones).
   [[nodiscard]] std::vector<std::string> pluginNames() const;
+
+  // --- Operations (the HTTP endpoint, docs/operations.md) ---------------------------------
+  /// Each pipeline's state, last message time and plugin places. THREADING: after start()
+  /// returned, from any thread; before, only from the thread that loads and starts.
+  [[nodiscard]] std::vector<PipelineStatus> status() const;
+  /// Every histogram (each pipeline's end-to-end latency). Thread-safe.
+  [[nodiscard]] std::vector<HistogramSample> histograms() const;
+  /// Where the operations HTTP endpoint listens: settings.http.listen of the loaded
+  /// configuration, or what setHttpListen() gave; "" when it is off.
+  [[nodiscard]] std::string httpListen() const;
+  /// Overrides settings.http.listen (`switchyard run --http`); "" keeps the file's.
+  void setHttpListen(std::string listen);
 
   struct Impl;
 
