@@ -10,6 +10,7 @@
 
 #include "log.hpp"
 #include "ops_endpoint.hpp"
+#include "runtime_tap.hpp"
 
 namespace switchyard::cli {
 
@@ -152,7 +153,7 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
   auto log = logging::core();
   std::unique_ptr<ops::Endpoint> http;  // the operations endpoint, when configured (ops_endpoint.hpp)
   try {
-    http = ops::startEndpoint(engine);
+    http = ops::startEndpoint(engine, [&engine](http::Server &s) { tap::addRoute(s, engine); });  // + GET /tap
   } catch (const std::exception &e) {
     log->critical("start failed: {}", e.what());
     return kExitFailure;

@@ -79,6 +79,7 @@ inline constexpr std::int64_t kMaxWorkers = 256;
 /// empty; `switchyard run --http` overrides it (Engine::setHttpListen()).
 struct HttpSettings {
   std::string listen;  ///< "ADDR:PORT" or "PORT", checked by http::parseListen()
+  bool tap = false;    ///< GET /tap answers (runtime_tap.hpp); off by default
 };
 
 /// Engine-wide settings (top-level `settings:` mapping, all optional).

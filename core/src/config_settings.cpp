@@ -124,7 +124,7 @@ static void checkHttp(const State &st, const ConfigNode::Entry &he, const std::s
            fmt::format("expected a mapping (listen: \"127.0.0.1:9100\"), got {}", describe(n)));
     return;
   }
-  static const std::vector<std::string> kKeys = {"listen"};
+  static const std::vector<std::string> kKeys = {"listen", "tap"};
   for (const auto &e : n.entries) {
     std::string kpath = joinPath(path, e.key);
     if (!isKnown(kKeys, e.key)) {
@@ -134,6 +134,12 @@ static void checkHttp(const State &st, const ConfigNode::Entry &he, const std::s
     const ConfigNode &vn = *e.value;
     if (vn.kind == Kind::Null || vn.broken) {
       continue;  // off
+    }
+    if (e.key == "tap") {  // GET /tap (runtime_tap.hpp)
+      if (vn.kind != Kind::Scalar || !parseBoolWord(vn.scalar, out.tap)) {
+        st.add(e.value_mark, kpath, fmt::format("expected true or false, got {}", describe(vn)));
+      }
+      continue;
     }
     if (vn.kind != Kind::Scalar) {
       st.add(e.value_mark, kpath,

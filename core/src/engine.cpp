@@ -640,6 +640,9 @@ std::string Engine::httpListen() const {
 
 void Engine::setHttpListen(std::string listen) { impl_->http_listen = std::move(listen); }
 
+// --- The tap (runtime_tap.hpp) -------------------------------------------------------
+bool Engine::httpTap() const { return impl_->settings.http.tap; }
+
 std::vector<std::string> Engine::pluginNames() const {
   std::vector<std::string> out;
   for (const auto *d : impl_->registry.all()) {

@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "runtime_pipeline.hpp"
+#include "runtime_tap.hpp"
 
 namespace switchyard {
 
@@ -160,6 +161,9 @@ void Pipeline::settleRefused(std::uint64_t tag, Refusal &&why) {
 }
 
 void Pipeline::dispatch(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns) {
+  if (tap::active()) [[unlikely]] {  // a tap client is attached (runtime_tap.hpp)
+    tap::offer(name_, msg);
+  }
   Tracker *tracker = trackers_.acquire(tag, static_cast<int>(outputs_.size()), submitted_ns);
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
     auto &o = *outputs_[i];

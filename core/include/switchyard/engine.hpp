@@ -213,6 +213,10 @@ class Engine {
   /// Overrides settings.http.listen (`switchyard run --http`); "" keeps the file's.
   void setHttpListen(std::string listen);
 
+  // --- The tap (GET /tap, `switchyard tap`; runtime_tap.hpp) ---------------------------
+  /// settings.http.tap of the loaded configuration: whether GET /tap may sample messages.
+  [[nodiscard]] bool httpTap() const;
+
   struct Impl;
 
  private:
