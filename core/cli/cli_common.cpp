@@ -8,6 +8,7 @@
 #include <ctime>
 #include <string_view>
 
+#include "cli_reload.hpp"
 #include "log.hpp"
 #include "ops_endpoint.hpp"
 #include "runtime_tap.hpp"
@@ -137,6 +138,7 @@ sigset_t blockStopSignals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // a reload (cli_reload.cpp), or a stop where nothing can reload
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -190,13 +192,16 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
     if (http) {
       http->tick();  // /health/live
     }
-    if (sig == SIGINT || sig == SIGTERM) {
+    if (sig == SIGHUP && reload::onSignal(engine, stopping)) {
+      sig = 0;  // reloaded, or kept the running configuration (the log says why)
+    }
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
       if (stopping) {
         log->warn("second signal: exiting without draining");
         std::_Exit(kExitFailure);
       }
       log->info("received {}, stopping: draining in-flight messages",
-                sig == SIGINT ? "SIGINT" : "SIGTERM");
+                sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM");
       stopping = true;
       engine.requestStop();
     }

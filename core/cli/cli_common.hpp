@@ -87,7 +87,7 @@ inline constexpr int kExitConfig = 2;
 /// RestartPreventExitStatus=.
 inline constexpr int kExitPermanent = 3;
 
-/// Blocks SIGINT and SIGTERM for the calling thread and returns them as a set. Call it
+/// Blocks SIGINT, SIGTERM and SIGHUP for the calling thread and returns them as a set. Call it
 /// before any pipeline thread starts: the threads inherit the mask and only the main
 /// thread takes the signals, synchronously, in runEngine().
 sigset_t blockStopSignals();
@@ -96,7 +96,8 @@ sigset_t blockStopSignals();
 void printDiagnostics(const ConfigError &e);
 
 /// Starts a loaded engine and runs it until every pipeline ended or SIGINT/SIGTERM asked
-/// for a stop (drain, then close); a second signal exits at once. @p on_stats runs every
+/// for a stop (drain, then close); a second signal exits at once. SIGHUP reloads the
+/// configuration file (cli_reload.hpp), or stops an engine made from the command line. @p on_stats runs every
 /// @p stats_interval seconds (never when it is 0), @p on_started once after the start.
 /// Returns kExitOk, or kExitFailure when the start or a pipeline failed.
 int runEngine(Engine &engine, const sigset_t &signals, double stats_interval = 0,

@@ -290,6 +290,10 @@ struct Engine::Impl {
   }
 
   void load(std::string_view text, const std::string &file);
+  /// Parses, validates and creates every plugin instance of @p text without touching the
+  /// engine's loaded state (load() and reload use it); throws ConfigError.
+  BuiltConfig build(std::string_view text, const std::string &file);
+  std::string config_file;  ///< given to loadFile(); "" for a string (reload)
   std::vector<ProbeResult> probe(std::chrono::milliseconds timeout,
                                  const std::function<void(const ProbeResult &)> &each);
 };
@@ -298,6 +302,15 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
   if (loaded) {
     throw std::logic_error("Engine: a configuration is already loaded");
   }
+  BuiltConfig b = build(text, file);
+  warnings = std::move(b.warnings);
+  settings = b.settings;
+  plans = std::move(b.plans);
+  loaded = true;
+}
+
+BuiltConfig Engine::Impl::build(std::string_view text, const std::string &file) {
+  const auto origin = std::make_shared<const std::string>(text);  // what a reload can rebuild from
   std::vector<Diagnostic> diags;
   ConfigParser parser;
   ConfigModel model = parser.parse(text, file, diags);
@@ -310,6 +323,10 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
                                options.use_config_plugin_path ? model.plugin_paths
                                                               : std::vector<std::string>{},
                                options.use_install_dir);
+  // Directories scanned by an earlier load (a reload) are not scanned again.
+  std::erase_if(dirs, [&](const std::string &d) {
+    return std::find(registry.directories().begin(), registry.directories().end(), d) != registry.directories().end();
+  });
   try {
     registry.scan(dirs);
   } catch (const std::exception &e) {
@@ -421,6 +438,8 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
       plan.outputs.push_back(
           instance(p.outputs[i], makeFactory(p.outputs[i]), fmt::format("outputs[{}]", i), 0, 1));
     }
+    plan.signature = pipelineSignature(p, workers, model.settings);
+    plan.origin = origin;
     built.push_back(std::move(plan));
   }
   sortUnique(warns);
@@ -435,10 +454,11 @@ void Engine::Impl::load(std::string_view text, const std::string &file) {
       logger().log(LogLevel::Warn, plain.str());
     }
   }
-  warnings = std::move(warns);
-  settings = model.settings;
-  plans = std::move(built);
-  loaded = true;
+  BuiltConfig out;
+  out.warnings = std::move(warns);
+  out.settings = model.settings;
+  out.plans = std::move(built);
+  return out;
 }
 
 namespace {
@@ -541,6 +561,7 @@ void Engine::loadFile(const std::string &path) {
     throw ConfigError(std::move(diags));
   }
   impl_->load(text, path);
+  impl_->config_file = path;  // what reload() re-reads
 }
 
 void Engine::loadString(std::string_view yaml, const std::string &name) { impl_->load(yaml, name); }
@@ -607,6 +628,66 @@ std::vector<CounterSample> Engine::counters() const {
 std::int64_t Engine::counter(std::string_view pipeline, std::string_view name,
                              std::string_view label) const {
   return impl_->counters.sum(pipeline, name, label);
+}
+
+// --- Operations (the HTTP endpoint: /metrics, /health, /pipelines) -------------------------
+
+std::vector<PipelineStatus> Engine::status() const {
+  if (impl_->runtime) {
+    return impl_->runtime->status();
+  }
+  std::vector<PipelineStatus> out;  // loaded, not started
+  for (const auto &plan : impl_->plans) {
+    PipelineStatus s{plan.name, "starting", std::nullopt, {}};
+    s.plugins.push_back({plan.input.place, plan.input.type});
+    if (!plan.filters.empty()) {
+      for (const auto &f : plan.filters.front()) {
+        s.plugins.push_back({f.place, f.type});
+      }
+    }
+    for (const auto &o : plan.outputs) {
+      s.plugins.push_back({o.place, o.type});
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<HistogramSample> Engine::histograms() const { return impl_->counters.histograms(); }
+
+std::string Engine::httpListen() const {
+  return impl_->http_listen.empty() ? impl_->settings.http.listen : impl_->http_listen;
+}
+
+void Engine::setHttpListen(std::string listen) { impl_->http_listen = std::move(listen); }
+
+// --- The tap (runtime_tap.hpp) -------------------------------------------------------
+bool Engine::httpTap() const { return impl_->settings.http.tap; }
+
+// --- Reload (SIGHUP): the engine's part; the work is Runtime::reload (runtime_reload.cpp) ---
+
+bool Engine::reloadable() const noexcept { return impl_->runtime != nullptr && !impl_->config_file.empty(); }
+
+ReloadReport Engine::reload() {
+  if (!reloadable()) {
+    throw std::logic_error("Engine::reload: only after loadFile() and start()");
+  }
+  std::vector<Diagnostic> diags;
+  std::string text;
+  if (!readConfigText(impl_->config_file, text, diags)) {
+    throw ConfigError(std::move(diags));
+  }
+  return reloadString(text, impl_->config_file);
+}
+
+ReloadReport Engine::reloadString(std::string_view yaml, const std::string &name) {
+  if (!impl_->runtime) {
+    throw std::logic_error("Engine::reload: only after start()");
+  }
+  BuiltConfig next = impl_->build(yaml, name);  // ConfigError: nothing was touched
+  impl_->warnings = next.warnings;
+  return impl_->runtime->reload(std::move(next),
+                                [this, name](const std::string &text) { return impl_->build(text, name); });
 }
 
 // --- Operations (the HTTP endpoint: /metrics, /health, /pipelines) -------------------------

@@ -18,9 +18,12 @@ Runtime::~Runtime() {
   for (auto &p : pipelines_) {
     p->join();
   }
+  reapRetired(true);
 }
 
 void Runtime::add(PipelinePlan plan) {
+  versions_[plan.name] = {plan.signature, plan.origin};
+  std::lock_guard lock(pipelines_mutex_);
   pipelines_.push_back(std::make_unique<Pipeline>(std::move(plan), counters_, settings_));
 }
 
@@ -42,6 +45,7 @@ void Runtime::start() {
 }
 
 void Runtime::requestStop() noexcept {
+  std::lock_guard lock(pipelines_mutex_);
   for (auto &p : pipelines_) {
     p->requestStop();
   }
@@ -55,6 +59,7 @@ bool Runtime::wait(std::optional<std::chrono::milliseconds> timeout) {
   // One failed pipeline stops them all: a bridge that lost a direction must exit non-zero
   // so its supervisor restarts it.
   while (true) {
+    reapRetired(false);  // old versions of reloaded pipelines that finished draining
     bool all_done = true;
     for (auto &p : pipelines_) {
       if (p->failed()) {
@@ -86,10 +91,12 @@ bool Runtime::stop() {
   for (auto &p : pipelines_) {
     p->join();
   }
+  reapRetired(true);
   return !failed();
 }
 
 bool Runtime::failed() const noexcept {
+  std::lock_guard lock(pipelines_mutex_);
   return std::any_of(pipelines_.begin(), pipelines_.end(), [](const auto &p) { return p->failed(); });
 }
 

@@ -51,6 +51,11 @@ class Pipeline {
   const std::string &name() const { return name_; }
   /// State, last message time and plugins (runtime_status.cpp). THREADING: any thread.
   PipelineStatus status() const;
+  /// Reload (runtime_reload.cpp): marks this pipeline as an old version (true) while its
+  /// new version takes its gauges in the store: a gauge it asks for from now on is its own.
+  void setRetired(bool retired) noexcept { retired_.store(retired); }
+  /// The gauge @p name of plugin @p plugin: the same object for every ask (runtime_reload.cpp).
+  Gauge &gauge(const std::string &plugin, std::string_view name) noexcept;
 
  private:
   /// What every context shares.
@@ -66,9 +71,7 @@ class Pipeline {
     Counter &counter(std::string_view name, std::string_view label) noexcept override {
       return p_.counters_.counter(p_.name_, label_, name, label);
     }
-    Gauge &gauge(std::string_view name) noexcept override {
-      return p_.counters_.gauge(p_.name_, label_, name);
-    }
+    Gauge &gauge(std::string_view name) noexcept override { return p_.gauge(label_, name); }
     void countDrop(std::string_view reason) noexcept override {
       counter("dropped", reason).add();
       logger_.debug("dropped a message: {}", reason);
@@ -236,6 +239,12 @@ class Pipeline {
   std::condition_variable done_cv_;
   std::thread input_thread_;
   bool started_ = false;
+  // The gauges this pipeline handed out, so that an old version keeps writing to its own
+  // after a reload took the store's for the new version (runtime_reload.cpp).
+  std::mutex gauges_mutex_;
+  std::map<std::pair<std::string, std::string>, Gauge *> gauge_refs_;
+  std::deque<Gauge> own_gauges_;  ///< asked for while retired
+  std::atomic<bool> retired_{false};
 };
 
 }  // namespace switchyard

@@ -146,6 +146,19 @@ class StartError : public std::runtime_error {
   bool permanent_;
 };
 
+/// What Engine::reload() did, pipeline by pipeline (names in the new file's order).
+struct ReloadReport {
+  std::vector<std::string> unchanged;  ///< left running untouched
+  std::vector<std::string> changed;    ///< new version started, the old one draining
+  std::vector<std::string> added;      ///< started
+  std::vector<std::string> removed;    ///< draining, then gone
+  /// "name: why" for each pipeline whose new version could not start; the previous
+  /// version of a changed pipeline keeps running when it can (the message says).
+  std::vector<std::string> failed;
+  /// "2 unchanged (a, b), 1 changed (c), 0 added, 0 removed" (plus the failures)
+  [[nodiscard]] std::string str() const;
+};
+
 class Engine {
  public:
   explicit Engine(EngineOptions options = {});
@@ -200,6 +213,23 @@ class Engine {
 
   /// The plugins that are known (loaded files and in-process ones).
   [[nodiscard]] std::vector<std::string> pluginNames() const;
+
+  // ---- reload (engine.cpp, runtime_reload.cpp) ----
+  /// Whether reload() can run: the configuration came from a file and start() ran.
+  [[nodiscard]] bool reloadable() const noexcept;
+  /// Re-reads the file given to loadFile() and applies it to the running engine: the
+  /// whole file is parsed, validated and its plugins created first, and on any problem
+  /// ConfigError is thrown with the running pipelines untouched. Then pipelines whose
+  /// definition (their plugins' settings, workers, the queue and drain settings) is the
+  /// same keep running untouched, counters and all; a changed pipeline's new version is
+  /// started and then the old one drained and stopped (when the new one cannot start
+  /// beside the old, e.g. it binds the same address, the old one is drained first; when it
+  /// cannot start at all, the old version keeps or goes back to running); new pipelines are
+  /// started and removed ones drained and stopped. Old versions drain in the background
+  /// (wait() reaps them). Call it from the thread that runs wait(); only after start().
+  ReloadReport reload();
+  /// reload() from a string instead of the file (embedders, tests).
+  ReloadReport reloadString(std::string_view yaml, const std::string &name = "<string>");
 
   // --- Operations (the HTTP endpoint, docs/operations.md) ---------------------------------
   /// Each pipeline's state, last message time and plugin places. THREADING: after start()
