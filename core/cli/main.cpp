@@ -16,6 +16,7 @@
 #include "cli_fedmsg.hpp"
 #include "cli_import.hpp"
 #include "cli_tail.hpp"
+#include "cli_test.hpp"
 #include "cli_tap.hpp"
 #include "cli_top.hpp"
 #include "http_endpoint.hpp"
@@ -192,6 +193,8 @@ int main(int argc, char **argv) {
   auto *verify = sy::cli::addVerifyCommand(app, verify_opts);
   sy::cli::ImportOptions import_opts;
   auto *import_cmd = sy::cli::addImportCommand(app, import_opts);
+  sy::cli::TestOptions test_opts;
+  auto *test_cmd = sy::cli::addTestCommand(app, test_opts);
   sy::cli::TapOptions tap_opts;
   auto *tap = sy::cli::addTapCommand(app, tap_opts);
   sy::cli::TopOptions top_opts;
@@ -240,6 +243,9 @@ int main(int argc, char **argv) {
     }
     if (*import_cmd) {
       return sy::cli::runImport(import_opts);
+    }
+    if (*test_cmd) {
+      return sy::cli::runTest(test_opts, common);
     }
     if (*tap) {
       return sy::cli::runTap(tap_opts);

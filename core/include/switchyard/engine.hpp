@@ -214,6 +214,17 @@ class Engine {
   /// The plugins that are known (loaded files and in-process ones).
   [[nodiscard]] std::vector<std::string> pluginNames() const;
 
+  // --- Pipeline tests (`switchyard test`) -------------------------------------------------
+  /// Runs every entry of plugin @p type in the configuration loaded next through an
+  /// in-process stand-in made by @p factory (an in-memory input or output). The entry is
+  /// still checked against @p type's own schema, and @p type's own factory is still made
+  /// from it and then put aside, so a configuration fails to load exactly as it would for
+  /// `run` (and nothing of @p type is ever instantiated or started); @p factory gets the
+  /// validated configuration with the defaults of @p type's schema. Counters keep the
+  /// entry's place and type. Call before loadFile().
+  void substituteSource(std::string type, Factory<Source> factory, bool can_ack = false);
+  void substituteSink(std::string type, Factory<Sink> factory, bool can_ack = false);
+
   // ---- reload (engine.cpp, runtime_reload.cpp) ----
   /// Whether reload() can run: the configuration came from a file and start() ran.
   [[nodiscard]] bool reloadable() const noexcept;
