@@ -170,6 +170,9 @@ Snapshot digest(const std::vector<top::Sample> &samples) {
     }
     std::string place = label("place");
     std::string plugin = place.empty() ? label("plugin") : place + " (" + label("plugin") + ")";
+    if (!plugin.empty()) {
+      s.rows[pipeline][plugin];  // every plugin gets its row, even one with no rate to show
+    }
     if (x.name == "switchyard_in_flight") {
       s.in_flight[pipeline] += x.value;
     } else if (x.name == "switchyard_pipeline_latency_seconds_bucket") {

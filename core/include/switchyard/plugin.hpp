@@ -165,6 +165,11 @@ class PluginContext {
   /// A counter of this instance, reported as `NAME{pipeline, plugin}`; with a @p label,
   /// as `NAME{pipeline, plugin, reason=LABEL}`. Cache the reference: lookup takes a lock.
   [[nodiscard]] virtual Counter &counter(std::string_view name, std::string_view label = {}) noexcept = 0;
+  /// A gauge of this instance, exported as `switchyard_NAME{pipeline, plugin, place}`. Cache
+  /// the reference: lookup takes a lock. Two names are a contract with the HTTP endpoint's
+  /// GET /health/ready (docs/operations.md): a plugin with a peer keeps `connected` (1 while
+  /// connected, else 0) and, when the peer can refuse messages, `blocked` (1 while it does);
+  /// the instance is ready when `connected` is 1 and `blocked` is not.
   [[nodiscard]] virtual Gauge &gauge(std::string_view name) noexcept = 0;
   /// Counts one message dropped by this plugin under @p reason ("dropped{reason}").
   virtual void countDrop(std::string_view reason) noexcept = 0;
