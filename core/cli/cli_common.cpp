@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "cli_reload.hpp"
+#include "cli_systemd.hpp"
 #include "log.hpp"
 #include "ops_endpoint.hpp"
 #include "runtime_tap.hpp"
@@ -181,6 +182,7 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
   if (http) {
     http->engineStarted();
   }
+  systemd::started(engine);  // READY=1 (only `switchyard run` enables notifications)
   using Clock = std::chrono::steady_clock;
   const auto interval =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(stats_interval));
@@ -192,8 +194,15 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
     if (http) {
       http->tick();  // /health/live
     }
+    const bool reloading = sig == SIGHUP && !stopping && engine.reloadable();
+    if (reloading) {
+      systemd::notifyReloading();  // RELOADING=1, and READY=1 once the reload is over
+    }
     if (sig == SIGHUP && reload::onSignal(engine, stopping)) {
       sig = 0;  // reloaded, or kept the running configuration (the log says why)
+    }
+    if (reloading) {
+      systemd::notifyReady(engine);
     }
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
       if (stopping) {
@@ -203,12 +212,17 @@ int runEngine(Engine &engine, const sigset_t &signals, double stats_interval,
       log->info("received {}, stopping: draining in-flight messages",
                 sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM");
       stopping = true;
+      systemd::stopping();
       engine.requestStop();
     }
+    systemd::loop(engine);  // WATCHDOG=1, STATUS=
     if (stats_interval > 0 && on_stats && Clock::now() >= next_stats) {
       on_stats();
       next_stats += interval;
     }
+  }
+  if (!stopping) {
+    systemd::stopping();  // every input ended by itself
   }
   return engine.stop() ? kExitOk : kExitFailure;
 }

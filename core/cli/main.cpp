@@ -23,6 +23,7 @@
 #include "verify_missing/cli.hpp"
 #include "cli_common.hpp"
 #include "cli_stats.hpp"
+#include "cli_systemd.hpp"
 #include "log.hpp"
 #include "registry.hpp"
 #include "switchyard/engine.hpp"
@@ -49,6 +50,7 @@ int cmdRun(const std::string &file, const Common &c, double stats_interval, cons
   }
   engine.setHttpListen(http);  // --http wins over settings.http.listen
   sy::logging::core()->info("starting {}", file);
+  sy::cli::systemd::enable();  // only `run` notifies systemd
   sy::cli::StatsLog stats(engine);
   int rc = sy::cli::runEngine(engine, signals, stats_interval, [&stats] { stats.interval(); });
   stats.totals();  // always: every drop is accounted for at exit
