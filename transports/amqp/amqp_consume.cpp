@@ -77,12 +77,12 @@ const sy_config_key kSchema[] = {
      "zmq-pub re-emits it byte-identical.",
      0},
     {"require_object_body", SY_CFG_BOOL, 0, "false",
-     "Reject (without requeue, dropped{not_an_object}) a body that is valid JSON but not an object, as "
+     "Reject (without requeue, dropped{reason=not_an_object}) a body that is valid JSON but not an object, as "
      "fedora-messaging consumers do.",
      0},
     {"missing_message_id", SY_CFG_STRING, 0, "\"drop\"",
      "A delivery without a usable message_id property (absent, empty or not UTF-8): drop = ack it and drop it, "
-     "counted as dropped{no_message_id} (what the reference bridge does: such a message can be neither "
+     "counted as dropped{reason=no_message_id} (what the reference bridge does: such a message can be neither "
      "de-duplicated nor matched by verify-missing); generate = give it a new UUID4 as its id and pass it on.",
      0, "drop|generate"},
     {nullptr, 0, 0, nullptr, nullptr, 0},

@@ -234,7 +234,7 @@ void ZmqSubSource::drainAll(SourceContext &ctx) {
     // Peers that go on sending although we unsubscribed: what the sockets hold now is
     // read and counted, not submitted, for at most kDrainCountCap more.
     ctx.log().warn("shutdown: the ZeroMQ sockets did not run empty within {} s of unsubscribing; "
-                   "counting what they hold as dropped{{shutdown}}",
+                   "counting what they hold as dropped{{reason=shutdown}}",
                    std::chrono::duration_cast<std::chrono::seconds>(kDrainCap).count());
     refused_ = true;
     auto until = Clock::now() + kDrainCountCap;
@@ -245,7 +245,7 @@ void ZmqSubSource::drainAll(SourceContext &ctx) {
     }
   }
   ctx.log().info("shutdown: read {} message(s) from the ZeroMQ sockets after unsubscribing; {} "
-                 "counted as dropped{{shutdown}}",
+                 "counted as dropped{{reason=shutdown}}",
                  received_->value() - read_before, shutdown_drops_);
 }
 
