@@ -5,7 +5,8 @@ them, against python3-zmq peers:
   * zmq-sub in connect mode is not ready (gauge connected 0, endpoints_connected 0) until
     its publisher is there, ready once the ZeroMQ handshake is done, and not ready again
     as soon as that publisher goes away;
-  * zmq-pub with bind: false follows its connection to the relay's SUB the same way;
+  * zmq-pub with bind: false follows its connection to the relay's SUB the same way, and
+    counts the reconnect when the relay comes back;
   * zmq-sub in bind mode is ready once bound, and counts the publishers connected to it;
   * a sequence gap is counted per publisher: publisher_seq_gaps_total and
     publisher_seq_missing_total{publisher="ENDPOINT|username"} on /metrics."""
@@ -59,6 +60,14 @@ def wait(cond, what, timeout=DEADLINE):
             return last
         time.sleep(0.05)  # polling a condition with a deadline
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def rebind(port):
+    """A SUB bound to @port, or None while the port is still held by the socket just closed."""
+    try:
+        return Subscriber(f"tcp://127.0.0.1:{port}", bind=True)
+    except zmq.ZMQError:
+        return None
 
 
 def not_ready_names(port):
@@ -140,6 +149,21 @@ pipelines:
             relay = None
             names = wait(lambda: (lambda n: n if "pub-connect/outputs[0] (zmq-pub)" in n else None)(
                 not_ready_names(http_port)), "503 naming zmq-pub after the relay left")
+            # The relay comes back: zmq-pub reconnects by itself, counted.
+            relay = wait(lambda: rebind(relay_port), "the relay's port to be free again")
+            wait(lambda: "pub-connect/outputs[0] (zmq-pub)" not in not_ready_names(http_port),
+                 "zmq-pub ready again once the relay is back")
+
+            def pub_counter(name):
+                _, text = get(http_port, "/metrics")
+                for line in text.splitlines():
+                    if line.startswith(f'switchyard_{name}_total{{pipeline="pub-connect",plugin="zmq-pub"'):
+                        return int(float(line.rsplit(" ", 1)[1]))
+                return None
+            wait(lambda: pub_counter("reconnects") == 1 and pub_counter("disconnects") == 1,
+                 "zmq-pub reconnects 1 and disconnects 1")
+            relay.close()
+            relay = None
             bind_pub.close()
             bind_pub = None
             wait(lambda: gauges(http_port).get(("sub-bind", "zmq-sub"), {}).get("endpoints_connected") == 0,

@@ -75,6 +75,8 @@ class ZmqPubSink final : public Sink {
       // Connect mode: the connections' state from the socket's monitor (read in poll()),
       // for the `connected` and `endpoints_connected` gauges.
       endpoints_gauge_ = &ctx.gauge("endpoints_connected");
+      reconnects_ = &ctx.counter("reconnects");
+      disconnects_ = &ctx.counter("disconnects");
       try {
         static std::atomic<std::uint64_t> next{0};
         std::string addr = fmt::format("inproc://zmq-pub-monitor-{}", next.fetch_add(1, std::memory_order_relaxed));
@@ -225,8 +227,13 @@ class ZmqPubSink final : public Sink {
       std::memcpy(&value, static_cast<const char *>(head.data()) + 2, sizeof value);
       if (event == ZMQ_EVENT_CONNECTED) {
         live_.insert(static_cast<int>(value));
+        if (ever_connected_) {
+          reconnects_->add();
+        }
+        ever_connected_ = true;
       } else if (event == ZMQ_EVENT_DISCONNECTED) {
         live_.erase(static_cast<int>(value));
+        disconnects_->add();
       }
       changed = true;
     }
@@ -549,6 +556,9 @@ class ZmqPubSink final : public Sink {
   Gauge *endpoints_gauge_ = nullptr;           ///< connect mode only
   std::unique_ptr<zmq::socket_t> monitor_;     ///< connect mode: the socket's monitor (PAIR)
   std::set<int> live_;                          ///< connect mode: fds of the live connections
+  bool ever_connected_ = false;                 ///< connect mode: a connection came up once
+  Counter *reconnects_ = nullptr;               ///< connect mode: connections after the first
+  Counter *disconnects_ = nullptr;              ///< connect mode: connections that ended
 };
 
 }  // namespace
