@@ -40,9 +40,9 @@ def counter(sy, plugin, name, reason=""):
 def counter_at(sy, place, name, reason=""):
     """Last logged value of one counter of the plugin instance at @place ("outputs[1]")."""
     value = 0
-    for m in zmqtest.STATS_RE.finditer(sy.stderr()):
-        if m.group(2).startswith(place + " ") and m.group(3) == name and (m.group(4) or "") == reason:
-            value = int(m.group(5))
+    for _, plugin, counter_name, label, v in zmqtest.parse_stats(sy.stderr()):
+        if plugin.startswith(place + " ") and counter_name == name and label == reason:
+            value = v
     return value
 
 
