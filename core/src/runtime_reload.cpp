@@ -37,6 +37,13 @@ std::string list(const std::vector<std::string> &names) {
   return out;
 }
 
+// Standard input and output are one stream each: two versions of a pipeline cannot share
+// them (signatures name each plugin as "input 5:stdin ", "output 6:stdout ").
+bool readsStdin(const std::string &signature) { return signature.find("\ninput 5:stdin ") != std::string::npos; }
+bool writesStdout(const std::string &signature) {
+  return signature.find("\noutput 6:stdout ") != std::string::npos;
+}
+
 /// The plan named @p name out of @p built (it must be there).
 PipelinePlan takePlan(BuiltConfig &built, const std::string &name) {
   for (auto &p : built.plans) {
@@ -200,32 +207,43 @@ ReloadReport Runtime::reload(BuiltConfig next, const Rebuild &rebuild) {
     const std::size_t i = find(name);
     const auto previous = versions_[name];
     const auto version = std::make_pair(plan->signature, plan->origin);
-    pipelines_[i]->setRetired(true);
-    auto held = counters_.detachGauges(name);
-    std::string why;
-    bool permanent = false;
-    try {
-      auto fresh = startOne(std::move(*plan), next.settings);
-      retire(i, std::move(fresh), std::move(held));
-      versions_[name] = version;
-      r.changed.push_back(name);
-      continue;
-    } catch (const StartError &e) {
-      counters_.restoreGauges(name, std::move(held));  // the failed version is gone: nothing holds its gauges
-      pipelines_[i]->setRetired(false);
-      why = e.what();
-      permanent = e.permanent();
-    }
-    if (permanent) {
-      r.failed.push_back(fmt::format("{}: the new version cannot start ({}); the previous version keeps running",
-                                     name, why));
+    if (readsStdin(previous.first) || readsStdin(version.first)) {
+      r.failed.push_back(fmt::format("{}: it reads standard input, which cannot pass from one version to the next "
+                                     "(restart to change it); the running version stays",
+                                     name));
       continue;
     }
-    // It may not start beside the old version (the same address bound): stop the old one
-    // first (drain it), then try again; failing that, start the previous version again.
-    log->warn("reload: pipeline '{}': the new version did not start beside the old one ({}); draining the old "
-              "one first",
-              name, why);
+    if (writesStdout(previous.first) || writesStdout(version.first)) {
+      // Two versions writing lines to one standard output could interleave them.
+      log->info("reload: pipeline '{}' writes to standard output: draining the old version first", name);
+    } else {
+      pipelines_[i]->setRetired(true);
+      auto held = counters_.detachGauges(name);
+      std::string why;
+      bool permanent = false;
+      try {
+        auto fresh = startOne(std::move(*plan), next.settings);
+        retire(i, std::move(fresh), std::move(held));
+        versions_[name] = version;
+        r.changed.push_back(name);
+        continue;
+      } catch (const StartError &e) {
+        counters_.restoreGauges(name, std::move(held));  // the failed version is gone: nothing holds its gauges
+        pipelines_[i]->setRetired(false);
+        why = e.what();
+        permanent = e.permanent();
+      }
+      if (permanent) {
+        r.failed.push_back(fmt::format("{}: the new version cannot start ({}); the previous version keeps running",
+                                       name, why));
+        continue;
+      }
+      // It may not start beside the old version (the same address bound): stop the old
+      // one first (drain it), then try again; failing that, start the previous version.
+      log->warn("reload: pipeline '{}': the new version did not start beside the old one ({}); draining the old "
+                "one first",
+                name, why);
+    }
     std::unique_ptr<Pipeline> old;
     {
       std::lock_guard lock(pipelines_mutex_);
