@@ -137,7 +137,8 @@ static void checkHttp(const State &st, const ConfigNode::Entry &he, const std::s
     }
     if (e.key == "tap") {  // GET /tap (runtime_tap.hpp)
       if (vn.kind != Kind::Scalar || !parseBoolWord(vn.scalar, out.tap)) {
-        st.add(e.value_mark, kpath, fmt::format("expected true or false, got {}", describe(vn)));
+        st.add(e.value_mark, kpath,
+               fmt::format("expected true or false (true lets GET /tap sample the messages), got {}", describe(vn)));
       }
       continue;
     }

@@ -7,6 +7,7 @@ password, so only SASL EXTERNAL can log in. Checks:
   * amqp-consume over amqps:// with EXTERNAL receives every message;
   * with the wrong CA, the connection fails with a clear error and is retried at a bounded
     rate (no hot loop)."""
+import calendar
 import json
 import contextlib
 import os
@@ -100,6 +101,11 @@ pipelines:
     rc = pub.wait(120)
     assert rc == 0, f"publisher exited {rc}\n{pub.stderr()[-3000:]}"
     assert pub.stat("confirmed") == N, pub.stats()
+    # The client certificate's expiry, as openssl reads its notAfter.
+    end = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", f"{certs}/client.pem"],
+                         capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1]
+    not_after = calendar.timegm(time.strptime(end, "%b %d %H:%M:%S %Y %Z"))
+    assert pub.stat("tls_cert_not_after_timestamp_seconds") == not_after, (not_after, pub.stats())
     got = drain(conn, qp, N, timeout=60, idle=1.0)
     assert {p.message_id for _, p, _ in got} == {f"t-{i}" for i in range(N)}
 
