@@ -322,7 +322,13 @@ int runTop(const TopOptions &o) {
   auto scrape = [&](Snapshot &out) {
     auto res = client.Get(path);
     if (!res) {
-      why = fmt::format("cannot read {}{}: {}", base, path, httplib::to_string(res.error()));
+      std::string cause = httplib::to_string(res.error());
+      if (res.error() == httplib::Error::Connection) {
+        cause = "cannot connect: nothing answers there (is `switchyard run` serving it? settings.http.listen or run --http)";
+      } else if (res.error() == httplib::Error::ConnectionTimeout || res.error() == httplib::Error::Read) {
+        cause = "no answer in time";
+      }
+      why = fmt::format("cannot read {}{}: {}", base, path, cause);
       return false;
     }
     if (res->status != 200) {
