@@ -9,7 +9,10 @@
      alone; then SIGCONT, and 200 again;
   3. the broker stopped (stop_app closes the connections): 503 within two heartbeat
      intervals, the body naming both plugins; start_app: 200 again within 30 s, and a
-     message crosses again.
+     message crosses again;
+  4. a memory alarm (set_vm_memory_high_watermark): once the bridge publishes, the broker
+     blocks that connection and the 503 names amqp-publish as blocked (the consumer stays
+     ready); the alarm cleared, 200 again and the message held meanwhile arrives.
 
 The deadlines are the contract (docs/operations.md, Health); 0.5 s is allowed on top of
 them for this test's own polling (every 0.1 s) and an HTTP round trip on a busy machine."""
@@ -73,6 +76,16 @@ def names_both(body):
     return "amqp-consume" in named and "amqp-publish" in named
 
 
+def blocked_publisher(body):
+    """The 503 body names amqp-publish as blocked, and only that."""
+    try:
+        problems = json.loads(body).get("problems", [])
+    except ValueError:
+        return False
+    return len(problems) == 1 and "amqp-publish" in problems[0].get("plugin", "") \
+        and "blocked" in problems[0].get("reason", "")
+
+
 def beam_pid():
     state = os.environ.get("SWITCHYARD_RABBITMQ_DIR") or os.path.join(ROOT, "build", "rabbitmq-local")
     with open(os.path.join(state, "rabbitmq.pid")) as f:
@@ -132,6 +145,7 @@ pipelines:
           reconnect_max_delay: 1}}
 """, stdin=subprocess.PIPE)
     frozen = None
+    alarm = False
     try:
         took, _ = wait_status(port, 200, 30, "ready at start")
         log(f"ok: ready (200) {took:.1f} s after start")
@@ -166,10 +180,27 @@ pipelines:
         conn = broker.connection()
         crosses(conn, bridge, qin, qout, topic_out, 2)
         log("ok: messages cross again")
+
+        # A memory alarm: the broker blocks the connections that publish (only amqp-publish's).
+        broker.ctl("set_vm_memory_high_watermark", "0.0000001")
+        alarm = True
+        bridge.proc.stdin.write((json.dumps({"topic": topic_out, "body": {"n": 3}, "id": "out-3"}) + "\n").encode())
+        bridge.proc.stdin.flush()
+        _, body = wait_status(port, 503, 60, "503 naming amqp-publish as blocked", blocked_publisher)
+        log(f"ok: memory alarm: 503 {body}")
+        broker.ctl("set_vm_memory_high_watermark", "0.4")
+        alarm = False
+        took, _ = wait_status(port, 200, 60, "ready again after the alarm")
+        ch = conn.channel()
+        wait_for(lambda: (lambda m: m[0] is not None and json.loads(m[2]).get("n") == 3)(
+            ch.basic_get(qout, auto_ack=True)), 30, "out-3 in the queue after the alarm", interval=0.1)
+        log(f"ok: 200 again {took:.1f} s after the alarm cleared; the message held meanwhile arrived")
         conn.close()
     finally:
         if frozen is not None:
             os.kill(frozen, signal.SIGCONT)
+        if alarm:
+            broker.ctl("set_vm_memory_high_watermark", "0.4")
         bridge.proc.stdin.close()
         rc = bridge.stop()
     assert rc == 0, f"switchyard exit {rc}\n{bridge.stderr()[-3000:]}"
