@@ -4,7 +4,9 @@
 // (make before break), or after it when the two cannot run side by side; the old versions
 // drain in the background and Runtime::wait() reaps them.
 #include <algorithm>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -253,18 +255,34 @@ ReloadReport Runtime::reload(BuiltConfig next, const Rebuild &rebuild) {
     old->requestStop();
     old.reset();  // drained, joined and destroyed: nothing writes to its gauges any more
     counters_.detachGauges(name);
+    // Right after the old version closed its sockets, an address it bound may still be
+    // held for a moment (ZeroMQ releases it asynchronously): a few tries, about 1.5 s.
+    auto startAfterOld = [&](const std::string &text) -> std::unique_ptr<Pipeline> {
+      std::chrono::milliseconds pause{50};
+      for (int attempt = 1;; ++attempt) {
+        try {
+          BuiltConfig built = rebuild(text);
+          return startOne(takePlan(built, name), built.settings);
+        } catch (const StartError &e) {
+          if (e.permanent() || attempt == 6) {
+            throw;
+          }
+          counters_.detachGauges(name);  // what the failed start left behind
+          std::this_thread::sleep_for(pause);
+          pause *= 2;
+        }
+      }
+    };
     std::unique_ptr<Pipeline> replacement;
     try {
-      BuiltConfig again = rebuild(*version.second);
-      replacement = startOne(takePlan(again, name), again.settings);
+      replacement = startAfterOld(*version.second);
       versions_[name] = version;
       r.changed.push_back(name);
     } catch (const std::exception &e) {
       std::string second = e.what();
       counters_.detachGauges(name);
       try {
-        BuiltConfig before = rebuild(*previous.second);
-        replacement = startOne(takePlan(before, name), before.settings);
+        replacement = startAfterOld(*previous.second);
         r.failed.push_back(fmt::format("{}: the new version cannot start ({}); the previous version runs again",
                                        name, second));
       } catch (const std::exception &e2) {
