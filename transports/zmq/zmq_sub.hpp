@@ -160,6 +160,7 @@ class ZmqSubSource final : public Source {
   Counter *reconnects_ = nullptr;
   Gauge *connected_ = nullptr;
   Gauge *endpoints_connected_ = nullptr;
+  std::int64_t live_connections_ = 0;  ///< sockets with up (connect mode) + every socket's peers (bind mode)
 };
 
 /// A zmq-sub instance whose sockets live in @p zctx.
