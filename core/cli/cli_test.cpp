@@ -2,6 +2,7 @@
 // `switchyard test`: the command and the runner (see cli_test.hpp).
 #include "cli_test.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -281,8 +282,9 @@ class Runner {
   static void compareCounters(const Planned &p, const std::vector<CounterSample> &samples,
                               std::vector<std::string> &diffs) {
     const std::string &pipeline = p.pipeline->name;
-    auto sum = [&](const CounterCheck &c) {
+    auto sum = [&](const CounterCheck &c, bool &exists) {
       std::int64_t total = 0;
+      exists = false;
       for (const auto &s : samples) {
         if (s.pipeline != pipeline || s.name != c.name || (!c.label.empty() && s.label != c.label)) {
           continue;
@@ -291,16 +293,38 @@ class Runner {
           continue;
         }
         total += s.value;
+        exists = true;
       }
       return total;
+    };
+    // "it has: sent, failed{reason=x}" for a counter that is not there at all (a typo?).
+    auto known = [&](const std::string &place) {
+      std::vector<std::string> names;
+      for (const auto &s : samples) {
+        if (s.pipeline == pipeline && !s.gauge && (place.empty() || s.plugin.starts_with(place + " ("))) {
+          std::string n = s.label.empty() ? s.name : fmt::format("{}{{{}={}}}", s.name, labelName(s.name), s.label);
+          if (std::find(names.begin(), names.end(), n) == names.end()) {
+            names.push_back(n);
+          }
+        }
+      }
+      std::string out;
+      for (const auto &n : names) {
+        out += (out.empty() ? "" : ", ") + n;
+      }
+      return out;
     };
     auto show = [](const std::string &name, const std::string &label) {
       return label.empty() ? name : fmt::format("{}{{{}={}}}", name, labelName(name), label);
     };
     for (const auto *list : {&p.c->drops, &p.c->counters}) {
       for (const auto &c : *list) {
-        std::int64_t got = sum(c);
-        if (got != c.count) {
+        bool exists = false;
+        std::int64_t got = sum(c, exists);
+        if (got != c.count && !exists) {
+          diffs.push_back(fmt::format("{}: expected {}, got 0 (no such counter{}; there are: {})", c.text, c.count,
+                                      c.place.empty() ? "" : " at " + c.place, known(c.place)));
+        } else if (got != c.count) {
           diffs.push_back(fmt::format("{}: expected {}, got {}", c.text, c.count, got));
         }
       }

@@ -88,12 +88,18 @@ bool zmqInput(const Shape &s, const TestInput &in, PluginTools &tools, RawInput 
     }
   } else if (env->value->kind == Kind::Scalar) {
     text = env->value->scalar;
+    if (auto v = json::parse(text); v && v->isObject()) {
+      if (auto t = v->findString("topic")) {
+        topic = std::string(*t);
+      }
+    }
   } else {
     s.add(env->value->mark, joinPath(in.path, "envelope"), "envelope must be a mapping or the envelope's JSON text");
     return false;
   }
+  std::string frame_topic = topic;  // frame 0 on the wire: the envelope's topic unless given
   if (const TNode *t = s.string(n, in.path, "topic", false)) {
-    topic = t->scalar;
+    frame_topic = t->scalar;
   }
   const auto *sign = n.find("sign");
   const auto *tamper = n.find("tamper");
@@ -142,7 +148,7 @@ bool zmqInput(const Shape &s, const TestInput &in, PluginTools &tools, RawInput 
     }
     text = json::canonical(*v);
   }
-  out.frames = {topic, text};
+  out.frames = {frame_topic, text};
   return true;
 }
 

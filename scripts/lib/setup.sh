@@ -16,6 +16,8 @@ SY_PACKAGES=(
   libcpp-httplib-dev python3-prometheus-client
   # sd_notify: `switchyard run` tells systemd it is ready, alive and stopping
   libsystemd-dev
+  # tests/pipelines: `switchyard test` opens no socket, which strace watches
+  strace
   # tests/packaging: build the Debian package, lintian, its man pages and unit
   build-essential debhelper help2man lintian man-db systemd
 )
