@@ -157,6 +157,20 @@ def broken_pipeline():
     check(lines[0] == f"{f}:1:16: pipeline_file: the pipeline configuration {cfg} has errors:", f"first line {lines[0]!r}")
     check(lines[1].startswith(f"{cfg}:4:26: pipelines.p.input.nope: unknown key 'nope'"), f"second line {lines[1]!r}")
 
+    # A network input is replaced during the test, but its entry is still checked by the
+    # plugin itself, with the same words as `switchyard run` and `check`.
+    cfg = write("bad-endpoint.yaml", "version: 1\npipelines:\n  p:\n"
+                "    input: {type: zmq-sub, endpoints: [\"tcp://nohost\"]}\n    outputs: [{type: stdout}]\n")
+    f = write("uses-bad-endpoint.yaml", "pipeline_file: bad-endpoint.yaml\ntests:\n  - name: x\n")
+    r = run(f)
+    check(r.returncode == 2, f"a bad endpoint exits 2, got {r.returncode}")
+    expect_lines(r.stderr, [
+        f"{f}:1:16: pipeline_file: the pipeline configuration {cfg} has errors:",
+        f"{cfg}:4:40: pipelines.p.input.endpoints[0]: 'tcp://nohost' is not a usable endpoint: no port: "
+        "write tcp://HOST:PORT",
+        "1 error",
+    ], "the real zmq-sub's diagnostic")
+
 
 def main():
     failing_case()
