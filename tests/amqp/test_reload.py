@@ -17,21 +17,28 @@ change nothing. Oracles:
     and after both reloads, its log says it connected once, no message of it is
     duplicated, its counters at exit cover the whole run (received = everything sent);
   * the reload's summary names each pipeline's fate; the old `moving` and `gone` drain;
+    then /health/ready is 200 (the new versions' gauges, none of the removed pipeline's)
+    and /pipelines lists steady, moving and extra, running;
   * after the reload `moving` routes with the new prefix; the broken file is refused with
     file:line:column and key path, and `steady` keeps routing as before."""
 import collections
+import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
+
+import urllib.error
+import urllib.request
 
 import pika
 
 from amqp_fixture import Broker, Switchyard, log, parse_stats, unique, wait_for
 
 
-def config(url, qs, xo, version):
+def config(url, qs, xo, version, http):
     """The configuration file of @version: 1, 2, or 3 (2 with a valid change to steady and
     a broken moving)."""
     def consume(q, key):
@@ -44,6 +51,8 @@ def config(url, qs, xo, version):
 
     steady_prefix = "v3." if version == 3 else ""
     text = f"""version: 1
+settings:
+  http: {{listen: "127.0.0.1:{http}"}}
 pipelines:
   steady:
     input: {consume(qs['QA'], qs['TA'])}
@@ -67,6 +76,21 @@ pipelines:
       - {publish("v2.")}
 """
     return text
+
+
+def get(port, path):
+    """(status, decoded JSON body) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_atomically(path, text):
@@ -171,15 +195,16 @@ def main():
         ch.queue_bind(qs[q], xo, key)
     conn.close()
 
-    sy = Switchyard(config(broker.url, qs, xo, 1))
+    http = free_port()
+    sy = Switchyard(config(broker.url, qs, xo, 1, http))
     try:
-        scenario(broker, sy, qs, xo, outs)
+        scenario(broker, sy, qs, xo, outs, http)
     except BaseException:
         log("switchyard's log (end):\n" + sy.stderr()[-6000:])
         raise
 
 
-def scenario(broker, sy, qs, xo, outs):
+def scenario(broker, sy, qs, xo, outs, http):
     wait_for(lambda: sy.stderr().count("consuming queue") >= 3, 60, "the three v1 pipelines consuming")
     collector = Collector(broker, [qs[q] for q in outs])
     collector.start()
@@ -191,7 +216,7 @@ def scenario(broker, sy, qs, xo, outs):
     assert len(before) == 1, before
 
     # Reload 1: moving changes, gone goes, extra comes, steady stays.
-    write_atomically(sy.cfg, config(broker.url, qs, xo, 2))
+    write_atomically(sy.cfg, config(broker.url, qs, xo, 2, http))
     t0 = time.monotonic()
     sy.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload: " in sy.stderr() and re.search(r"reload: \d", sy.stderr()), 60, "the reload")
@@ -202,9 +227,14 @@ def scenario(broker, sy, qs, xo, outs):
              and "the old version of pipeline 'gone' drained and stopped" in sy.stderr(), 30, "old versions drained")
     wait_for(lambda: collector.count(qs["OB2"]) >= 200 and collector.count(qs["OC"]) >= 200, 60,
              "moving's new version and extra under load")
+    # The new versions' gauges are the ones health reads: ready, and the removed pipeline gone.
+    wait_for(lambda: get(http, "/health/ready")[0] == 200, 30, "/health/ready 200 after the reload")
+    _, status = get(http, "/pipelines")
+    assert sorted(p["name"] for p in status["pipelines"]) == ["extra", "moving", "steady"], status
+    assert all(p["state"] == "running" and p["ready"] for p in status["pipelines"]), status
 
     # Reload 2: a broken file (moving: an unknown key) that also changes steady validly.
-    v3 = config(broker.url, qs, xo, 3)
+    v3 = config(broker.url, qs, xo, 3, http)
     write_atomically(sy.cfg, v3)
     line_no = next(i for i, line in enumerate(v3.splitlines(), 1) if "exchnage" in line)
     col = v3.splitlines()[line_no - 1].index("exchnage") + 1
