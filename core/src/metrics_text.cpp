@@ -15,28 +15,45 @@ namespace switchyard::metrics {
 namespace {
 
 // HELP of each name the core and the shipped plugins use. Keep sorted by name.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 20> kHelp{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 37> kHelp{{
+    {"acked", "AMQP deliveries acknowledged to the broker."},
     {"blocked", "1 while the peer refuses to take messages (an AMQP broker's connection.blocked), else 0."},
+    {"ca_not_after_timestamp_seconds", "When the CA certificate expires (Unix time)."},
+    {"cert_not_after_timestamp_seconds", "When the signing certificate expires (Unix time)."},
     {"codec_parses", "Parses of message text by the codec, by kind (process-wide)."},
     {"codec_serialisations", "Serialisations of message trees by the codec, by kind (process-wide)."},
     {"completed", "Messages settled back to the input, by outcome (delivered, dropped, retry, reject)."},
+    {"confirmed", "Messages the broker confirmed (publisher confirms)."},
     {"connected", "1 while the plugin is connected to its peer, else 0."},
+    {"crl_next_update_timestamp_seconds", "When the CRL is due for its next update (Unix time)."},
+    {"disconnects", "Connections lost."},
     {"dropped", "Messages deliberately not delivered, by reason."},
+    {"endpoints_connected", "Endpoints with a live connection."},
     {"errors", "Messages a filter failed on, by reason."},
     {"failed", "Messages an output could not deliver (retry or reject; shutdown: not confirmed at exit), by reason."},
-    {"gaps", "Messages missing from publishers' sequence numbers (ZeroMQ)."},
     {"in_flight", "Messages submitted by the input and not yet settled."},
     {"lost", "Retry outcomes that reached an input that cannot redeliver, by reason."},
+    {"nacked", "AMQP deliveries refused back to the broker, by reason."},
     {"pipeline_latency_seconds",
      "Time from the input submitting a message to its settlement back to the input, for delivered messages."},
+    {"published", "Messages published to the broker."},
+    {"publisher_seq_gaps", "Gaps in one ZeroMQ publisher's sequence numbers, by publisher."},
+    {"publisher_seq_missing", "Messages missing from one ZeroMQ publisher's sequence numbers, by publisher."},
     {"queue_bytes", "Bytes held by the output's queue."},
     {"queue_depth", "Messages waiting in the output's queue."},
     {"received", "Messages the input submitted to the pipeline."},
     {"reconnects", "Connections re-established after a loss."},
+    {"redelivered", "Deliveries the broker marked as redelivered."},
+    {"republished", "Messages published again after a reconnect, not confirmed before it."},
     {"retried", "Messages a sink handed back to be sent again, by reason."},
     {"retry_exhausted", "Messages given up after the output's retry.max_duration, by reason."},
     {"retry_held", "Messages waiting for their next retry."},
     {"sent", "Messages the output delivered to the next hop."},
+    {"seq_gaps", "Gaps in ZeroMQ publishers' sequence numbers."},
+    {"seq_missing", "Messages missing from ZeroMQ publishers' sequence numbers."},
+    {"tls_cert_not_after_timestamp_seconds", "When the TLS client certificate expires (Unix time)."},
+    {"unconfirmed", "Messages published and not yet confirmed by the broker."},
+    {"verified", "Signatures checked and accepted."},
 }};
 
 std::string escapeHelp(std::string_view text) {
