@@ -264,7 +264,12 @@ class Runner {
         continue;
       }
       std::string where = fmt::format("outputs[{}] ({})", i, pl.outputs[i].type);
-      const std::vector<Capture> &got = io.outputs[pl.name][i].sent;
+      std::vector<Capture> &got = io.outputs[pl.name][i].sent;
+      // zmq-pub holds an envelope back until every lower signer `i` went out: that order.
+      if (!got.empty() && std::all_of(got.begin(), got.end(), [](const Capture &c) { return c.signer_seq != 0; })) {
+        std::stable_sort(got.begin(), got.end(),
+                         [](const Capture &a, const Capture &b) { return a.signer_seq < b.signer_seq; });
+      }
       static const std::vector<ExpectedMessage> kNone;
       auto e = p.expected.find(i);
       const std::vector<ExpectedMessage> &want = e != p.expected.end() ? e->second->messages : kNone;

@@ -49,6 +49,9 @@ struct RawInput {
 struct Capture {
   json::Value view = json::Value::object();
   std::optional<Message> wire;
+  /// zmq-pub: the `i` a signer gave the envelope (0: none). The real output sends envelopes
+  /// of parallel signers in `i` order, so the captures are compared in that order.
+  std::uint64_t signer_seq = 0;
 };
 
 struct OutputLog {

@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <limits>
 
@@ -424,6 +425,9 @@ class ZmqPubStandIn final : public StandInSink {
     v.set("id", f != nullptr ? *f : json::Value::null());
     v.set("signed", json::Value::fromBool(env.find("signature") != nullptr && env.find("certificate") != nullptr));
     v.set("envelope", std::move(env));
+    if (auto seq = msg.getMeta(meta::kSignerSeq)) {
+      c.signer_seq = std::strtoull(std::string(*seq).c_str(), nullptr, 10);
+    }
     Message wire;
     if (fedmsg::decode(msg.topic(), envelope, wire).ok()) {  // as a subscriber receives it
       c.wire = std::move(wire);
