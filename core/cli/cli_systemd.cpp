@@ -65,7 +65,14 @@ void enable() {
 }
 
 std::string statusLine(const Engine &engine) {
-  std::set<std::string> pipelines;
+  std::set<std::string> pipelines;  // by name: a reload may list a draining old version too
+  std::set<std::string> running;
+  for (const auto &p : engine.status()) {
+    pipelines.insert(p.name);
+    if (p.state == "running") {
+      running.insert(p.name);
+    }
+  }
   std::int64_t in = 0;
   std::int64_t out = 0;
   std::int64_t dropped = 0;
@@ -73,7 +80,6 @@ std::string statusLine(const Engine &engine) {
     if (c.pipeline.empty() || c.gauge) {
       continue;  // process-wide counters (codec) and gauges are not message counts
     }
-    pipelines.insert(c.pipeline);
     if (c.name == "received" && c.plugin.starts_with("input")) {
       in += c.value;
     } else if (c.name == "sent" && c.plugin.starts_with("outputs[")) {
@@ -82,8 +88,10 @@ std::string statusLine(const Engine &engine) {
       dropped += c.value;
     }
   }
-  return fmt::format("{} pipeline{} running; in {}, out {}, dropped {}", pipelines.size(),
-                     pipelines.size() == 1 ? "" : "s", in, out, dropped);
+  std::string what = running.size() == pipelines.size()
+                         ? fmt::format("{} pipeline{} running", running.size(), running.size() == 1 ? "" : "s")
+                         : fmt::format("{} of {} pipelines running", running.size(), pipelines.size());
+  return fmt::format("{}; in {}, out {}, dropped {}", what, in, out, dropped);
 }
 
 void started(const Engine &engine) {

@@ -26,7 +26,9 @@ void notifyReloading();
 /// A reload ended (applied or refused, the process runs either way): READY=1, STATUS=.
 void notifyReady(const Engine &engine);
 
-/// The one-line STATUS= summary: "2 pipelines; in 120, out 118, dropped 2".
+/// The one-line STATUS= summary: "2 pipelines running; in 120, out 118, dropped 2" (the
+/// inputs' `received`, the outputs' `sent`, every `dropped`), "1 of 2 pipelines running; ..."
+/// when some pipeline ended or failed.
 std::string statusLine(const Engine &engine);
 
 }  // namespace switchyard::cli::systemd

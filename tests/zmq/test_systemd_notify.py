@@ -8,6 +8,7 @@ datagram socket as NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID set for the chi
 * WATCHDOG=1 comes at half the WATCHDOG_USEC interval, from the run loop.
 * SIGTERM: STOPPING=1 before the process exits, with status 0.
 * SIGHUP (a reload of the unchanged file): RELOADING=1, then READY=1 again.
+* A pipeline whose input ended while another runs: STATUS= says "1 of 2 pipelines running".
 * WATCHDOG_PID naming another process: no WATCHDOG=1 at all (the watchdog is not ours).
 * `switchyard tail` never notifies, even with NOTIFY_SOCKET set."""
 import os
@@ -192,6 +193,34 @@ def notify_run(tmp):
         notify.close()
 
 
+def ended_pipeline(tmp):
+    """A pipeline whose input ended (stdin at EOF) while another runs: STATUS= says so."""
+    notify = FakeSystemd(tmp)
+    cfg = write_config(tmp, f"""version: 1
+pipelines:
+  notified:
+    input:
+      type: zmq-sub
+      endpoints: ["tcp://127.0.0.1:{free_port()}"]
+      bind: true
+    outputs:
+      - type: stdout
+  once:
+    input: {{type: stdin}}
+    outputs: [{{type: stdout}}]
+""", name="two.yaml")
+    sy = Child(["run", cfg], notify)
+    try:
+        notify.wait("READY", "1")
+        notify.wait("STATUS", "1 of 2 pipelines running; in 0, out 0, dropped 0", timeout=15)
+        check(sy.stop() == 0, sy.stderr()[-3000:])
+        print("ok: STATUS= counts the pipelines still running")
+    finally:
+        if sy.proc.poll() is None:
+            sy.proc.kill()
+        notify.close()
+
+
 def foreign_watchdog(tmp):
     """WATCHDOG_PID names another process: READY=1 and STOPPING=1 but no WATCHDOG=1."""
     notify = FakeSystemd(tmp)
@@ -226,7 +255,7 @@ def tail_is_silent(tmp):
 
 
 def main():
-    for part in (notify_run, foreign_watchdog, tail_is_silent):
+    for part in (notify_run, ended_pipeline, foreign_watchdog, tail_is_silent):
         with tempfile.TemporaryDirectory() as tmp:
             part(tmp)
 
