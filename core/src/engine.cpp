@@ -715,40 +715,6 @@ ReloadReport Engine::reloadString(std::string_view yaml, const std::string &name
                                 [this, name](const std::string &text) { return impl_->build(text, name); });
 }
 
-// --- Operations (the HTTP endpoint: /metrics, /health, /pipelines) -------------------------
-
-std::vector<PipelineStatus> Engine::status() const {
-  if (impl_->runtime) {
-    return impl_->runtime->status();
-  }
-  std::vector<PipelineStatus> out;  // loaded, not started
-  for (const auto &plan : impl_->plans) {
-    PipelineStatus s{plan.name, "starting", std::nullopt, {}};
-    s.plugins.push_back({plan.input.place, plan.input.type});
-    if (!plan.filters.empty()) {
-      for (const auto &f : plan.filters.front()) {
-        s.plugins.push_back({f.place, f.type});
-      }
-    }
-    for (const auto &o : plan.outputs) {
-      s.plugins.push_back({o.place, o.type});
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-std::vector<HistogramSample> Engine::histograms() const { return impl_->counters.histograms(); }
-
-std::string Engine::httpListen() const {
-  return impl_->http_listen.empty() ? impl_->settings.http.listen : impl_->http_listen;
-}
-
-void Engine::setHttpListen(std::string listen) { impl_->http_listen = std::move(listen); }
-
-// --- The tap (runtime_tap.hpp) -------------------------------------------------------
-bool Engine::httpTap() const { return impl_->settings.http.tap; }
-
 std::vector<std::string> Engine::pluginNames() const {
   std::vector<std::string> out;
   for (const auto *d : impl_->registry.all()) {
