@@ -269,7 +269,11 @@ void AmqpPublish::send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept 
     ctx.done(id, Outcome::Retry, "internal_error");
     return;
   }
-  pump(ctx);
+  // The runtime hands over a batch of messages, then calls poll(), which publishes them
+  // all in one write; a long batch is written in parts.
+  if (waiting_.size() >= kPublishBatch) {
+    pump(ctx);
+  }
   // Backpressure: hold the caller while the window is full; keep servicing the link.
   while (waiting_.size() + unconfirmed_.size() >= window_ && !ctx.stopping()) {
     service(ctx, std::chrono::milliseconds(100), false);
@@ -366,8 +370,17 @@ int AmqpPublish::publish(const Pending &p) {
     props._flags |= AMQP_BASIC_PRIORITY_FLAG;
     props.priority = *priority;
   }
-  return amqp_basic_publish(conn_.state(), channel_, amqp_cstring_bytes(exchange_.c_str()), bytesOf(p.routing_key),
-                            mandatory_ ? 1 : 0, 0, &props, bytesOf(p.msg.body()));
+  if (settings_.tls) {
+    return amqp_basic_publish(conn_.state(), channel_, amqp_cstring_bytes(exchange_.c_str()),
+                              bytesOf(p.routing_key), mandatory_ ? 1 : 0, 0, &props, bytesOf(p.msg.body()));
+  }
+  amqp_basic_publish_t m{};
+  m.exchange = bytesOf(exchange_);
+  m.routing_key = bytesOf(p.routing_key);
+  m.mandatory = mandatory_ ? 1 : 0;
+  m.immediate = 0;
+  return batch_.appendPublish(channel_, m, props, p.msg.body(),
+                              static_cast<std::size_t>(amqp_get_frame_max(conn_.state())));
 }
 
 }  // namespace switchyard::amqp

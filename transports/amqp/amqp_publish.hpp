@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "amqp_common.hpp"
+#include "amqp_frames.hpp"
 #include "switchyard/json.hpp"
 #include "switchyard/sdk.hpp"
 
@@ -112,9 +113,15 @@ class AmqpPublish final : public Sink {
   /// without publishing, so the broker never closes the channel over it.
   void refuseTooLarge(SinkContext &ctx, DeliveryId id, std::string_view message_id, std::size_t size) noexcept;
 
+  /// Publishes what waits, within the confirm window: on plain TCP the frames of all of
+  /// them go out in one write (FrameBatch), on TLS one amqp_basic_publish() each.
   void pump(SinkContext &ctx) noexcept;
 
+  /// Encodes the publish of @p p into batch_ (plain TCP) or sends it (TLS).
   int publish(const Pending &p);
+
+  /// Writes batch_; false (the connection lost) when that failed.
+  bool writeBatch(SinkContext &ctx) noexcept;
 
   /// The fedora-messaging headers of @p p as an AMQP table in @p arena / @p entries
   /// (cleared first), pointing into @p headers and the carry of @p p; false with @p error
@@ -124,6 +131,11 @@ class AmqpPublish final : public Sink {
                   std::string &error);
 
   static amqp_bytes_t bytesOf(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char *>(s.data())}; }
+
+  /// send() publishes at once when this many messages wait (else poll() does).
+  static constexpr std::size_t kPublishBatch = 128;
+  /// pump() writes the frames it encoded when they reach this size.
+  static constexpr std::size_t kBatchBytes = 256 * 1024;
 
   Settings settings_;
   std::string exchange_;
@@ -158,6 +170,7 @@ class AmqpPublish final : public Sink {
   TableArena arena_{false};
   std::vector<amqp_table_entry_t> entries_;
   std::vector<fedora_messaging::HeaderRef> header_refs_;
+  FrameBatch batch_;  // the frames of the publishes of one pump(), written at once
   std::time_t sent_at_second_ = -1;  // `sent-at` of the last second, formatted once
   std::string sent_at_;
 

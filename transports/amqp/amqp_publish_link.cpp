@@ -376,14 +376,30 @@ void AmqpPublish::pump(SinkContext &ctx) noexcept {
     }
     int rc = publish(p);
     if (rc != AMQP_STATUS_OK) {
+      batch_.clear();  // the connection goes: what it holds is republished on the next one
       lostConnection(ctx, "publish: " + describeStatus(rc));
       return;
     }
     published_->add();
     unconfirmed_.emplace(next_seq_++, std::move(p));
     waiting_.pop_front();
+    if (batch_.size() >= kBatchBytes && !writeBatch(ctx)) {
+      return;
+    }
+  }
+  if (!batch_.empty() && !writeBatch(ctx)) {
+    return;
   }
   unconfirmed_gauge_->set(static_cast<std::int64_t>(unconfirmed_.size()));
+}
+
+bool AmqpPublish::writeBatch(SinkContext &ctx) noexcept {
+  int rc = batch_.write(conn_.fd(), amqp_get_heartbeat(conn_.state()));
+  if (rc != AMQP_STATUS_OK) {
+    lostConnection(ctx, "publish: " + describeStatus(rc));
+    return false;
+  }
+  return true;
 }
 
 }  // namespace switchyard::amqp
