@@ -30,7 +30,9 @@ CASES = {
     'z2a-plain-200': ('z2a', 200, False, None),
     'z2a-plain-1024': ('z2a', 1024, False, None),
     'z2a-plain-10240': ('z2a', 10240, False, None),
+    'z2a-verify-200': ('z2a', 200, True, None),
     'z2a-verify-1024': ('z2a', 1024, True, None),
+    'z2a-verify-10240': ('z2a', 10240, True, None),
     'a2z-p10': ('a2z', 1024, False, 10),
     'a2z-p100': ('a2z', 1024, False, 100),
     'a2z-p1000': ('a2z', 1024, False, 1000),
@@ -61,7 +63,7 @@ class AB(bench.Bench):
             r = self.a2z_run(f'ab-{name}', crypto, self.a.a2z_messages, prefetch=prefetch)
         if r['loss'] != 0:
             raise RuntimeError(f'{name}: {r["loss"]} message(s) lost')
-        return r['cpu_per_1000']
+        return r['cpu_per_1000'], r['rate']
 
 
 def main():
@@ -90,20 +92,25 @@ def main():
         builds = {'A': os.path.abspath(a.a), 'B': os.path.abspath(a.b)}
         for name in a.cases:
             runs = {'A': [], 'B': []}
+            rates = {'A': [], 'B': []}
             for i in range(a.pairs):
                 order = 'AB' if i % 2 == 0 else 'BA'
                 for which in order:
                     b.use(builds[which])
-                    runs[which].append(b.once(name))
+                    cpu, rate = b.once(name)
+                    runs[which].append(cpu)
+                    rates[which].append(rate)
                 bench.log(f'{name} pair {i + 1}: A {runs["A"][-1]:.4f}  B {runs["B"][-1]:.4f}')
             ratios = [y / x for x, y in zip(runs['A'], runs['B'])]
             s = {'A': runs['A'], 'B': runs['B'], 'median_A': statistics.median(runs['A']),
                  'median_B': statistics.median(runs['B']), 'ratio_median': statistics.median(ratios),
-                 'ratio_min': min(ratios), 'ratio_max': max(ratios), 'b_lower': sum(r < 1 for r in ratios)}
+                 'ratio_min': min(ratios), 'ratio_max': max(ratios), 'b_lower': sum(r < 1 for r in ratios),
+                 'rates_A': rates['A'], 'rates_B': rates['B']}
             result[name] = s
             print(f'{name}: CPU s/1000 msgs A {s["median_A"]:.4f}  B {s["median_B"]:.4f}  '
                   f'B/A per pair: median {s["ratio_median"]:.3f} (min {s["ratio_min"]:.3f}, '
-                  f'max {s["ratio_max"]:.3f}), B lower in {s["b_lower"]}/{a.pairs}', flush=True)
+                  f'max {s["ratio_max"]:.3f}), B lower in {s["b_lower"]}/{a.pairs}; msg/s median '
+                  f'A {statistics.median(rates["A"]):,.0f}  B {statistics.median(rates["B"]):,.0f}', flush=True)
         if a.out:
             with open(a.out, 'w') as f:
                 json.dump(result, f, indent=1)
