@@ -20,6 +20,7 @@
 #include "registry.hpp"
 #include "runtime.hpp"
 #include "switchyard/codec_stats.hpp"
+#include "engine_impl.hpp"
 
 namespace switchyard {
 
@@ -91,105 +92,6 @@ std::size_t resolveWorkers(const PipelineSpec &p, const PluginRegistry &registry
   return p.workers;
 }
 
-/// Host services of one engine: its logger and the objects its plugins share.
-///
-/// LIFETIME: the engine destroys its runtime and plans (every instance, hence every
-/// factory) first, then this host, then the registry that unloads the plugin libraries
-/// (see Engine::Impl). Objects made by a plugin's code therefore die while that code is
-/// still mapped. The host releases them in the reverse order of their creation, so an
-/// object made after another (and perhaps holding on to it) goes first.
-class EngineHost final : public Host {
- public:
-  EngineHost() = default;
-  EngineHost(const EngineHost &) = delete;
-  EngineHost &operator=(const EngineHost &) = delete;
-  ~EngineHost() override { clear(); }
-
-  Logger &log() noexcept override {
-    Logger *l = logger_.load(std::memory_order_acquire);
-    return l != nullptr ? *l : logging::root();
-  }
-  std::shared_ptr<void> shared(std::string_view key,
-                               const std::function<std::shared_ptr<void>()> &make) noexcept override {
-    std::lock_guard lock(mutex_);
-    try {
-      for (const auto &[k, object] : objects_) {
-        if (k == key) {
-          return object;
-        }
-      }
-      std::shared_ptr<void> made = make();
-      if (made) {
-        objects_.emplace_back(std::string(key), made);
-      }
-      return made;
-    } catch (...) {
-      return nullptr;
-    }
-  }
-  /// Drops the host's references, newest first. Objects a live instance still holds
-  /// survive until that instance goes.
-  void clear() noexcept {
-    std::vector<std::pair<std::string, std::shared_ptr<void>>> objects;
-    {
-      std::lock_guard lock(mutex_);
-      objects.swap(objects_);
-    }
-    while (!objects.empty()) {  // outside the lock: a destructor may call shared()
-      objects.pop_back();
-    }
-  }
-  void setLogger(Logger *logger) noexcept { logger_.store(logger, std::memory_order_release); }
-
- private:
-  std::atomic<Logger *> logger_{nullptr};
-  std::mutex mutex_;
-  /// In creation order; a handful per engine, so a linear search is the fastest lookup.
-  std::vector<std::pair<std::string, std::shared_ptr<void>>> objects_;
-};
-
-/// The factory of an in-process plugin (embedding API): keeps the parsed Config and calls
-/// the embedder's function once per instance. The first instance is made with the factory,
-/// so that a bad value is reported when the configuration is loaded (like the SDK's
-/// PerInstanceFactory, with the problems and warnings the function records on the Config);
-/// an embedder's function that returns null fails the load.
-template <typename T>
-class InProcessFactory final : public PluginFactory {
- public:
-  /// Null (with @p error set and every problem sent to @p report) when the first instance fails.
-  static PluginFactory *create(std::shared_ptr<const sdk::Config> config, const Factory<T> &make,
-                               ConfigReport *report, Status *error) noexcept {
-    T *first = sdk::construct(*config, report, error, [&]() -> T * { return made(make, *config); });
-    if (first == nullptr) {
-      return nullptr;
-    }
-    return sdk::barrier(error, [&]() -> PluginFactory * {
-      return new InProcessFactory(config, make, std::unique_ptr<T>(first));
-    });
-  }
-  Plugin *instantiate(const InstanceArgs &args) noexcept override {
-    if (first_) {
-      return first_.release();
-    }
-    return sdk::construct(*config_, nullptr, args.error, [&]() -> Plugin * { return made(make_, *config_); });
-  }
-
- private:
-  InProcessFactory(std::shared_ptr<const sdk::Config> config, Factory<T> make, std::unique_ptr<T> first)
-      : config_(std::move(config)), make_(std::move(make)), first_(std::move(first)) {}
-  static T *made(const Factory<T> &make, const sdk::Config &config) {
-    std::unique_ptr<T> p = make(config);
-    if (!p) {
-      throw std::runtime_error("the plugin's factory function returned no instance");
-    }
-    return p.release();
-  }
-
-  std::shared_ptr<const sdk::Config> config_;
-  Factory<T> make_;
-  std::unique_ptr<T> first_;  ///< after config_: destroyed before the Config it was made from
-};
-
 /// What one plugin reported about its configuration (CreateArgs::report).
 class CollectingReport final : public ConfigReport {
  public:
@@ -247,58 +149,6 @@ ConfigError::ConfigError(std::vector<Diagnostic> diagnostics, std::vector<Diagno
     : std::runtime_error(joinDiagnostics(diagnostics)),
       diagnostics_(std::move(diagnostics)),
       warnings_(std::move(warnings)) {}
-
-// LIFETIME: members are destroyed in reverse order. The runtime (or, before start(), the
-// plans) holds every instance, and each instance its factory and library (PluginDeleter):
-// they go first. Then the counters they counted in, then the host with the objects the
-// plugins shared, and only then the registry, which unloads the plugin libraries.
-struct Engine::Impl {
-  EngineOptions options;
-  PluginRegistry registry;
-  EngineHost host;
-  CounterStore counters;
-  Settings settings;
-  std::vector<PipelinePlan> plans;
-  std::unique_ptr<Runtime> runtime;
-  std::vector<Diagnostic> warnings;
-  bool loaded = false;
-  /// Pipeline tests: plugin name -> the name of its in-process stand-in (substituteSource/Sink).
-  std::map<std::string, std::string, std::less<>> substitutes;
-  /// Operations: `switchyard run --http` (setHttpListen), which wins over settings.http.listen.
-  std::string http_listen;
-
-  Logger &logger() { return options.logger != nullptr ? *options.logger : logging::root(); }
-
-  template <typename T>
-  void registerInProcess(std::string name, sy_plugin_kind kind, std::uint32_t flags,
-                         std::vector<KeySpec> schema, Factory<T> factory) {
-    PluginDescriptor d;
-    d.kind = kind;
-    d.flags = flags;
-    d.abi_major = SWITCHYARD_ABI_MAJOR;
-    d.abi_minor = SWITCHYARD_ABI_MINOR;
-    d.name = std::move(name);
-    d.version = SWITCHYARD_VERSION;
-    d.description = "in-process plugin";
-    d.fingerprint = SWITCHYARD_BUILD_FINGERPRINT;
-    registry.addInProcess(std::move(d), std::move(schema),
-                          [f = std::move(factory)](const CreateArgs &a) -> PluginFactory * {
-                            auto config = sdk::barrier(a.error, [&]() -> std::shared_ptr<const sdk::Config> {
-                              return std::make_shared<const sdk::Config>(a.config_json, a.logger,
-                                                                         std::string(a.instance), a.host);
-                            });
-                            return config ? InProcessFactory<T>::create(config, f, a.report, a.error) : nullptr;
-                          });
-  }
-
-  void load(std::string_view text, const std::string &file);
-  /// Parses, validates and creates every plugin instance of @p text without touching the
-  /// engine's loaded state (load() and reload use it); throws ConfigError.
-  BuiltConfig build(std::string_view text, const std::string &file);
-  std::string config_file;  ///< given to loadFile(); "" for a string (reload)
-  std::vector<ProbeResult> probe(std::chrono::milliseconds timeout,
-                                 const std::function<void(const ProbeResult &)> &each);
-};
 
 void Engine::Impl::load(std::string_view text, const std::string &file) {
   if (loaded) {
@@ -472,86 +322,8 @@ BuiltConfig Engine::Impl::build(std::string_view text, const std::string &file) 
   return out;
 }
 
-namespace {
-/// Collects one plugin's probe results.
-class CollectingProbe final : public ProbeReport {
- public:
-  CollectingProbe(std::string place, std::vector<ProbeResult> &out,
-                  const std::function<void(const ProbeResult &)> &each)
-      : place_(std::move(place)), out_(out), each_(each) {}
-  void result(std::string_view what, const Status &result) noexcept override {
-    add(std::string(what), result.isOk(), result.isOk() ? std::string() : result.message());
-  }
-  void add(std::string what, bool ok, std::string message) noexcept {
-    try {
-      out_.push_back({place_, std::move(what), ok, std::move(message)});
-      if (each_) {
-        each_(out_.back());
-      }
-    } catch (...) {
-    }
-  }
-
- private:
-  std::string place_;
-  std::vector<ProbeResult> &out_;
-  const std::function<void(const ProbeResult &)> &each_;
-};
-}  // namespace
-
-std::vector<ProbeResult> Engine::Impl::probe(std::chrono::milliseconds timeout,
-                                             const std::function<void(const ProbeResult &)> &each) {
-  if (!loaded || runtime) {
-    throw std::logic_error("Engine::probe: only after a load and before start()");
-  }
-  std::vector<ProbeResult> out;
-  auto one = [&](const PipelinePlan &plan, const StageInstance &s) {
-    if (!s.plugin) {
-      return;
-    }
-    CollectingProbe report(fmt::format("pipelines.{}.{} ({})", plan.name, s.place, s.type), out, each);
-    auto began = std::chrono::steady_clock::now();
-    Status st = s.plugin->probe(report, timeout);
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
-    if (!st.isOk()) {
-      report.add("probe", false, st.message());
-    }
-    if (took > timeout + std::chrono::seconds(1)) {
-      report.add("probe", false,
-                 fmt::format("took {:.1f} s, more than its timeout of {:.1f} s", took.count() / 1000.0,
-                             timeout.count() / 1000.0));
-    }
-  };
-  for (const auto &plan : plans) {
-    one(plan, plan.input);
-    if (!plan.filters.empty()) {
-      for (const auto &f : plan.filters.front()) {  // one instance per place: worker 0's
-        one(plan, f);
-      }
-    }
-    for (const auto &o : plan.outputs) {
-      one(plan, o);
-    }
-  }
-  return out;
-}
-
 Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
-}
-
-// --- Pipeline tests (`switchyard test`) ---------------------------------------------------
-
-void Engine::substituteSource(std::string type, Factory<Source> factory, bool can_ack) {
-  std::string name = "test-stand-in:" + type;
-  registerSource(name, {}, std::move(factory), can_ack);
-  impl_->substitutes[std::move(type)] = std::move(name);
-}
-
-void Engine::substituteSink(std::string type, Factory<Sink> factory, bool can_ack) {
-  std::string name = "test-stand-in:" + type;
-  registerSink(name, {}, std::move(factory), can_ack);
-  impl_->substitutes[std::move(type)] = std::move(name);
 }
 
 Engine::~Engine() {
@@ -592,11 +364,6 @@ void Engine::loadFile(const std::string &path) {
 void Engine::loadString(std::string_view yaml, const std::string &name) { impl_->load(yaml, name); }
 
 const std::vector<Diagnostic> &Engine::warnings() const noexcept { return impl_->warnings; }
-
-std::vector<ProbeResult> Engine::probe(std::chrono::milliseconds timeout,
-                                       const std::function<void(const ProbeResult &)> &each) {
-  return impl_->probe(timeout, each);
-}
 
 void Engine::start() {
   if (!impl_->loaded) {
@@ -653,66 +420,6 @@ std::vector<CounterSample> Engine::counters() const {
 std::int64_t Engine::counter(std::string_view pipeline, std::string_view name,
                              std::string_view label) const {
   return impl_->counters.sum(pipeline, name, label);
-}
-
-// --- Operations (the HTTP endpoint: /metrics, /health, /pipelines) -------------------------
-
-std::vector<PipelineStatus> Engine::status() const {
-  if (impl_->runtime) {
-    return impl_->runtime->status();
-  }
-  std::vector<PipelineStatus> out;  // loaded, not started
-  for (const auto &plan : impl_->plans) {
-    PipelineStatus s{plan.name, "starting", std::nullopt, {}};
-    s.plugins.push_back({plan.input.place, plan.input.type});
-    if (!plan.filters.empty()) {
-      for (const auto &f : plan.filters.front()) {
-        s.plugins.push_back({f.place, f.type});
-      }
-    }
-    for (const auto &o : plan.outputs) {
-      s.plugins.push_back({o.place, o.type});
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-std::vector<HistogramSample> Engine::histograms() const { return impl_->counters.histograms(); }
-
-std::string Engine::httpListen() const {
-  return impl_->http_listen.empty() ? impl_->settings.http.listen : impl_->http_listen;
-}
-
-void Engine::setHttpListen(std::string listen) { impl_->http_listen = std::move(listen); }
-
-// --- The tap (runtime_tap.hpp) -------------------------------------------------------
-bool Engine::httpTap() const { return impl_->settings.http.tap; }
-
-// --- Reload (SIGHUP): the engine's part; the work is Runtime::reload (runtime_reload.cpp) ---
-
-bool Engine::reloadable() const noexcept { return impl_->runtime != nullptr && !impl_->config_file.empty(); }
-
-ReloadReport Engine::reload() {
-  if (!reloadable()) {
-    throw std::logic_error("Engine::reload: only after loadFile() and start()");
-  }
-  std::vector<Diagnostic> diags;
-  std::string text;
-  if (!readConfigText(impl_->config_file, text, diags)) {
-    throw ConfigError(std::move(diags));
-  }
-  return reloadString(text, impl_->config_file);
-}
-
-ReloadReport Engine::reloadString(std::string_view yaml, const std::string &name) {
-  if (!impl_->runtime) {
-    throw std::logic_error("Engine::reload: only after start()");
-  }
-  BuiltConfig next = impl_->build(yaml, name);  // ConfigError: nothing was touched
-  impl_->warnings = next.warnings;
-  return impl_->runtime->reload(std::move(next),
-                                [this, name](const std::string &text) { return impl_->build(text, name); });
 }
 
 std::vector<std::string> Engine::pluginNames() const {
