@@ -18,6 +18,9 @@ import uuid
 
 import pika
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sytest import Counters, free_port, parse_stats, wait_for  # noqa: E402,F401 (also for their importers)
+
 ROOT = os.environ.get("SWITCHYARD_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("SWITCHYARD_BIN", "")
@@ -26,17 +29,6 @@ SCRIPT = os.path.join(ROOT, "scripts", "rabbitmq-local")
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def wait_for(cond, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Broker:
@@ -183,35 +175,6 @@ class Switchyard:
             if plugin in name_of_plugin:
                 res[(name, label)] = value
         return res
-
-
-# A `stats:` line of `switchyard run`: one plugin instance, the counters that changed since
-# the previous line (the totals at exit), each NAME=N or NAME{LABEL=VALUE}=N. A counter never
-# logged has been zero throughout.
-STATS_RE = re.compile(r'stats: pipeline=(\S+) plugin="([^"]*)"((?: [^\s={]+(?:\{[^}]*\})?=-?\d+)+)$', re.M)
-COUNTER_RE = re.compile(r' (\w+)(?:\{\w+=([^}]*)\})?=(-?\d+)')
-
-
-def parse_stats(text):
-    """Every counter of every `stats:` line in @text, in order: [(pipeline, plugin, name,
-    label value or "", value)]."""
-    out = []
-    for m in STATS_RE.finditer(text):
-        for c in COUNTER_RE.finditer(m.group(3)):
-            out.append((m.group(1), m.group(2), c.group(1), c.group(2) or "", int(c.group(3))))
-    return out
-
-
-class Counters(dict):
-    """Counters read from `stats:` lines. A counter never logged has been zero throughout
-    (a line shows only what changed, the totals at exit every counter not zero), so a
-    missing key reads as 0, through [] and get() alike."""
-
-    def __missing__(self, key):
-        return 0
-
-    def get(self, key, default=0):
-        return super().get(key, default)
 
 
 def drain(conn, queue, expect, timeout=120, idle=3.0):

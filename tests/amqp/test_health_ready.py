@@ -19,35 +19,23 @@ them for this test's own polling (every 0.1 s) and an HTTP round trip on a busy 
 import json
 import os
 import signal
-import socket
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 
 import pika
 
 from amqp_fixture import ROOT, Broker, Switchyard, log, unique, wait_for
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sytest import free_port, http_get  # noqa: E402
 
 HEARTBEAT = 2
 SLACK = 0.5
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ready(port):
-    """(status, body) of GET /health/ready."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
+    """(status, body) of GET /health/ready; status None when nothing answered."""
+    return http_get(f"http://127.0.0.1:{port}/health/ready", timeout=5)[::2]
 
 
 def wait_status(port, status, timeout, what, body_ok=lambda body: True):

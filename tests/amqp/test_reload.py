@@ -26,16 +26,15 @@ import json
 import os
 import re
 import signal
-import socket
+import sys
 import threading
 import time
-
-import urllib.error
-import urllib.request
 
 import pika
 
 from amqp_fixture import Broker, Switchyard, log, parse_stats, unique, wait_for
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sytest import free_port, http_get  # noqa: E402
 
 
 def config(url, qs, xo, version, http):
@@ -79,18 +78,10 @@ pipelines:
 
 
 def get(port, path):
-    """(status, decoded JSON body) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """(status, decoded JSON body) of GET http://127.0.0.1:port/path; nothing answering fails."""
+    status, _, body = http_get(f"http://127.0.0.1:{port}{path}", timeout=5)
+    assert status is not None, f"GET {path}: nothing answers on port {port}"
+    return status, json.loads(body)
 
 
 def write_atomically(path, text):

@@ -23,15 +23,15 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bridges"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import bridgetest as bt  # noqa: E402
 import zmqtest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from sytest import http_get  # noqa: E402
 
 N = 30
 PIPE = "zmq-to-amqp"
@@ -50,18 +50,8 @@ class HttpBridge(bt.Bridge):
             os.environ.update(saved)
 
 
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.headers.get("Content-Type"), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return None, None, ""
-
-
 def scrape(url):
-    status, ctype, text = get(url + "/metrics")
+    status, ctype, text = http_get(url + "/metrics")
     bt.check(status == 200 and ctype.startswith("text/plain; version=0.0.4"), f"/metrics: {status} {ctype}")
     families = {f.name: f for f in text_string_to_metric_families(text)}
     samples = {}
@@ -109,10 +99,10 @@ def main():
     signer = bt.FedmsgSigner(f"{pki}/good.key", f"{pki}/good.crt")
     try:
         bt.check(pub.wait_subscription(30) == b"", "zmq-sub subscribes to everything")
-        bt.wait_for(lambda: get(url + "/health/ready")[0] == 200 or bridge.proc.poll() is not None, 60,
+        bt.wait_for(lambda: http_get(url + "/health/ready")[0] == 200 or bridge.proc.poll() is not None, 60,
                     "/health/ready 200")
         bt.check(bridge.proc.poll() is None, "bridge exited:\n" + bridge.stderr()[-4000:])
-        status, ctype, body = get(url + "/health/ready")
+        status, ctype, body = http_get(url + "/health/ready")
         bt.check(ctype == "application/json" and json.loads(body)["status"] == "ready", body)
 
         before_samples, families = scrape(url)
@@ -154,7 +144,7 @@ def main():
         bt.check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), f"cumulative: {buckets}")
         bt.check(v(samples, LAT + "_sum", pipeline=PIPE) > 0, "latency sum")
 
-        status, _, body = get(url + "/pipelines")
+        status, _, body = http_get(url + "/pipelines")
         p = [x for x in json.loads(body)["pipelines"] if x["name"] == PIPE]
         bt.check(status == 200 and len(p) == 1, body)
         p = p[0]

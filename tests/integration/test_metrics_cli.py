@@ -25,10 +25,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
-from prometheus_client.parser import text_string_to_metric_families
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from sytest import free_port, http_get, wait_for  # noqa: E402
 
 BIN = os.environ["SWITCHYARD_BIN"]
 N = 25
@@ -43,37 +43,9 @@ def check(cond, what):
         raise AssertionError(what)
 
 
-def wait_for(cond, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url):
-    """(status, content type, body text) of GET @url."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.headers.get("Content-Type"), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type"), e.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return None, None, ""
-
-
 def scrape(url):
     """{(sample name, frozenset(labels)): value} and {family name: family} of /metrics."""
-    status, ctype, text = get(url + "/metrics")
+    status, ctype, text = http_get(url + "/metrics")
     check(status == 200, f"/metrics answered {status}")
     check(ctype == "text/plain; version=0.0.4; charset=utf-8", f"Content-Type {ctype}")
     samples, families = {}, {}
@@ -123,15 +95,15 @@ def main():
         run = Run(cfg, f"127.0.0.1:{port}")
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: get(url + "/health/ready")[0] == 200 or run.proc.poll() is not None, 30,
+            wait_for(lambda: http_get(url + "/health/ready")[0] == 200 or run.proc.poll() is not None, 30,
                      "/health/ready to answer 200")
             check(run.proc.poll() is None, "switchyard run exited:\n" + run.stderr())
             check(f"http: serving /metrics, /health/live, /health/ready and /pipelines on http://127.0.0.1:{port}/"
                   in run.stderr(), run.stderr())
-            check(get(f"http://127.0.0.1:{file_port}/metrics")[0] is None, "--http wins over the file's address")
-            status, ctype, body = get(url + "/health/ready")
+            check(http_get(f"http://127.0.0.1:{file_port}/metrics")[0] is None, "--http wins over the file's address")
+            status, ctype, body = http_get(url + "/health/ready")
             check(ctype == "application/json" and json.loads(body) == {"status": "ready", "pipelines": 1}, body)
-            status, _, body = get(url + "/health/live")
+            status, _, body = http_get(url + "/health/live")
             check(status == 200 and json.loads(body)["status"] == "live", body)
 
             run.send(N)
@@ -163,7 +135,7 @@ def main():
             started = value(samples, "switchyard_process_start_time_seconds")
             check(time.time() - 300 < started <= time.time(), f"start time {started}")
 
-            status, ctype, body = get(url + "/pipelines")
+            status, ctype, body = http_get(url + "/pipelines")
             check(status == 200 and ctype == "application/json", f"/pipelines {status} {ctype}")
             p = json.loads(body)["pipelines"]
             check(len(p) == 1 and p[0]["name"] == "copy" and p[0]["state"] == "running" and p[0]["ready"], body)
@@ -175,7 +147,7 @@ def main():
             check(p[0]["plugins"][0]["counters"]["completed"] == {"delivered": N}, body)
             check(p[0]["plugins"][1]["counters"]["sent"] == N, body)
 
-            status, _, body = get(url + "/nope")
+            status, _, body = http_get(url + "/nope")
             check(status == 404 and "/metrics" in body and "/health/ready" in body, f"404: {status} {body}")
 
             # top, while messages flow (a feeder sends 10 every 20 ms until top ends).

@@ -10,9 +10,13 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sytest import wait_for  # noqa: E402
 
 BIN = os.environ["SWITCHYARD_BIN"]
 INTERVAL = 0.2
@@ -20,15 +24,6 @@ STATS_RE = re.compile(r'stats: pipeline=(\S*) plugin="([^"]*)"((?: [^\s={]+(?:\{
 TOKEN_RE = re.compile(r' ([^\s={]+(?:\{[^}]*\})?)=(-?\d+)')
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 GOOD = b'{"topic":"t","body":{"n":%d},"headers":{},"id":"%d"}\n'
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)  # polling a condition with a deadline, not synchronising on time
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Run:

@@ -22,18 +22,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zmqtest import BIN, TOPIC, Publisher, check, envelope, free_port, write_config  # noqa: E402
+from zmqtest import BIN, TOPIC, Publisher, check, envelope, free_port, wait_for, write_config  # noqa: E402
 
 WATCHDOG_USEC = 2_000_000  # systemd would kill a service that stays silent for 2 s
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)  # polling a condition with a deadline, not synchronising on time
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class FakeSystemd:

@@ -14,13 +14,12 @@ import json
 import os
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 import zmq
 
-from zmqtest import TOPIC, Publisher, Subscriber, Switchyard, check, envelope, free_port, write_config
+from zmqtest import TOPIC, Publisher, Subscriber, Switchyard, check, envelope, free_port, wait_for, write_config
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sytest import http_get  # noqa: E402
 
 DEADLINE = 10  # seconds for a connection change to show (it shows within a poll, 0.1 s)
 
@@ -30,13 +29,8 @@ def log(*a):
 
 
 def get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
+    """(status, body) of GET http://127.0.0.1:port/path; status None when nothing answered."""
+    return http_get(f"http://127.0.0.1:{port}{path}", timeout=5)[::2]
 
 
 def gauges(port):
@@ -52,14 +46,7 @@ def gauges(port):
 
 
 def wait(cond, what, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(0.05)  # polling a condition with a deadline
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(cond, timeout, what)
 
 
 def rebind(port):

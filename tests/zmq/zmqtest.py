@@ -8,24 +8,20 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 
 import zmq
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sytest import Counters, free_port, parse_stats, wait_for  # noqa: E402,F401 (also for their importers)
+
 BIN = os.environ["SWITCHYARD_BIN"]
 SOURCE_ROOT = os.environ.get("SWITCHYARD_SOURCE_ROOT", "")
 TOPIC = "org.fedoraproject.dev.demo.test"
-
-
-def free_port():
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def envelope(msg_raw, *, topic=TOPIC, msg_id=None, i=1, username="pytest", timestamp=1700000000,
@@ -115,35 +111,6 @@ class Subscriber:
 
     def close(self):
         self.sock.close()
-
-
-# A `stats:` line of `switchyard run`: one plugin instance, the counters that changed since
-# the previous line (the totals at exit), each NAME=N or NAME{LABEL=VALUE}=N. A counter never
-# logged has been zero throughout.
-STATS_RE = re.compile(r'stats: pipeline=(\S+) plugin="([^"]*)"((?: [^\s={]+(?:\{[^}]*\})?=-?\d+)+)$', re.M)
-COUNTER_RE = re.compile(r' (\w+)(?:\{\w+=([^}]*)\})?=(-?\d+)')
-
-
-def parse_stats(text):
-    """Every counter of every `stats:` line in @text, in order: [(pipeline, plugin, name,
-    label value or "", value)]."""
-    out = []
-    for m in STATS_RE.finditer(text):
-        for c in COUNTER_RE.finditer(m.group(3)):
-            out.append((m.group(1), m.group(2), c.group(1), c.group(2) or "", int(c.group(3))))
-    return out
-
-
-class Counters(dict):
-    """Counters read from `stats:` lines. A counter never logged has been zero throughout
-    (a line shows only what changed, the totals at exit every counter not zero), so a
-    missing key reads as 0, through [] and get() alike."""
-
-    def __missing__(self, key):
-        return 0
-
-    def get(self, key, default=0):
-        return super().get(key, default)
 
 
 class Switchyard:
