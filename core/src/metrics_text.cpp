@@ -56,11 +56,16 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 37> kHelp{{
     {"verified", "Signatures checked and accepted."},
 }};
 
-std::string escapeHelp(std::string_view text) {
+/// Backslash and newline escaped (HELP text), and with @p quotes the double quote too
+/// (label values).
+std::string escapeText(std::string_view text, bool quotes) {
   std::string out;
+  out.reserve(text.size());
   for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
+    } else if (quotes && c == '"') {
+      out += "\\\"";
     } else if (c == '\n') {
       out += "\\n";
     } else {
@@ -69,6 +74,8 @@ std::string escapeHelp(std::string_view text) {
   }
   return out;
 }
+
+std::string escapeHelp(std::string_view text) { return escapeText(text, false); }
 
 struct Family {
   std::string type;
@@ -123,22 +130,7 @@ std::string metricName(std::string_view name, bool counter) {
   return out;
 }
 
-std::string escapeLabel(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string escapeLabel(std::string_view value) { return escapeText(value, true); }
 
 std::string help(std::string_view name) {
   for (const auto &[n, text] : kHelp) {
