@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -264,5 +265,43 @@ inline std::string processUserName() {
 
 /// Rate-limited log (one line per key per second by default): switchyard/drop_log.hpp.
 using switchyard::DropLog;
+
+/// One event read from a ZeroMQ socket monitor ([event(2)+value(4), address] frames).
+struct MonitorEvent {
+  bool valid = false;     ///< false: the first frame was too short to hold event and value
+  std::uint16_t event = 0;
+  std::uint32_t value = 0;
+  bool has_address = false;
+  std::string address;    ///< the second frame, when there was one
+};
+
+/// Reads the next queued event from @p monitor without blocking, every frame of it;
+/// false when none is queued.
+inline bool recvMonitorEvent(zmq::socket_t &monitor, MonitorEvent &out) {
+  zmq::message_t head;
+  if (!monitor.recv(head, zmq::recv_flags::dontwait)) {
+    return false;
+  }
+  out = MonitorEvent{};
+  bool more = head.more();
+  while (more) {  // read every part whatever comes
+    zmq::message_t part;
+    if (!monitor.recv(part, zmq::recv_flags::dontwait)) {
+      break;
+    }
+    more = part.more();
+    if (!out.has_address) {
+      out.address = part.to_string();
+      out.has_address = true;
+    }
+  }
+  if (head.size() < 6) {
+    return true;
+  }
+  std::memcpy(&out.event, head.data(), sizeof out.event);
+  std::memcpy(&out.value, static_cast<const char *>(head.data()) + 2, sizeof out.value);
+  out.valid = true;
+  return true;
+}
 
 }  // namespace switchyard::zmqt

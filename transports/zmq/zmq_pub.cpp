@@ -219,32 +219,19 @@ class ZmqPubSink final : public Sink {
       return;
     }
     bool changed = false;
-    while (true) {
-      zmq::message_t head;
-      if (!monitor_->recv(head, zmq::recv_flags::dontwait)) {
-        break;
-      }
-      while (head.more()) {  // [event+value, address]
-        zmq::message_t part;
-        if (!monitor_->recv(part, zmq::recv_flags::dontwait) || !part.more()) {
-          break;
-        }
-      }
-      if (head.size() < 6) {
+    MonitorEvent ev;
+    while (recvMonitorEvent(*monitor_, ev)) {
+      if (!ev.valid) {
         continue;
       }
-      std::uint16_t event = 0;
-      std::uint32_t value = 0;
-      std::memcpy(&event, head.data(), sizeof event);
-      std::memcpy(&value, static_cast<const char *>(head.data()) + 2, sizeof value);
-      if (event == ZMQ_EVENT_CONNECTED) {
-        live_.insert(static_cast<int>(value));
+      if (ev.event == ZMQ_EVENT_CONNECTED) {
+        live_.insert(static_cast<int>(ev.value));
         if (ever_connected_) {
           reconnects_->add();
         }
         ever_connected_ = true;
-      } else if (event == ZMQ_EVENT_DISCONNECTED) {
-        live_.erase(static_cast<int>(value));
+      } else if (ev.event == ZMQ_EVENT_DISCONNECTED) {
+        live_.erase(static_cast<int>(ev.value));
         disconnects_->add();
       }
       changed = true;

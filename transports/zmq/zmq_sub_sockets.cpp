@@ -139,34 +139,11 @@ void ZmqSubSource::sendSubscription(zmq::socket_t &sock, bool on, const std::str
 
 /// Reads every monitor event queued for @p s.
 void ZmqSubSource::serviceMonitor(SourceContext &ctx, Socket &s) {
-  while (true) {
-    zmq::message_t head;
-    if (!s.monitor.recv(head, zmq::recv_flags::dontwait)) {
-      return;
+  MonitorEvent ev;
+  while (recvMonitorEvent(s.monitor, ev)) {
+    if (ev.valid) {
+      onMonitorEvent(ctx, s, ev.event, ev.value, ev.has_address ? ev.address : s.endpoint);
     }
-    zmq::message_t addr;
-    bool has_addr = false;
-    bool more = head.more();
-    while (more) {  // [event+value, address]; read every part whatever comes
-      zmq::message_t part;
-      if (!s.monitor.recv(part, zmq::recv_flags::dontwait)) {
-        break;
-      }
-      more = part.more();
-      if (!has_addr) {
-        addr = std::move(part);
-        has_addr = true;
-      }
-    }
-    if (head.size() < 6) {
-      continue;
-    }
-    std::uint16_t event = 0;
-    std::uint32_t value = 0;
-    std::memcpy(&event, head.data(), sizeof event);
-    std::memcpy(&value, static_cast<const char *>(head.data()) + 2, sizeof value);
-    std::string where = has_addr ? addr.to_string() : s.endpoint;
-    onMonitorEvent(ctx, s, event, value, where);
   }
 }
 
