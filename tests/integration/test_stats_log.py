@@ -12,11 +12,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from sytest import wait_for  # noqa: E402
+from sytest import read_output, wait_for  # noqa: E402
 
 BIN = os.environ["SWITCHYARD_BIN"]
 INTERVAL = 0.2
@@ -30,16 +29,8 @@ class Run:
     def __init__(self, cfg, *extra):
         self.proc = subprocess.Popen([BIN, "run", "--stats-interval", str(INTERVAL), cfg, *extra],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.out, self.err = [], []
-        self.threads = [threading.Thread(target=self._read, args=(s, o), daemon=True)
-                        for s, o in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for t in self.threads:
-            t.start()
-
-    @staticmethod
-    def _read(stream, into):
-        for line in stream:
-            into.append((time.monotonic(), line.decode("utf-8", "replace").rstrip("\n")))
+        self.out, self.err, self.threads = read_output(
+            self.proc, lambda raw: (time.monotonic(), raw.decode("utf-8", "replace").rstrip("\n")))
 
     def write(self, data):
         self.proc.stdin.write(data)

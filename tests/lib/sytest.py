@@ -7,6 +7,7 @@ The tests put this directory on sys.path themselves:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))"""
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,6 +43,21 @@ def http_get(url, timeout=10):
         return e.code, e.headers.get("Content-Type"), e.read().decode()
     except (urllib.error.URLError, ConnectionError):
         return None, None, ""
+
+
+def read_output(proc, line=lambda raw: raw.decode("utf-8", "replace")):
+    """Reads @proc's stdout and stderr on two daemon threads, each line through @line into
+    a list; returns (stdout list, stderr list, the two threads)."""
+    out, err = [], []
+
+    def read(stream, into):
+        for raw in stream:
+            into.append(line(raw))
+    threads = [threading.Thread(target=read, args=(s, o), daemon=True)
+               for s, o in ((proc.stdout, out), (proc.stderr, err))]
+    for t in threads:
+        t.start()
+    return out, err, threads
 
 
 # A `stats:` line of `switchyard run`: one plugin instance, the counters that changed since

@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zmqtest import BIN, TOPIC, Publisher, check, envelope, free_port, wait_for, write_config  # noqa: E402
+from sytest import read_output  # noqa: E402 (zmqtest puts tests/lib on sys.path)
 
 WATCHDOG_USEC = 2_000_000  # systemd would kill a service that stays silent for 2 s
 
@@ -93,16 +94,7 @@ class Child:
         self.proc = subprocess.Popen(["/bin/sh", "-c", f'WATCHDOG_PID={pid} exec "$0" "$@"', BIN] + args,
                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
-        self.out, self.err = [], []
-        self.threads = [threading.Thread(target=self._read, args=(s, o), daemon=True)
-                        for s, o in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for t in self.threads:
-            t.start()
-
-    @staticmethod
-    def _read(stream, into):
-        for line in stream:
-            into.append(line.decode("utf-8", "replace"))
+        self.out, self.err, self.threads = read_output(self.proc)
 
     def stderr(self):
         return "".join(self.err)
