@@ -18,12 +18,12 @@ namespace switchyard::plugins {
 // TrustStore
 
 namespace {
-/// An ASN1_TIME as seconds since the epoch; 0 when absent or unreadable.
-std::int64_t epochOrZero(const ASN1_TIME *t) {
+/// An ASN1_TIME as seconds since the epoch; @p fallback when absent or unreadable.
+std::int64_t epochSeconds(const ASN1_TIME *t, std::int64_t fallback) {
   struct tm tm {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
     ERR_clear_error();
-    return 0;
+    return fallback;
   }
   return static_cast<std::int64_t>(timegm(&tm));
 }
@@ -100,8 +100,8 @@ bool TrustStore::loadLocked(std::string *error) {
     X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   }
   store_ = std::move(store);
-  ca_not_after_.store(epochOrZero(X509_get0_notAfter(ca.get())), std::memory_order_relaxed);
-  crl_next_update_.store(crl ? epochOrZero(X509_CRL_get0_nextUpdate(crl.get())) : 0, std::memory_order_relaxed);
+  ca_not_after_.store(epochSeconds(X509_get0_notAfter(ca.get()), 0), std::memory_order_relaxed);
+  crl_next_update_.store(crl ? epochSeconds(X509_CRL_get0_nextUpdate(crl.get()), 0) : 0, std::memory_order_relaxed);
   return true;
 }
 
@@ -255,20 +255,6 @@ std::size_t CertCache::size() const {
 
 // ---------------------------------------------------------------------------------------
 // Verifier
-
-namespace {
-
-/// An ASN1_TIME as seconds since the epoch; @p fallback when it cannot be read.
-std::int64_t epochSeconds(const ASN1_TIME *t, std::int64_t fallback) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
-    ERR_clear_error();
-    return fallback;
-  }
-  return static_cast<std::int64_t>(timegm(&tm));
-}
-
-}  // namespace
 
 Status Verifier::start(FilterContext &ctx) noexcept {
   unsigned_passed_ = &ctx.counter("unsigned_passed");
