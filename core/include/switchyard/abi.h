@@ -21,7 +21,7 @@
 /* Bump MAJOR on any incompatible change (host requires equality).
  * Bump MINOR on additive changes (host accepts plugin minor <= its own). */
 #define SWITCHYARD_ABI_MAJOR 2
-#define SWITCHYARD_ABI_MINOR 0
+#define SWITCHYARD_ABI_MINOR 1
 
 #define SWITCHYARD_INFO_MAGIC 0x53594142u /* "SYAB" */
 

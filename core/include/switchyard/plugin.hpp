@@ -238,6 +238,16 @@ class SinkContext : public PluginContext {
   /// How many times the message being sent was tried before at this output (0 on its
   /// first send). Valid inside send() only.
   [[nodiscard]] virtual unsigned attempt() const noexcept = 0;
+
+  // ABI 2.1 ------------------------------------------------------------------------------
+  /// For a sink that holds a lease (amqp-publish with `lease:`, docs/scale-out.md): says
+  /// whether this instance is the active one. While any output of a pipeline says false,
+  /// a pipeline with a journal keeps taking and journaling its input but dispatches
+  /// nothing, keeping only the last `journal.standby_overlap` seconds; when every output
+  /// is active again it dispatches that backlog first (counted as replayed). A pipeline
+  /// without a journal drops its input while standing by (dropped{reason=standby}).
+  /// Callable from the sink thread; the default (an older core) ignores it.
+  virtual void setActive(bool active) noexcept { (void)active; }
 };
 
 /// Base of every plugin instance. OWNERSHIP: the core owns instances; they never outlive
