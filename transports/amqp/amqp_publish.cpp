@@ -96,6 +96,12 @@ const sy_config_key kSchema[] = {
      "matches none is refused locally (Reject, reason forbidden_topic) and never reaches the broker. Empty: "
      "no check.",
      0},
+    {"lease", SY_CFG_MAP, 0, nullptr,
+     "High availability: {queue: NAME, tick_ms: 500, timeout_ms: 2000}. Instances with the same lease.queue "
+     "elect one active publisher through RabbitMQ (the single active consumer of a quorum queue NAME that each "
+     "ticks every tick_ms); the others stand by and publish nothing. An instance stops publishing when it has "
+     "received no tick for timeout_ms (default: the larger of 2000 and 4 x tick_ms). Gauge lease_active.",
+     0},
     {nullptr, 0, 0, nullptr, nullptr, 0},
 };
 
@@ -155,6 +161,9 @@ AmqpPublish::AmqpPublish(const sdk::Config &c)
     }
     ++n;
   }
+  if (auto ls = LeaseSettings::fromConfig(c); ls.enabled()) {
+    lease_.emplace(std::move(ls), settings_);
+  }
   std::string u = c.str("unroutable");
   if (u == "drop") {
     unroutable_ = Outcome::Dropped;
@@ -197,6 +206,13 @@ Status AmqpPublish::start(SinkContext &ctx) noexcept {
   forbidden_topic_ = &ctx.counter("forbidden_topic");
   refused_ = &ctx.counter("refused_by_broker");
   unconfirmed_gauge_ = &ctx.gauge("unconfirmed");
+  if (lease_) {
+    // Standing by from the start: the runtime dispatches nothing until the lease is ours.
+    ConnectError lerr;
+    if (!lease_->start(ctx, lerr) && lerr.permanent()) {
+      return lerr.startStatus("amqp-publish (lease)", settings_.redacted_url, "lease");
+    }
+  }
   // One bounded attempt: errors that a restart cannot fix end the start-up (exit 3); a
   // broker that is down is not fatal, poll() keeps retrying.
   ConnectError err;

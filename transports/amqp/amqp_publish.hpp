@@ -20,6 +20,7 @@
 
 #include "amqp_common.hpp"
 #include "amqp_frames.hpp"
+#include "amqp_lease.hpp"
 #include "switchyard/json.hpp"
 #include "switchyard/sdk.hpp"
 
@@ -51,7 +52,12 @@ class AmqpPublish final : public Sink {
 
   Status flush(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept override;
 
-  void stop() noexcept override { conn_.close(); }
+  void stop() noexcept override {
+    if (lease_) {
+      lease_->stop();
+    }
+    conn_.close();
+  }
 
   /// `switchyard check --connect`: connects and logs in like start(), then checks the
   /// exchange passively (amqp_probe.hpp).
@@ -59,6 +65,9 @@ class AmqpPublish final : public Sink {
 
  private:
   bool connected() const { return conn_.isOpen() && channel_ok_; }
+
+  /// Under `lease:`, only the active instance publishes (amqp_lease.hpp).
+  bool mayPublish() const { return !lease_ || lease_->active(); }
 
   /// message_id (keep or uuid mode) and the fedmsg_* headers (uuid mode, carry_envelope)
   /// into @p carried, read from the decoded envelope (not parsed again when canonical).
@@ -155,6 +164,8 @@ class AmqpPublish final : public Sink {
   std::vector<std::regex> allowed_topics_;
   std::size_t probe_ = 0;  ///< suspects of a closure to publish one at a time
   DropLog drop_log_{5, std::chrono::seconds(10)};  // 5 lines per reason per 10 s
+
+  std::optional<Lease> lease_;  // `lease:` configured
 
   Connection conn_;
   amqp_channel_t channel_ = 0;

@@ -22,6 +22,10 @@ Status AmqpPublish::poll(SinkContext &ctx, std::chrono::milliseconds timeout) no
 Status AmqpPublish::flush(SinkContext &ctx, std::chrono::milliseconds timeout) noexcept {
   auto deadline = Clock::now() + timeout;
   while (!waiting_.empty() || !unconfirmed_.empty()) {
+    if (!mayPublish() && unconfirmed_.empty()) {
+      return Status::error(fmt::format("{} message(s) not published at shutdown: this instance stands by (lease)",
+                                       waiting_.size()));
+    }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       return Status::error(fmt::format("{} message(s) not confirmed by the broker at shutdown",
@@ -101,6 +105,15 @@ bool AmqpPublish::openChannel(SinkContext &ctx, bool fresh_connection, ConnectEr
 }
 
 void AmqpPublish::service(SinkContext &ctx, std::chrono::milliseconds timeout, bool wake) noexcept {
+  int lease_fd = -1;
+  if (lease_) {
+    // The lease is serviced on every pass (ticks, expiry) and its socket wakes the wait.
+    timeout = std::min(timeout, lease_->service(ctx));
+    if (lease_->hasBuffered()) {
+      timeout = std::chrono::milliseconds(0);
+    }
+    lease_fd = lease_->fd();
+  }
   if (!conn_.isOpen()) {
     auto now = Clock::now();
     if (now >= next_attempt_) {
@@ -109,13 +122,13 @@ void AmqpPublish::service(SinkContext &ctx, std::chrono::milliseconds timeout, b
       return;
     }
     auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now);
-    pollfd p{wake ? ctx.wakeFd() : -1, POLLIN, 0};
-    (void)::poll(&p, 1, static_cast<int>(std::min(until, timeout).count()) + 1);
+    pollfd p[2] = {{wake ? ctx.wakeFd() : -1, POLLIN, 0}, {lease_fd, POLLIN, 0}};
+    (void)::poll(p, 2, static_cast<int>(std::min(until, timeout).count()) + 1);
     return;
   }
   if (!conn_.hasBuffered()) {
-    pollfd fds[2] = {{conn_.fd(), POLLIN, 0}, {wake ? ctx.wakeFd() : -1, POLLIN, 0}};
-    (void)::poll(fds, 2, static_cast<int>(timeout.count()));
+    pollfd fds[3] = {{conn_.fd(), POLLIN, 0}, {wake ? ctx.wakeFd() : -1, POLLIN, 0}, {lease_fd, POLLIN, 0}};
+    (void)::poll(fds, 3, static_cast<int>(timeout.count()));
   }
   readFrames(ctx);
   pump(ctx);
@@ -364,8 +377,9 @@ void AmqpPublish::lostConnection(SinkContext &ctx, const std::string &why) noexc
 }
 
 void AmqpPublish::pump(SinkContext &ctx) noexcept {
-  // While probing for a refused message, one message in flight at a time.
-  while (connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < (probe_ > 0 ? 1 : window_)) {
+  // While probing for a refused message, one message in flight at a time. A standby
+  // (lease) publishes nothing.
+  while (mayPublish() && connected() && !blocked_ && !waiting_.empty() && unconfirmed_.size() < (probe_ > 0 ? 1 : window_)) {
     Pending &p = waiting_.front();
     if (p.msg.body().size() > max_size_) {
       // Accepted before a 406 taught us the broker's lower limit: refuse it here rather
