@@ -44,8 +44,10 @@ LeaseSettings LeaseSettings::fromConfig(const sdk::Config &c) {
     std::string k(m.name.GetString(), m.name.GetStringLength());
     std::string key = "lease." + k;
     if (k == "queue") {
+      have_queue = true;  // a bad value is reported here, not as missing
       if (!m.value.IsString() || m.value.GetStringLength() == 0 || m.value.GetStringLength() > 255) {
         c.problem(key, "lease.queue must be a queue name (1 to 255 bytes), the same on every instance of the pair");
+        ls.queue = "-";  // a problem is recorded: the load fails anyway
         continue;
       }
       ls.queue.assign(m.value.GetString(), m.value.GetStringLength());
@@ -53,7 +55,6 @@ LeaseSettings LeaseSettings::fromConfig(const sdk::Config &c) {
         c.problem(key, "lease.queue '" + ls.queue + "': names starting with 'amq.' are reserved by the broker; choose "
                        "another name");
       }
-      have_queue = true;
     } else if (k == "tick_ms" || k == "timeout_ms") {
       if (!m.value.IsInt64()) {
         c.problem(key, key + " must be an integer number of milliseconds");
@@ -64,24 +65,25 @@ LeaseSettings LeaseSettings::fromConfig(const sdk::Config &c) {
       c.problem(key, "unknown key " + key + "; allowed: queue, tick_ms, timeout_ms");
     }
   }
-  if (!have_queue) {
-    c.problem("lease", "lease needs queue: the name of the lease queue, the same on every instance of the pair");
-    ls.queue.clear();
-    return ls;
-  }
-  if (tick < kMinTickMs || tick > kMaxTickMs) {
+  bool tick_ok = tick >= kMinTickMs && tick <= kMaxTickMs;
+  if (!tick_ok) {
     c.problem("lease.tick_ms", fmt::format("lease.tick_ms must be between {} and {} (it is {})", kMinTickMs,
                                            kMaxTickMs, tick));
     tick = 500;
   }
   if (timeout < 0) {
     timeout = std::max<std::int64_t>(2000, 4 * tick);
-  } else if (timeout < 2 * tick || timeout > 3600000) {
+  } else if (timeout > 3600000 || (tick_ok && timeout < 2 * tick)) {
     c.problem("lease.timeout_ms",
               fmt::format("lease.timeout_ms must be at least twice lease.tick_ms ({} ms) and at most 3600000 (it is "
                           "{}): a shorter timeout gives the lease up between two ticks",
                           2 * tick, timeout));
     timeout = std::max<std::int64_t>(2000, 4 * tick);
+  }
+  if (!have_queue) {
+    c.problem("lease", "lease needs queue: the name of the lease queue, the same on every instance of the pair");
+    ls.queue.clear();
+    return ls;
   }
   ls.tick = std::chrono::milliseconds(tick);
   ls.timeout = std::chrono::milliseconds(timeout);
