@@ -60,6 +60,20 @@ struct PluginSpec {
   RetryPolicy retry;        ///< outputs: settings.retry, overridden by the entry's `retry:`
 };
 
+/// A pipeline's `journal:` (docs/journal.md): the disk journal of an input that cannot
+/// redeliver. Off unless the mapping is given.
+struct JournalSpec {
+  bool enabled = false;
+  std::string dir;                          ///< absolute (a relative one: against the file's directory)
+  std::uint64_t max_bytes = 1ULL << 30;     ///< live bytes on disk at most
+  std::string fsync = "batch";              ///< always | batch | never
+  std::int64_t batch_ms = 50;               ///< group commit interval (fsync: batch)
+  bool block_when_full = true;              ///< when_full: block (true) | drop (false)
+  double standby_overlap_s = 10;            ///< kept while standing by (SinkContext::setActive)
+  Mark mark;                                ///< of the mapping
+  Mark dir_mark;                            ///< of `dir`'s value
+};
+
 struct PipelineSpec {
   std::string name;
   Mark mark;
@@ -70,6 +84,7 @@ struct PipelineSpec {
   /// filter of the pipeline is SY_FLAG_PARALLEL, else 1).
   std::size_t workers = 0;
   Mark workers_mark;  ///< of the value, when given
+  JournalSpec journal;
 };
 
 /// Most filter workers a pipeline may ask for.

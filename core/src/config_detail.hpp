@@ -135,6 +135,14 @@ void checkRetry(const State &st, const ConfigNode::Entry &re, const std::string 
 /// The root mapping: version, settings, plugin_path, pipelines.
 void checkRoot(const State &st, const ConfigNode &root, ConfigModel &model, bool &paths_ok);
 
+// config_journal.cpp: a pipeline's `journal:` ---------------------------------------------
+
+/// Phase 1: the keys of pipeline @p p's `journal:` mapping (@p base: "pipelines.NAME").
+void checkJournal(const State &st, const ConfigNode::Entry &je, const std::string &base, PipelineSpec &p);
+/// Phase 2: a journal on an input that can redeliver, two pipelines sharing a directory, a
+/// directory that cannot be created or written.
+void checkJournals(const State &st, ConfigModel &model, const PluginRegistry &registry);
+
 // config_schema.cpp: a plugin's declared constraints (enum values, bounds) ---------------
 
 /// Checks the schema's own constraints (enum values only on strings, bounds only on

@@ -461,6 +461,7 @@ void ConfigParser::validatePlugins(ConfigModel &model, PluginRegistry &registry,
       check(o, SY_KIND_SINK, "an output");
     }
   }
+  checkJournals(st, model, registry);
 }
 
 }  // namespace switchyard

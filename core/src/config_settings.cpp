@@ -327,7 +327,7 @@ static void checkPipeline(const State &st, const ConfigNode::Entry &pe, ConfigMo
                        describe(n)));
     return;
   }
-  static const std::vector<std::string> kKeys = {"input", "filters", "outputs", "workers"};
+  static const std::vector<std::string> kKeys = {"input", "filters", "outputs", "workers", "journal"};
   for (const auto &e : n.entries) {
     if (!isKnown(kKeys, e.key)) {
       st.unknownKey(e, base, "in a pipeline", kKeys);
@@ -352,6 +352,10 @@ static void checkPipeline(const State &st, const ConfigNode::Entry &pe, ConfigMo
     } else {
       p.workers = static_cast<std::size_t>(v);
     }
+  }
+
+  if (const auto *j = n.find("journal"); j != nullptr) {
+    checkJournal(st, *j, base, p);
   }
 
   if (const auto *in = n.find("input"); in == nullptr) {

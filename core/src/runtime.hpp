@@ -69,6 +69,8 @@ struct PipelinePlan {
   /// than one, the chains run in parallel and the runtime restores the stream's order).
   std::vector<std::vector<StageInstance>> filters;
   std::vector<StageInstance> outputs;
+  /// The pipeline's `journal:` (docs/journal.md; off unless enabled).
+  JournalSpec journal;
   /// What the pipeline is made of (pipelineSignature()); a reload restarts the pipeline
   /// only when it differs.
   std::string signature;

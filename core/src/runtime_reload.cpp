@@ -61,6 +61,10 @@ PipelinePlan takePlan(BuiltConfig &built, const std::string &name) {
 std::string pipelineSignature(const PipelineSpec &p, std::size_t workers, const Settings &settings) {
   std::string out = fmt::format("workers={} queue_max_messages={} queue_max_bytes={} drain_timeout={}\n", workers,
                                 settings.queue_max_messages, settings.queue_max_bytes, settings.drain_timeout_s);
+  if (const JournalSpec &j = p.journal; j.enabled) {
+    out += fmt::format("journal {}:{} max_bytes={} fsync={} batch_ms={} block={} standby_overlap={}\n", j.dir.size(),
+                       j.dir, j.max_bytes, j.fsync, j.batch_ms, j.block_when_full, j.standby_overlap_s);
+  }
   addPlugin(out, "input", p.input, false);
   for (const auto &f : p.filters) {
     addPlugin(out, "filter", f, false);
