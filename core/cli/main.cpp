@@ -15,6 +15,7 @@
 #include "cli_check.hpp"
 #include "cli_fedmsg.hpp"
 #include "cli_import.hpp"
+#include "cli_journal.hpp"
 #include "cli_tail.hpp"
 #include "cli_test.hpp"
 #include "cli_tap.hpp"
@@ -201,6 +202,8 @@ int main(int argc, char **argv) {
   auto *tap = sy::cli::addTapCommand(app, tap_opts);
   sy::cli::TopOptions top_opts;
   auto *top = sy::cli::addTopCommand(app, top_opts);
+  sy::cli::JournalOptions journal_opts;
+  auto *journal = sy::cli::addJournalCommand(app, journal_opts);
 
   for (auto *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
     sub->footer("Global options, before or after the command: --log-level LEVEL, --log-format text|json, "
@@ -254,6 +257,9 @@ int main(int argc, char **argv) {
     }
     if (*top) {
       return sy::cli::runTop(top_opts);
+    }
+    if (*journal) {
+      return sy::cli::runJournal(journal_opts);
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard: %s\n", e.what());
