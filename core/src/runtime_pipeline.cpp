@@ -28,6 +28,7 @@ Pipeline::Pipeline(PipelinePlan plan, CounterStore &counters, const Settings &se
     : name_(std::move(plan.name)),
       counters_(counters),
       settings_(settings),
+      journal_spec_(std::move(plan.journal)),
       input_(std::move(plan.input)),
       in_flight_gauge_(counters.gauge(name_, "", "in_flight")) {
   source_ = static_cast<Source *>(input_.plugin.get());
@@ -102,7 +103,11 @@ SourceContext::SubmitResult Pipeline::submit(Message &&msg, std::uint64_t tag) n
     received_->add();
     in_flight_.fetch_add(1);
     in_flight_gauge_.add(1);
-    if (lanes_.size() > 1) {
+    if (!journal_spec_.enabled && inactive_outputs_.load(std::memory_order_relaxed) > 0) {
+      // An output stands by (SinkContext::setActive) and there is no journal to keep it in.
+      source_ctx_->countDrop("standby");
+      settleNow(tag, Outcome::Dropped, "standby");
+    } else if (lanes_.size() > 1) {
       submitParallel(std::move(msg), tag, now_ns);
     } else {
       Refusal why;
@@ -161,10 +166,18 @@ void Pipeline::settleRefused(std::uint64_t tag, Refusal &&why) {
 }
 
 void Pipeline::dispatch(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns) {
+  if (jr_) {
+    journalAppend(std::move(msg), tag, submitted_ns);  // the feeder dispatches it
+    return;
+  }
+  dispatchOut(std::move(msg), tag, submitted_ns, false);
+}
+
+void Pipeline::dispatchOut(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns, bool journaled) {
   if (tap::active()) [[unlikely]] {  // a tap client is attached (runtime_tap.hpp)
     tap::offer(name_, msg);
   }
-  Tracker *tracker = trackers_.acquire(tag, static_cast<int>(outputs_.size()), submitted_ns);
+  Tracker *tracker = trackers_.acquire(tag, static_cast<int>(outputs_.size()), submitted_ns, journaled);
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
     auto &o = *outputs_[i];
     Item item{i + 1 == outputs_.size() ? std::move(msg) : msg, tracker};
@@ -179,6 +192,10 @@ void Pipeline::processCompletions(Source &src) {
   completions_.take(completion_buf_);
   const std::int64_t now_ns = completion_buf_.empty() ? 0 : Clock::now().time_since_epoch().count();
   for (auto &c : completion_buf_) {
+    if (c.journaled) {
+      journalComplete(src, c, now_ns);
+      continue;
+    }
     if (c.filtered) {
       src.filtered(c.tag, c.passed, c.refused_by, c.reason);
       continue;
@@ -253,6 +270,9 @@ void Pipeline::inputMain(std::promise<Status> started) {
   if (lanes_.size() > 1) {
     logging::core()->debug("pipeline '{}': {} filter workers", name_, lanes_.size());
   }
+  if (jr_) {
+    journalStartFeeder();
+  }
 
   bool eos = false;
   auto &errors = source_ctx_->counter("errors", {});
@@ -263,14 +283,14 @@ void Pipeline::inputMain(std::promise<Status> started) {
       intake_closed_.store(true);
     }
     if (eos || intake_stopped_.load()) {
-      if (in_flight_.load() == 0) {
+      if (jr_ ? journalIdle(eos) : in_flight_.load() == 0) {
         break;
       }
       if (giveUp()) {
         logging::core()->warn(
-            "pipeline '{}': {} message(s) still in flight when the drain timeout passed; "
-            "they were not acknowledged",
-            name_, in_flight_.load());
+            "pipeline '{}': {} message(s) still in flight when the drain timeout passed; {}",
+            name_, jr_ ? journalOutstanding() : in_flight_.load(),
+            jr_ ? "they stay in the journal for the next start" : "they were not acknowledged");
         abort_.store(true);
         break;
       }
@@ -300,6 +320,9 @@ void Pipeline::inputMain(std::promise<Status> started) {
     }
   }
   abort_.store(abort_.load() || failed_.load());
+  if (jr_) {
+    journalStopFeeder();  // it dispatches nothing more; what it has not is kept
+  }
   stopWorkers();  // idle unless aborting: then they settle what they hold as retry
   closeOutputs();
   for (auto &o : outputs_) {
@@ -314,6 +337,9 @@ void Pipeline::inputMain(std::promise<Status> started) {
     }
   }
   src.stop();
+  if (jr_) {
+    journalClose();  // before done: a new version of the pipeline may open the directory
+  }
   {
     std::lock_guard lock(done_mutex_);
     done_.store(true);
@@ -334,6 +360,9 @@ void Pipeline::start() {
             r.max_duration_s == 0 ? std::string("0 (no limit)") : fmt::format("{} s", r.max_duration_s));
       }
     }
+  }
+  if (journal_spec_.enabled) {
+    journalOpen();  // throws StartError: nothing is running yet
   }
   std::vector<std::future<Status>> starts;
   for (auto &o : outputs_) {

@@ -2,7 +2,8 @@
 // One pipeline of the runtime (internal): its threads, queues and contexts. The methods
 // are defined by concern: runtime_pipeline.cpp (set-up, the input thread, submit and
 // dispatch), runtime_workers.cpp (filter workers and the reorder window),
-// runtime_output.cpp (output threads, the sink context and retries).
+// runtime_output.cpp (output threads, the sink context and retries), runtime_journal.cpp
+// (the disk journal of an input that cannot redeliver, its feeder thread, standby).
 #pragma once
 
 #include <atomic>
@@ -111,6 +112,7 @@ class Pipeline {
     void retry(DeliveryId id, Message &&msg, std::string_view reason) noexcept override;
     bool inputCanRedeliver() const noexcept override { return p_.input_.can_ack; }
     unsigned attempt() const noexcept override { return attempt_; }
+    void setActive(bool active) noexcept override;  // runtime_journal.cpp
     unsigned attempt_ = 0;  ///< of the message being sent (output thread only)
 
    private:
@@ -136,6 +138,8 @@ class Pipeline {
     Gauge *retry_held = nullptr;
     std::thread thread;
     bool sink_failed = false;
+    /// SinkContext::setActive(): false while this output stands by (runtime_journal.cpp).
+    std::atomic<bool> active{true};
   };
 
   struct FilterStage;
@@ -158,9 +162,13 @@ class Pipeline {
   void sendToSink(Output &o, Message &&msg, PendingDelivery d);
   /// Settles every message waiting for a retry as @p outcome (shutdown, failed sink).
   void dropRetries(Output &o, const char *why);
-  /// Queues @p msg for every output (blocking while a queue is full).
+  /// Queues @p msg for every output (blocking while a queue is full); with a journal,
+  /// appends it there instead (the feeder dispatches it).
   /// @p submitted_ns: when submit() took it (steady clock), for the latency histogram.
   void dispatch(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns = 0);
+  /// Queues @p msg for every output (blocking while a queue is full). @p journaled: @p tag
+  /// is a journal sequence number.
+  void dispatchOut(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns, bool journaled);
   void submitParallel(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns);
   void workerMain(std::size_t lane);
   void emitReady();
@@ -173,9 +181,33 @@ class Pipeline {
   void processCompletions(Source &src);
   void closeOutputs();
 
+  // ---- the journal (runtime_journal.cpp) ----
+  struct JournalRun;
+  struct JournalRunDeleter {
+    void operator()(JournalRun *j) const noexcept;
+  };
+  /// start(): opens the journal (throws StartError when its directory cannot be used).
+  void journalOpen();
+  /// Input thread (or the reorder emitter): appends a message that passed the filters.
+  void journalAppend(Message &&msg, std::uint64_t tag, std::int64_t submitted_ns);
+  /// processCompletions(): a journaled message settled at every output.
+  void journalComplete(Source &src, const Completion &c, std::int64_t now_ns);
+  /// The input thread's stop condition with a journal (@p eos: the input ended).
+  bool journalIdle(bool eos) const noexcept;
+  void journalStartFeeder();
+  void journalStopFeeder();
+  /// End of the input thread: flushes and closes the journal (what is unreleased stays).
+  void journalClose();
+  void feederMain();
+  std::unique_ptr<JournalRun, JournalRunDeleter> jr_;
+  std::size_t journalOutstanding() const noexcept;
+  /// Outputs that stand by (SinkContext::setActive(false)).
+  std::atomic<int> inactive_outputs_{0};
+
   std::string name_;
   CounterStore &counters_;
   Settings settings_;
+  JournalSpec journal_spec_;
   StageInstance input_;
   Source *source_ = nullptr;
   std::unique_ptr<SourceCtx> source_ctx_;

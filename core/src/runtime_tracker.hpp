@@ -63,6 +63,8 @@ struct Completion {
   std::string refused_by;
   /// When the message was submitted (steady clock ns; 0: unknown), for the latency histogram.
   std::int64_t submitted_ns = 0;
+  /// @p tag is a journal sequence number, not the source's tag (runtime_journal.cpp).
+  bool journaled = false;
 };
 
 /// Outcomes on their way back to the input thread. THREADING: push() from any thread;
@@ -116,6 +118,7 @@ class Tracker {
   Tracker *next_ = nullptr;  ///< free-list link while in the pool
   std::uint64_t tag_ = 0;
   std::int64_t submitted_ns_ = 0;
+  bool journaled_ = false;
   std::atomic<int> remaining_{0};
   std::mutex mutex_;
   Outcome worst_ = Outcome::Delivered;
@@ -136,8 +139,9 @@ class TrackerPool {
   TrackerPool &operator=(const TrackerPool &) = delete;
 
   /// A tracker for message @p tag that @p outputs outputs will settle (at least one),
-  /// submitted at @p submitted_ns (steady clock; 0: unknown).
-  Tracker *acquire(std::uint64_t tag, int outputs, std::int64_t submitted_ns = 0) {
+  /// submitted at @p submitted_ns (steady clock; 0: unknown). @p journaled: @p tag is a
+  /// journal sequence number (runtime_journal.cpp).
+  Tracker *acquire(std::uint64_t tag, int outputs, std::int64_t submitted_ns = 0, bool journaled = false) {
     if (free_ == nullptr) {
       free_ = returned_.exchange(nullptr, std::memory_order_acquire);
       if (free_ == nullptr) {
@@ -149,6 +153,7 @@ class TrackerPool {
     t->next_ = nullptr;
     t->tag_ = tag;
     t->submitted_ns_ = submitted_ns;
+    t->journaled_ = journaled;
     t->worst_ = Outcome::Delivered;
     t->reason_.clear();
     t->remaining_.store(outputs, std::memory_order_relaxed);
@@ -192,7 +197,7 @@ inline void Tracker::settle(Outcome o, std::string_view why) {
   }
   if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     // The last output: nobody else touches this tracker until the pool hands it out again.
-    pool_->completions_.push({tag_, worst_, std::move(reason_), false, false, {}, submitted_ns_});
+    pool_->completions_.push({tag_, worst_, std::move(reason_), false, false, {}, submitted_ns_, journaled_});
     pool_->release(this);
   }
 }
