@@ -12,8 +12,11 @@ each one's /metrics.
      printed), never both;
   3. C started against the survivor: it stands by (0 for 3 s) while the survivor stays
      active, and a message written to its stdin meanwhile is not published;
-  4. SIGTERM of the survivor: C takes over within 5 s; the survivor exits 0 and both logs
-     say when they acquired the lease.
+  4. the survivor frozen (SIGSTOP, heartbeat 2 s): C takes over once the broker gives up
+     on it; a message written to the frozen one's stdin is never published, and woken up
+     (SIGCONT) it stands by and stays so;
+  5. SIGTERM of C: the old survivor takes over within 5 s; both exit 0 and their logs say
+     when they acquired and lost the lease.
 """
 import json
 import os
@@ -29,6 +32,7 @@ from sytest import free_port, http_get  # noqa: E402
 
 TICK_MS = 200
 TIMEOUT_MS = 800
+HEARTBEAT = 2
 GAUGE_RE = re.compile(r'^switchyard_lease_active\{[^}]*\} (-?\d+)$', re.M)
 
 
@@ -53,6 +57,7 @@ pipelines:
         url: "{broker.url}"
         exchange: amq.topic
         reconnect_max_delay: 1
+        heartbeat: {HEARTBEAT}
         lease: {{queue: {queue}, tick_ms: {TICK_MS}, timeout_ms: {TIMEOUT_MS}}}
 """, stdin=subprocess.PIPE)
 
@@ -110,7 +115,7 @@ def main():
     port_c = free_port()
     c = instance(broker, lease_q, topic, port_c)
     wait_for(lambda: lease_active(port_c) == 0, 10, "C up and standing by", interval=0.1)
-    # 5 (first half): a message handed to the standby is held, not published.
+    # A message handed to the standby is not published.
     c.proc.stdin.write((json.dumps({"topic": topic, "body": {"n": 1}, "id": "held-by-standby"}) + "\n").encode())
     c.proc.stdin.flush()
     t_end = time.monotonic() + 3
@@ -124,20 +129,42 @@ def main():
         # standing by) or the sink itself may decide; either way nothing is published.
         raise AssertionError("a standby instance published a message")
 
-    # 4. SIGTERM of the survivor: C takes over.
+    # 4. the survivor frozen (SIGSTOP: its connections stay open and silent, as with a
+    # stalled host): the broker drops it after two heartbeats and C takes over. A message
+    # written to the frozen one's stdin is never published: woken up (SIGCONT) it stands by.
+    t_stop = time.monotonic()
+    procs[survivor].proc.send_signal(signal.SIGSTOP)
+    procs[survivor].proc.stdin.write(
+        (json.dumps({"topic": topic, "body": {"n": 2}, "id": "written-while-frozen"}) + "\n").encode())
+    procs[survivor].proc.stdin.flush()
+    wait_for(lambda: lease_active(port_c) == 1, 2 * HEARTBEAT + 5, "C active after the survivor froze",
+             interval=0.05)
+    log(f"takeover after SIGSTOP (heartbeat {HEARTBEAT} s): {(time.monotonic() - t_stop) * 1000:.0f} ms")
+    procs[survivor].proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: lease_active(ports[survivor]) == 0, 5, "the woken survivor standing by", interval=0.05)
+    t_end = time.monotonic() + 2
+    while time.monotonic() < t_end:
+        assert lease_active(port_c) == 1, "C lost the lease to the woken survivor"
+        assert lease_active(ports[survivor]) == 0, "the woken survivor took the lease back"
+        time.sleep(0.05)  # sampling pace
+    m, _, body = ch.basic_get(out_q, auto_ack=False)
+    assert m is None, f"a standing-by instance published: {body!r}"
+
+    # 5. SIGTERM of C (active): the old survivor takes over again.
     t_term = time.monotonic()
-    procs[survivor].proc.send_signal(signal.SIGTERM)
-    rc = procs[survivor].wait(60)
-    assert rc == 0, (rc, procs[survivor].stderr()[-3000:])
-    assert "lease on queue" in procs[survivor].stderr() and "acquired" in procs[survivor].stderr()
-    wait_for(lambda: lease_active(port_c) == 1, 5, "C active after SIGTERM of the survivor", interval=0.02)
+    c.proc.send_signal(signal.SIGTERM)
+    rc = c.wait(60)
+    assert rc == 0, (rc, c.stderr()[-3000:])
+    wait_for(lambda: lease_active(ports[survivor]) == 1, 5, "the survivor active after SIGTERM of C",
+             interval=0.02)
     log(f"takeover after SIGTERM: {(time.monotonic() - t_term) * 1000:.0f} ms")
     err = c.stderr()
     assert re.search(r"lease on queue '[^']+' acquired after \d+ ms standing by", err), err[-3000:]
+    assert "lease on queue" in procs[survivor].stderr() and " lost: " in procs[survivor].stderr()
 
-    c.proc.stdin.close()
-    rc = c.wait(60)
-    assert rc == 0, (rc, c.stderr()[-3000:])
+    procs[survivor].proc.stdin.close()
+    rc = procs[survivor].wait(60)
+    assert rc == 0, (rc, procs[survivor].stderr()[-3000:])
     ch.queue_delete(lease_q)
     ch.queue_delete(out_q)
     conn.close()

@@ -3,6 +3,7 @@
 // amqp-publish's lease: see amqp_lease.hpp for the mechanism.
 #include "amqp_lease.hpp"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,7 +24,15 @@ constexpr std::int64_t kMaxTickMs = 60000;
 /// instance consumes.
 constexpr std::int64_t kMaxTicks = 100;
 
+/// Rounds of readMethods() per service() at most (1000 frames each).
+constexpr int kMaxReadRounds = 64;
+
 amqp_bytes_t bytesOf(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char *>(s.data())}; }
+
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
 
 }  // namespace
 
@@ -195,13 +204,21 @@ std::chrono::milliseconds Lease::service(SinkContext &ctx) noexcept {
                       std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - Clock::now()));
     }
   }
-  int rc = conn_.readMethods(1000, [&](const amqp_frame_t &frame) {
-    handleMethod(ctx, frame);
-    return conn_.isOpen();
-  });
-  if (rc != AMQP_STATUS_OK) {
-    lost(ctx, describeStatus(rc));
-    return std::chrono::milliseconds(1);
+  // Everything there is, not a bounded batch: after a freeze (SIGSTOP, a stalled VM) the
+  // socket holds old ticks followed by the broker's goodbye, and the ticks alone would
+  // look like a lease still held.
+  for (int round = 0; round < kMaxReadRounds && conn_.isOpen(); ++round) {
+    int rc = conn_.readMethods(1000, [&](const amqp_frame_t &frame) {
+      handleMethod(ctx, frame);
+      return conn_.isOpen();
+    });
+    if (rc != AMQP_STATUS_OK) {
+      lost(ctx, describeStatus(rc));
+      return std::chrono::milliseconds(1);
+    }
+    if (!conn_.isOpen() || !(conn_.hasBuffered() || readable(conn_.fd()))) {
+      break;
+    }
   }
   if (!conn_.isOpen()) {
     return std::chrono::milliseconds(1);

@@ -53,7 +53,11 @@ class Lease {
   /// The lease connection's socket while it is open (-1 otherwise), to wait on with poll(2).
   [[nodiscard]] int fd() const noexcept { return conn_.isOpen() ? conn_.fd() : -1; }
   [[nodiscard]] bool hasBuffered() const noexcept { return conn_.isOpen() && conn_.hasBuffered(); }
-  [[nodiscard]] bool active() const noexcept { return active_; }
+  /// Whether this instance may publish now: it holds the lease and its last tick is less
+  /// than timeout_ms old. The time is checked here too (not only in service()), so that a
+  /// process that was frozen (SIGSTOP, a stalled VM) publishes nothing when it wakes up
+  /// before service() has read what happened meanwhile.
+  [[nodiscard]] bool active() const noexcept { return active_ && Clock::now() - last_received_ < ls_.timeout; }
   [[nodiscard]] const LeaseSettings &settings() const noexcept { return ls_; }
 
   void stop() noexcept { conn_.close(); }
