@@ -32,9 +32,11 @@ namespace switchyard::amqp {
 
 /// Configuration keys common to both plugins (the schema rows are in kCommonKeys).
 #define SY_AMQP_COMMON_KEYS                                                                  \
-  {"url", SY_CFG_STRING, 1, nullptr,                                                         \
+  {"url", SY_CFG_STRING_LIST, 1, nullptr,                                                    \
    "amqp://user:password@host:port/vhost or amqps://...; the password may come from "      \
-   "${ENV} or password_file. Never logged (the password is redacted).",                     \
+   "${ENV} or password_file. Never logged (the password is redacted). A list of URLs "      \
+   "names the nodes of a cluster: a failed connect or a lost connection moves to the next " \
+   "one (round robin, the reconnect backoff between full rounds).",                         \
    1},                                                                                       \
       {"password_file", SY_CFG_STRING, 0, nullptr,                                           \
        "File whose first line is the password (replaces the URL's password).", 0},          \
@@ -57,6 +59,21 @@ namespace switchyard::amqp {
       {"app", SY_CFG_STRING, 0, "\"switchyard\"",                                            \
        "Application name sent in the connection's client properties.", 0}
 
+/// One broker of `url` (a node of a cluster when there are several).
+struct Node {
+  std::string host;
+  int port = 5672;
+  std::string vhost = "/";
+  std::string user = "guest";
+  std::string password = "guest";  // secret: never logged
+  bool tls = false;
+  std::string redacted_url;  // for logs
+};
+
+/// The common keys. host ... tls and redacted_url are those of the node in use (nodes[node]);
+/// Connection::open() moves to the next node of a list before every attempt but the first
+/// (amqp_failover.cpp), and retryDelay() paces the attempts: the next node at once, the
+/// reconnect backoff only after a full round of failures.
 struct Settings {
   std::string host;
   int port = 5672;
@@ -71,6 +88,19 @@ struct Settings {
   double max_delay = 5;
   std::string app = "switchyard";
   std::string redacted_url;  // for logs
+
+  std::vector<Node> nodes;           ///< every URL of `url`, in order (at least one when valid)
+  std::size_t node = 0;              ///< the one in use
+  std::size_t failures_in_row = 0;   ///< failed attempts since the last successful connection
+
+  /// Makes nodes[@p i] the node in use.
+  void useNode(std::size_t i);
+  /// Moves to the next node of the list (round robin); a single URL stays.
+  void nextNode() { useNode(nodes.empty() ? 0 : (node + 1) % nodes.size()); }
+  /// The redacted URL of the node a next attempt goes to.
+  [[nodiscard]] const std::string &nextUrl() const {
+    return nodes.size() > 1 ? nodes[(node + 1) % nodes.size()].redacted_url : redacted_url;
+  }
 
   /// Reads the common keys; records every problem with sdk::Config::problem(), naming
   /// its key ("url", "tls.key_file").
@@ -134,6 +164,10 @@ inline constexpr double kStartTimeoutS = 5.0;
 /// service runs but cannot move anything. A transient one is a warning.
 std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, std::string_view url,
                                      const ConnectError &err) noexcept;
+/// With several nodes in `url`, a failed attempt is followed at once by one on the next node,
+/// and the backoff applies after a full round of failed attempts (amqp_failover.cpp).
+std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, Settings &s,
+                                     const ConnectError &err) noexcept;
 
 /// Classifies a failed RPC of the set-up (queue/exchange declare, bind) in @p r; fills
 /// @p e.kind and @p e.fix for the permanent cases, @p what names the object.
@@ -155,9 +189,15 @@ struct ConnCounters {
   Counter *connect_failures = nullptr;
   Gauge *connected = nullptr;
   Gauge *blocked = nullptr;
+  /// `broker_node`: the node in use, its 1-based place in the `url` list (0 before the
+  /// first connection).
+  Gauge *node = nullptr;
+  Settings *settings = nullptr;
   /// Also publishes the client certificate's expiry (tls.cert_file's notAfter, a Unix
   /// timestamp) as the gauge `tls_cert_not_after_timestamp_seconds` when one is configured.
-  void init(PluginContext &ctx, const Settings &s) {
+  void init(PluginContext &ctx, Settings &s) {
+    settings = &s;
+    node = &ctx.gauge("broker_node");
     if (!s.cert_file.empty()) {
       ctx.gauge("tls_cert_not_after_timestamp_seconds").set(certNotAfter(s.cert_file));
     }
@@ -172,6 +212,8 @@ struct ConnCounters {
   void up() noexcept {
     connected->set(1);
     blocked->set(0);
+    settings->failures_in_row = 0;
+    node->set(static_cast<std::int64_t>(settings->node + 1));
   }
   /// The connection is gone (a blocked state goes with it).
   void down() noexcept {

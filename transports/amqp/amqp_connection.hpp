@@ -26,6 +26,10 @@ class Connection {
   /// which stays the RPC timeout (for the caller's set-up) until setRpcTimeout().
   /// On failure returns false with @p error classified (ConnectError).
   bool open(const Settings &s, ConnectError &error, double timeout_s = 0);
+  /// The plugins' attempts (failover, amqp_failover.cpp): before every attempt of this
+  /// Connection but the first -- the previous one failed or its connection was lost --
+  /// moves @p s to the next node of its `url` list, then opens as above.
+  bool open(Settings &s, ConnectError &error, double timeout_s = 0);
   void setRpcTimeout(double s) noexcept;
   /// Polite close (connection.close with the RPC timeout), then frees everything.
   void close() noexcept;
@@ -70,6 +74,8 @@ class Connection {
   /// Set by the TLS client-certificate callback of this connection's handshake when the
   /// broker asked for a certificate that is not configured (see Connection::open()).
   bool cert_requested_ = false;
+  /// open(Settings &) ran before: the next one moves to the next node.
+  bool attempted_ = false;
 };
 
 /// A readable description of an RPC reply ("channel closed by broker: 403 ACCESS_REFUSED ...").

@@ -130,7 +130,7 @@ void AmqpConsume::waitWake(SourceContext &ctx, std::chrono::milliseconds t) {
 }
 
 void AmqpConsume::scheduleRetry(SourceContext &ctx, const ConnectError &err) noexcept {
-  next_attempt_ = Clock::now() + retryDelay(ctx, backoff_, settings_.redacted_url, err);
+  next_attempt_ = Clock::now() + retryDelay(ctx, backoff_, settings_, err);
 }
 
 void AmqpConsume::connect(SourceContext &ctx) noexcept {

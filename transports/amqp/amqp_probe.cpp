@@ -27,24 +27,54 @@ double Prober::leftSeconds() const {
 }
 
 bool Prober::connect() {
+  // Every node of a url list is tried and reported; the passive checks run on the first
+  // one that works.
+  std::size_t n = std::max<std::size_t>(settings_.nodes.size(), 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!settings_.nodes.empty()) {
+      settings_.useNode(i);
+    }
+    if (conn_.isOpen()) {
+      Connection other;
+      reportNode(other);
+      other.close();
+    } else if (reportNode(conn_)) {
+      where_ = urlWithoutPassword(settings_);
+    }
+  }
+  return conn_.isOpen();
+}
+
+bool Prober::reportNode(Connection &conn) {
+  std::string where = urlWithoutPassword(settings_);
   ConnectError err;
   double budget = std::min(leftSeconds(), settings_.connect_timeout);
-  if (!conn_.open(settings_, err, budget)) {
+  if (!conn.open(static_cast<const Settings &>(settings_), err, budget)) {
     std::string fix = err.fix;
     if (err.kind == Failure::Transient && fix.empty()) {
       fix = "check that the broker runs and that host and port are right";
     }
-    report_.result(where_, Status::error(fix.empty() ? err.message : err.message + "; fix: " + fix));
+    report_.result(where, Status::error(fix.empty() ? err.message : err.message + "; fix: " + fix));
     return false;
   }
-  conn_.setRpcTimeout(leftSeconds());
+  conn.setRpcTimeout(leftSeconds());
   std::string why;
-  if (!openChannel(why)) {
-    report_.result(where_, Status::error(why));
-    conn_.drop();
+  if (&conn == &conn_ ? !openChannel(why) : !probeChannel(conn, why)) {
+    report_.result(where, Status::error(why));
+    conn.drop();
     return false;
   }
-  report_.result(where_, Status::ok());
+  report_.result(where, Status::ok());
+  return true;
+}
+
+bool Prober::probeChannel(Connection &conn, std::string &why) {
+  amqp_channel_open(conn.state(), 1);
+  auto r = amqp_get_rpc_reply(conn.state());
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    why = "channel.open: " + describe(r);
+    return false;
+  }
   return true;
 }
 

@@ -25,8 +25,8 @@ class Prober {
   Prober &operator=(const Prober &) = delete;
   ~Prober() { conn_.close(); }
 
-  /// Connects, logs in and opens a channel; reports the URL's result. False when it failed
-  /// (nothing more can be checked).
+  /// Connects, logs in and opens a channel; reports the URL's result, for a list of URLs
+  /// each node's. False when no node could be used (nothing more can be checked).
   bool connect();
   /// Checks that exchange @p name exists (exchange.declare, passive); reports it. When it
   /// does not exist: fine if @p declared_at_start (start() declares it), else a failure
@@ -40,12 +40,16 @@ class Prober {
   /// (404 absent, 403 refused), or -1 when the connection failed (@p why says how).
   int passive(bool is_queue, const std::string &name, std::string &why);
   bool openChannel(std::string &why);
+  /// One attempt on the node in use through @p conn, reported; true when it is usable.
+  bool reportNode(Connection &conn);
+  /// channel.open on a connection other than conn_ (a further node of the list).
+  static bool probeChannel(Connection &conn, std::string &why);
   double leftSeconds() const;
 
-  const Settings &settings_;
+  Settings settings_;  ///< a copy: connect() moves it through the nodes of the list
   ProbeReport &report_;
   const std::chrono::steady_clock::time_point deadline_;
-  const std::string where_;
+  std::string where_;  ///< the node the passive checks run on
   Connection conn_;
   amqp_channel_t channel_ = 0;
 };

@@ -38,7 +38,7 @@ Status AmqpPublish::flush(SinkContext &ctx, std::chrono::milliseconds timeout) n
 }
 
 void AmqpPublish::scheduleRetry(SinkContext &ctx, const ConnectError &err) noexcept {
-  next_attempt_ = Clock::now() + retryDelay(ctx, backoff_, settings_.redacted_url, err);
+  next_attempt_ = Clock::now() + retryDelay(ctx, backoff_, settings_, err);
 }
 
 void AmqpPublish::connect(SinkContext &ctx) noexcept {

@@ -25,34 +25,111 @@ std::string redactUrl(std::string_view url) {
   return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
 }
 
-Settings Settings::fromConfig(const sdk::Config &c) {
-  Settings s;
-  std::string url = c.str("url");
-  s.redacted_url = redactUrl(url);
+namespace {
+
+/// One URL of `url` into @p n; problems recorded at @p key ("url", "url[1]").
+bool readUrl(const sdk::Config &c, const std::string &key, const std::string &url, Node &n) {
+  n.redacted_url = redactUrl(url);
   amqp_connection_info info{};
   std::vector<char> buf(url.begin(), url.end());
   buf.push_back('\0');
   if (url.find('\0') != std::string::npos || amqp_parse_url(buf.data(), &info) != AMQP_STATUS_OK) {
-    c.problem("url", "'" + s.redacted_url +
-                         "' is not an AMQP URL: write amqp://USER:PASSWORD@HOST:PORT/VHOST (amqps:// for TLS)");
-  } else {
-    s.host = info.host;
-    s.port = info.port;
-    s.user = info.user;
-    s.password = info.password;
-    s.vhost = info.vhost;
-    s.tls = info.ssl != 0;
-    if (s.host.empty()) {
-      c.problem("url", "'" + s.redacted_url + "' names no host: write amqp://USER:PASSWORD@HOST:PORT/VHOST");
-    }
-    if (s.port < 1 || s.port > 65535) {
-      c.problem("url", fmt::format("'{}': port {} is out of range (1 to 65535)", s.redacted_url, s.port));
-    }
+    c.problem(key, "'" + n.redacted_url +
+                       "' is not an AMQP URL: write amqp://USER:PASSWORD@HOST:PORT/VHOST (amqps:// for TLS)");
+    return false;
+  }
+  n.host = info.host;
+  n.port = info.port;
+  n.user = info.user;
+  n.password = info.password;
+  n.vhost = info.vhost;
+  n.tls = info.ssl != 0;
+  bool ok = true;
+  if (n.host.empty()) {
+    c.problem(key, "'" + n.redacted_url + "' names no host: write amqp://USER:PASSWORD@HOST:PORT/VHOST");
+    ok = false;
+  }
+  if (n.port < 1 || n.port > 65535) {
+    c.problem(key, fmt::format("'{}': port {} is out of range (1 to 65535)", n.redacted_url, n.port));
+    ok = false;
   }
   // "amqp://host/" has an empty path; like pika, take it as the default vhost "/".
-  if (s.vhost.empty()) {
-    s.vhost = "/";
+  if (n.vhost.empty()) {
+    n.vhost = "/";
   }
+  return ok;
+}
+
+/// `url`: one URL, or a list of them (the nodes of a cluster), all amqp:// or all amqps://.
+void readUrls(const sdk::Config &c, Settings &s) {
+  const auto &v = c.value("url");
+  std::vector<std::string> urls;
+  if (v.IsString()) {
+    urls.emplace_back(v.GetString(), v.GetStringLength());
+  } else if (v.IsArray()) {
+    for (const auto &u : v.GetArray()) {
+      if (!u.IsString()) {
+        c.problem("url", "'url' must be a URL or a list of URLs (strings)");
+        return;
+      }
+      urls.emplace_back(u.GetString(), u.GetStringLength());
+    }
+  } else {
+    c.problem("url", "'url' must be a URL or a list of URLs (strings)");
+    return;
+  }
+  if (urls.empty()) {
+    c.problem("url", "'url' is an empty list: give at least one amqp://USER:PASSWORD@HOST:PORT/VHOST");
+    return;
+  }
+  bool list = v.IsArray() && urls.size() > 1;
+  for (std::size_t i = 0; i < urls.size(); ++i) {
+    std::string key = list ? fmt::format("url[{}]", i) : std::string("url");
+    Node n;
+    if (!readUrl(c, key, urls[i], n)) {
+      continue;
+    }
+    if (!s.nodes.empty() && n.tls != s.nodes.front().tls) {
+      c.problem(key, fmt::format("'{}' is {} but '{}' is {}: the nodes of one url list share the TLS settings, "
+                                 "so use amqps:// for all of them or for none",
+                                 n.redacted_url, n.tls ? "amqps://" : "amqp://", s.nodes.front().redacted_url,
+                                 s.nodes.front().tls ? "amqps://" : "amqp://"));
+      continue;
+    }
+    for (const auto &o : s.nodes) {
+      if (o.host == n.host && o.port == n.port && o.vhost == n.vhost) {
+        c.problem(key, fmt::format("'{}' is listed twice in url: name each node once", n.redacted_url));
+      }
+    }
+    s.nodes.push_back(std::move(n));
+  }
+  if (!s.nodes.empty()) {
+    s.useNode(0);
+  } else {
+    s.redacted_url = redactUrl(urls.front());
+  }
+}
+
+}  // namespace
+
+void Settings::useNode(std::size_t i) {
+  if (i >= nodes.size()) {
+    return;
+  }
+  node = i;
+  const Node &n = nodes[i];
+  host = n.host;
+  port = n.port;
+  vhost = n.vhost;
+  user = n.user;
+  password = n.password;
+  tls = n.tls;
+  redacted_url = n.redacted_url;
+}
+
+Settings Settings::fromConfig(const sdk::Config &c) {
+  Settings s;
+  readUrls(c, s);
   if (c.has("password_file")) {
     std::string path = c.str("password_file");
     std::ifstream in(path);
@@ -62,6 +139,9 @@ Settings Settings::fromConfig(const sdk::Config &c) {
       std::getline(in, s.password);
       if (!s.password.empty() && s.password.back() == '\r') {
         s.password.pop_back();
+      }
+      for (auto &n : s.nodes) {
+        n.password = s.password;
       }
     }
   }
@@ -145,19 +225,6 @@ sdk::BackoffPolicy reconnectPolicy(double max_s) noexcept {
 std::chrono::milliseconds nextDelay(Backoff &b) noexcept {
   auto cap = std::chrono::milliseconds(static_cast<std::int64_t>(b.policy().max_s * 1000));
   return std::min(b.next(), cap);
-}
-
-std::chrono::milliseconds retryDelay(PluginContext &ctx, Backoff &backoff, std::string_view url,
-                                     const ConnectError &err) noexcept {
-  auto d = nextDelay(backoff);
-  if (err.permanent()) {
-    ctx.counter("permanent_errors", failureName(err.kind)).add();
-    ctx.log().error("cannot connect to {}: {}; this will not fix itself; retrying in {} ms", url, err.text(),
-                    d.count());
-  } else {
-    ctx.log().warn("cannot connect to {}: {}; retrying in {} ms", url, err.text(), d.count());
-  }
-  return d;
 }
 
 const char *failureName(Failure f) noexcept {
