@@ -62,6 +62,15 @@ const sy_config_key kSchema[] = {
      "queue.declare arguments, e.g. {x-message-ttl: 60000, x-queue-type: quorum, "
      "x-dead-letter-exchange: dlx}.",
      0},
+    {"queue_type", SY_CFG_STRING, 0, "\"\"",
+     "The queue's type (argument x-queue-type): classic or quorum; \"\" leaves it to the broker (classic). A "
+     "quorum queue is replicated on the nodes of a cluster and survives the loss of a minority of them: the "
+     "queue of several competing instances on a cluster. It must be named, durable and not auto-delete.",
+     0},
+    {"single_active_consumer", SY_CFG_BOOL, 0, "false",
+     "Declare the queue with x-single-active-consumer: of all the instances consuming it, one gets the "
+     "deliveries and the others stand by, the next taking over when it goes (strict order, no parallelism).",
+     0},
     {"bindings", SY_CFG_LIST, 0, "[]",
      "List of {exchange, routing_keys} bound to the queue after every (re)connect.", 0},
     {"prefetch", SY_CFG_INT, 0, "10", "basic.qos prefetch count: unacknowledged deliveries at most.", 0, nullptr, SY_BOUND_MIN | SY_BOUND_MAX, 1, 65535},
@@ -180,6 +189,9 @@ AmqpConsume::AmqpConsume(const sdk::Config &c)
   c.value("arguments").Accept(w);
   std::string err;
   auto args = json::parse(std::string_view(sb.GetString(), sb.GetSize()), &err);
+  if (args && args->isObject()) {
+    queueOptions(c, *args);
+  }
   if (!args || !args->isObject() || !args_arena_.fromJson(*args, args_, err)) {
     c.problem("arguments", "'arguments' must be a mapping of AMQP-encodable values: " + err);
   }
@@ -192,6 +204,41 @@ AmqpConsume::AmqpConsume(const sdk::Config &c)
   }
   if (passive_ && queue_.empty()) {
     c.problem("passive", "passive: true only checks a named queue: set queue (or passive: false)");
+  }
+}
+
+/// queue_type and single_active_consumer into the queue.declare @p args, which may already
+/// say the same (not otherwise).
+void AmqpConsume::queueOptions(const sdk::Config &c, json::Value &args) {
+  std::string type = c.str("queue_type");
+  if (!type.empty()) {
+    if (type != "classic" && type != "quorum") {
+      c.problem("queue_type", "unknown queue_type '" + type + "': use classic or quorum");
+    } else if (auto given = args.findString("x-queue-type"); given && *given != type) {
+      c.problem("queue_type", fmt::format("queue_type: {} contradicts arguments.x-queue-type: {}; keep one of them",
+                                          type, *given));
+    } else {
+      args.set("x-queue-type", json::Value::fromString(type));
+    }
+  }
+  if (c.boolean("single_active_consumer")) {
+    const json::Value *given = args.find("x-single-active-consumer");
+    if (given != nullptr && !(given->type == json::Value::Type::Bool && given->boolean)) {
+      c.problem("single_active_consumer",
+                "single_active_consumer: true contradicts arguments.x-single-active-consumer; keep one of them");
+    } else {
+      args.set("x-single-active-consumer", json::Value::fromBool(true));
+    }
+  }
+  if (args.findString("x-queue-type") == std::string_view("quorum")) {
+    const char *key = type.empty() ? "arguments" : "queue_type";
+    if (queue_.empty()) {
+      c.problem(key, "a quorum queue needs a name: set queue (the broker names only exclusive classic queues)");
+    } else if (!durable_) {
+      c.problem(key, "a quorum queue is always durable: remove durable: false");
+    } else if (auto_delete_) {
+      c.problem(key, "a quorum queue cannot be auto-delete: remove auto_delete: true");
+    }
   }
 }
 

@@ -53,6 +53,9 @@ class AmqpConsume final : public Source {
   /// The constructor's reading of `bindings` (problems recorded per item).
   void readBindings(const sdk::Config &c);
 
+  /// queue_type and single_active_consumer into the `arguments` tree @p args.
+  void queueOptions(const sdk::Config &c, json::Value &args);
+
   /// Sends the acks complete() collected: one basic.ack with multiple=true for those below
   /// the oldest delivery still unsettled (so it never acknowledges a message the pipeline
   /// still holds, nor one left unacked on purpose at shutdown), single acks for the rest.
