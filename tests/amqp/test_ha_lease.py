@@ -4,6 +4,8 @@ kill -9. Three `switchyard run` processes (stdin -> amqp-publish with the same
 lease.queue, tick_ms 200, each with its HTTP endpoint); the gauge lease_active is read from
 each one's /metrics.
 
+  0. a lease on a pipeline whose input can redeliver (amqp-consume) is refused at start
+     (exit 3, saying why);
   1. A and B started: within 5 s exactly one is active, and for the next 2 s (ten ticks,
      more than two lease timeouts) every sample shows exactly one of them active;
      the broker agrees: the lease queue is a quorum queue with single active consumer,
@@ -71,6 +73,19 @@ def main():
     ch = conn.channel()
     ch.queue_declare(out_q, durable=True)
     ch.queue_bind(out_q, "amq.topic", topic)
+
+    # 0. refused for an input that can redeliver (a standby would acknowledge and lose it).
+    bad = Switchyard(f"""version: 1
+pipelines:
+  amqp-in:
+    input: {{type: amqp-consume, url: "{broker.url}", queue: {out_q}}}
+    outputs:
+      - type: amqp-publish
+        url: "{broker.url}"
+        lease: {{queue: {lease_q}}}
+""")
+    rc = bad.wait(30)
+    assert rc == 3 and "lease is for an input that cannot redeliver" in bad.stderr(), (rc, bad.stderr()[-2000:])
 
     ports = {"A": free_port(), "B": free_port()}
     procs = {name: instance(broker, lease_q, topic, port) for name, port in ports.items()}

@@ -206,6 +206,14 @@ Status AmqpPublish::start(SinkContext &ctx) noexcept {
   forbidden_topic_ = &ctx.counter("forbidden_topic");
   refused_ = &ctx.counter("refused_by_broker");
   unconfirmed_gauge_ = &ctx.gauge("unconfirmed");
+  if (lease_ && ctx.inputCanRedeliver()) {
+    // A standby drops what it is handed; an input that can redeliver would lose it for good.
+    return Status::permanent(
+        "lease is for an input that cannot redeliver (zmq-sub, stdin): a standby drops its input, which an "
+        "AMQP input would acknowledge and lose; for several AMQP consumers use amqp-consume's "
+        "single_active_consumer instead, and remove lease",
+        "lease");
+  }
   if (lease_) {
     // Standing by from the start: the runtime dispatches nothing until the lease is ours.
     ConnectError lerr;
