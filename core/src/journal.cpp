@@ -280,8 +280,9 @@ std::optional<Record> JournalImpl::next() {
       return std::nullopt;
     }
     if (it->first != cur_seg_) {
-      cur_seg_ = it->first;  // the cursor's segment was deleted: on to the next one
+      cur_seg_ = it->first;  // the cursor's segment was deleted or read: on to the next one
       cur_off_ = 0;
+      continue;  // its first record may be in the cache
     }
     if (cur_off_ >= it->size) {
       if (&*it == &segs_.back()) {
