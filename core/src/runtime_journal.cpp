@@ -94,8 +94,13 @@ struct Pipeline::JournalRun {
   // Feeder thread only.
   std::deque<journal::Record> held;  ///< taken while standing by
   bool was_active = true;
-  std::uint64_t fsyncs_seen = 0;
+  std::atomic<std::size_t> held_count{0};  ///< held.size(), for the gauges
   bool full_logged = false;  ///< appending threads (one at a time)
+  // The gauges are refreshed by the feeder and by the appending thread (the feeder may
+  // wait on a full output queue for the whole of an outage).
+  std::mutex gauges_mutex;
+  std::uint64_t fsyncs_seen = 0;
+  std::atomic<std::int64_t> gauges_ns{0};  ///< when last refreshed (steady clock)
 
   Counter *appended = nullptr;
   Counter *replayed_start = nullptr;
@@ -144,14 +149,25 @@ struct Pipeline::JournalRun {
     return tag;
   }
   void updateGauges() {
+    gauges_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     journal::Stats s = j->stats();
-    backlog->set(static_cast<std::int64_t>(s.backlog + held.size()));
+    const std::size_t h = held_count.load();
+    std::lock_guard lock(gauges_mutex);
+    backlog->set(static_cast<std::int64_t>(s.backlog + h));
     bytes->set(static_cast<std::int64_t>(s.live_bytes));
     segments->set(static_cast<std::int64_t>(s.segments));
-    held_gauge->set(static_cast<std::int64_t>(held.size()));
+    held_gauge->set(static_cast<std::int64_t>(h));
     if (s.fsyncs > fsyncs_seen) {
       fsyncs->add(s.fsyncs - fsyncs_seen);
       fsyncs_seen = s.fsyncs;
+    }
+  }
+  /// Refreshes the gauges when they are older than kGaugeEvery.
+  void maybeUpdateGauges() {
+    const auto now = Clock::now().time_since_epoch().count();
+    if (now - gauges_ns.load(std::memory_order_relaxed) >=
+        std::chrono::duration_cast<Clock::duration>(kGaugeEvery).count()) {
+      updateGauges();
     }
   }
 };
@@ -236,6 +252,7 @@ void Pipeline::journalAppend(Message &&msg, std::uint64_t tag, std::int64_t subm
       jr.appended->add();
       jr.full_logged = false;
       jr.wake();
+      jr.maybeUpdateGauges();
       return;
     }
     if (r.status == journal::Journal::AppendStatus::IoError) {
@@ -293,7 +310,6 @@ bool Pipeline::journalIdle(bool eos) const noexcept {
 
 void Pipeline::feederMain() {
   JournalRun &jr = *jr_;
-  auto last_gauges = Clock::now();
   auto feed = [&](journal::Record &&rec, bool takeover) {
     if (takeover) {
       jr.replayed_takeover->add();
@@ -311,10 +327,7 @@ void Pipeline::feederMain() {
     dispatchOut(std::move(rec.msg), rec.seq, submitted_ns, true);
   };
   while (!stop_requested_.load() && !abort_.load()) {
-    if (auto now = Clock::now(); now - last_gauges >= kGaugeEvery) {
-      jr.updateGauges();
-      last_gauges = now;
-    }
+    jr.maybeUpdateGauges();
     if (inactive_outputs_.load() > 0) {
       // Standing by: keep the last standby_overlap seconds, dispatch nothing.
       if (jr.was_active) {
@@ -325,6 +338,7 @@ void Pipeline::feederMain() {
       while (auto r = jr.j->next()) {
         jr.held.push_back(std::move(*r));
       }
+      jr.held_count.store(jr.held.size());
       const auto cutoff = wallMs() - static_cast<std::int64_t>(journal_spec_.standby_overlap_s * 1000);
       while (!jr.held.empty() && jr.held.front().appended_ms < cutoff) {
         const std::uint64_t seq = jr.held.front().seq;
@@ -333,6 +347,7 @@ void Pipeline::feederMain() {
           in_flight_gauge_.add(1);
         }
         jr.held.pop_front();
+        jr.held_count.store(jr.held.size());
         jr.trimmed->add();
         jr.outstanding.fetch_add(1);
         Completion c{seq, Outcome::Dropped, "standby"};
@@ -352,6 +367,7 @@ void Pipeline::feederMain() {
     if (!jr.held.empty()) {
       journal::Record rec = std::move(jr.held.front());
       jr.held.pop_front();
+      jr.held_count.store(jr.held.size());
       feed(std::move(rec), true);
       continue;
     }
