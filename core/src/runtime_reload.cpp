@@ -46,6 +46,10 @@ bool writesStdout(const std::string &signature) {
   return signature.find("\noutput 6:stdout ") != std::string::npos;
 }
 
+// A journal directory has one writer (a lock): the old version closes it before the new
+// one opens it (signatures name it as "journal N:DIR ...").
+bool journaled(const std::string &signature) { return signature.find("\njournal ") != std::string::npos; }
+
 /// The plan named @p name out of @p built (it must be there).
 PipelinePlan takePlan(BuiltConfig &built, const std::string &name) {
   for (auto &p : built.plans) {
@@ -222,6 +226,10 @@ ReloadReport Runtime::reload(BuiltConfig next, const Rebuild &rebuild) {
     if (writesStdout(previous.first) || writesStdout(version.first)) {
       // Two versions writing lines to one standard output could interleave them.
       log->info("reload: pipeline '{}' writes to standard output: draining the old version first", name);
+    } else if (journaled(previous.first) || journaled(version.first)) {
+      // What the old version has not delivered stays in its journal, and the new version
+      // sends it first once the old one closed the journal.
+      log->info("reload: pipeline '{}' has a journal: draining the old version first", name);
     } else {
       pipelines_[i]->setRetired(true);
       auto held = counters_.detachGauges(name);

@@ -117,7 +117,10 @@ struct JFixture {
     engine.registerSink("switch", {}, [this](const sdk::Config &) { return std::make_unique<SwitchSink>(sw); }, true);
   }
   void load(const fs::path &dir, const std::string &extra = "", bool journal = true) {
-    engine.loadString(fmt::format(R"(
+    engine.loadString(config(dir, extra, journal));
+  }
+  static std::string config(const fs::path &dir, const std::string &extra = "", bool journal = true) {
+    return fmt::format(R"(
 version: 1
 settings: {{drain_timeout: 0.3, queue_max_messages: 50}}
 pipelines:
@@ -125,8 +128,8 @@ pipelines:
 {}    input: {{type: gated}}
     outputs: [{{type: switch}}]
 )",
-                                  journal ? fmt::format("    journal: {{dir: '{}', fsync: never{}}}\n", dir.string(), extra)
-                                          : std::string()));
+                       journal ? fmt::format("    journal: {{dir: '{}', fsync: never{}}}\n", dir.string(), extra)
+                               : std::string());
   }
 };
 
@@ -265,5 +268,30 @@ TEST_CASE("journal: when_full drop counts dropped{reason=journal_full} on the in
   CHECK(appended + dropped == 30000);
   f.engine.requestStop();
   CHECK(f.engine.stop());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("journal: a reload drains the old version, which closes the journal, and the new one sends the rest") {
+  const fs::path dir = freshDir("reload");
+  JFixture f;
+  f.sw.deliver = false;  // the old version's output cannot deliver: a backlog builds
+  f.load(dir);
+  f.gate.allowed = 300;
+  f.engine.start();
+  REQUIRE(eventually([&] { return f.engine.counter("p", "journal_appended") == 300; }));
+  f.sw.deliver = true;
+  ReloadReport r = f.engine.reloadString(JFixture::config(dir, ", batch_ms: 20"), "v2.yaml");
+  CHECK(r.changed == std::vector<std::string>{"p"});
+  CHECK(r.failed.empty());
+  auto distinct = [&] {
+    std::lock_guard l(f.sw.m);
+    return std::set<std::string>(f.sw.ids.begin(), f.sw.ids.end()).size();
+  };
+  REQUIRE(eventually([&] { return distinct() == 300; }));
+  f.engine.requestStop();
+  CHECK(f.engine.stop());
+  CHECK(f.engine.counter("p", "lost") == 0);
+  CHECK(f.engine.counter("p", "journal_replayed", "start") >= 1);  // the new version sent what the old kept
+  CHECK(liveRecords(dir) == 0);
   fs::remove_all(dir);
 }
