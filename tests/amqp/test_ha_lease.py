@@ -4,8 +4,8 @@ kill -9. Three `switchyard run` processes (stdin -> amqp-publish with the same
 lease.queue, tick_ms 200, each with its HTTP endpoint); the gauge lease_active is read from
 each one's /metrics.
 
-  0. a lease on a pipeline whose input can redeliver (amqp-consume) is refused at start
-     (exit 3, saying why);
+  0. a lease on a pipeline whose input can redeliver (amqp-consume), and a lease queue
+     that exists with other arguments, are refused at start (exit 3, saying why);
   1. A and B started: within 5 s exactly one is active, and for the next 2 s (ten ticks,
      more than two lease timeouts) every sample shows exactly one of them active;
      the broker agrees: the lease queue is a quorum queue with single active consumer,
@@ -86,6 +86,16 @@ pipelines:
 """)
     rc = bad.wait(30)
     assert rc == 3 and "lease is for an input that cannot redeliver" in bad.stderr(), (rc, bad.stderr()[-2000:])
+
+    # ... and a lease queue that exists with other arguments (a classic queue) is refused
+    # at start too, naming the fix.
+    classic = unique("sy-ha-classic")
+    ch.queue_declare(classic, durable=True)
+    bad = instance(broker, classic, topic, free_port())
+    bad.proc.stdin.close()
+    rc = bad.wait(30)
+    assert rc == 3 and f"rabbitmqctl delete_queue {classic}" in bad.stderr(), (rc, bad.stderr()[-2000:])
+    ch.queue_delete(classic)
 
     ports = {"A": free_port(), "B": free_port()}
     procs = {name: instance(broker, lease_q, topic, port) for name, port in ports.items()}
