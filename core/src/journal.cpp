@@ -48,7 +48,8 @@ bool JournalImpl::roll(std::string &error) {
   if (wfd_ && dirty_ && opts_.fsync != Fsync::Never) {
     syncLocked();
   }
-  while (fs::exists(segmentPath(opts_.dir, next_seq_))) {
+  std::error_code ec;
+  while (fs::exists(segmentPath(opts_.dir, next_seq_), ec)) {
     ++next_seq_;  // an empty segment of an earlier open: a gap in the numbers is harmless
   }
   const fs::path file = segmentPath(opts_.dir, next_seq_);
