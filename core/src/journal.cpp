@@ -309,7 +309,7 @@ std::optional<Record> JournalImpl::next() {
     auto status = rd.read();
     cur_off_ = rd.offset();
     if (status != SegmentReader::Status::Ok || !decodePayload(rd.payload(), p, why, true) ||
-        p.type != kTypeMessage) {
+        !isMessageType(p.type)) {
       continue;  // release records; bad records were reported by open()
     }
     const std::uint64_t seq = p.record.seq;

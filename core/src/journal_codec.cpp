@@ -7,11 +7,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <system_error>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
 
 #include <boost/crc.hpp>
 #include <boost/endian/conversion.hpp>
 #include <fmt/format.h>
+
+#include "switchyard/fedmsg.hpp"
 
 namespace switchyard::journal::detail {
 
@@ -81,15 +88,54 @@ bool preadAll(int fd, char *buf, std::size_t n, std::uint64_t off) {
 
 }  // namespace
 
-std::uint32_t crc32c(const void *data, std::size_t n) {
+namespace {
+
+std::uint32_t crc32cPortable(const void *data, std::size_t n) {
   boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
   crc.process_bytes(data, n);
   return crc.checksum();
 }
 
+#if defined(__x86_64__)
+// The CPU's CRC32C instruction (SSE4.2): 8 bytes per instruction, about ten times Boost.CRC's
+// table-driven speed. The same checksum, checked against Boost.CRC in the journal's tests.
+__attribute__((target("sse4.2"))) std::uint32_t crc32cSse42(const void *data, std::size_t n) {
+  const auto *p = static_cast<const unsigned char *>(data);
+  std::uint64_t c = 0xFFFFFFFFu;
+  for (; n >= 8; n -= 8, p += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    c = _mm_crc32_u64(c, w);
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  for (; n > 0; --n, ++p) {
+    c32 = _mm_crc32_u8(c32, *p);
+  }
+  return c32 ^ 0xFFFFFFFFu;
+}
+#endif
+
+}  // namespace
+
+std::uint32_t crc32c(const void *data, std::size_t n) {
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) {
+    return crc32cSse42(data, n);
+  }
+#endif
+  return crc32cPortable(data, n);
+}
+
+std::uint32_t crc32cReference(const void *data, std::size_t n) { return crc32cPortable(data, n); }
+
 std::size_t messagePayloadBytes(const Message &msg) {
-  std::size_t n = 1 + 8 + 8 + 8 + 4 * 5 + msg.topic().size() + msg.body().size() + msg.headers().size() +
-                  msg.id().size();
+  std::size_t n = 0;
+  if (const auto &env = msg.envelope()) {
+    n = 1 + 8 + 8 + 8 + 4 * 3 + msg.topic().size() + env->text.size();
+  } else {
+    n = 1 + 8 + 8 + 8 + 4 * 5 + msg.topic().size() + msg.body().size() + msg.headers().size() + msg.id().size();
+  }
   for (const auto &kv : msg.meta) {
     n += 8 + kv.first.size() + kv.second.size();
   }
@@ -99,14 +145,21 @@ std::size_t messagePayloadBytes(const Message &msg) {
 void encodeMessage(std::string &out, std::uint64_t seq, std::int64_t appended_ms, const Message &msg) {
   const std::size_t start = out.size();
   out.resize(start + kHeaderBytes);  // filled in below
-  out.push_back(static_cast<char>(kTypeMessage));
+  const auto &env = msg.envelope();
+  out.push_back(static_cast<char>(env ? kTypeFedmsg : kTypeMessage));
   put<std::uint64_t>(out, seq);
   put<std::int64_t>(out, appended_ms);
   put<std::int64_t>(out, msg.timestampMs());
   putString(out, msg.topic());
-  putString(out, msg.body());
-  putString(out, msg.headers());
-  putString(out, msg.id());
+  if (env) {
+    // The message is what fedmsg::decode() makes of its topic and envelope (the setters
+    // drop the envelope, so a message that still has one was not changed since).
+    putString(out, env->text);
+  } else {
+    putString(out, msg.body());
+    putString(out, msg.headers());
+    putString(out, msg.id());
+  }
   put<std::uint32_t>(out, static_cast<std::uint32_t>(msg.meta.size()));
   for (const auto &kv : msg.meta) {
     putString(out, kv.first);
@@ -167,23 +220,38 @@ bool decodePayload(std::string_view p, Payload &out, std::string &why, bool head
     }
     return true;
   }
-  if (out.type != kTypeMessage) {
+  if (!isMessageType(out.type)) {
     why = fmt::format("unknown record type {}", out.type);
     return false;
   }
   Record &r = out.record;
   std::int64_t ts = 0;
-  std::string_view topic, body, headers, id;
+  std::string_view topic, body, headers, id, envelope;
   std::uint32_t nmeta = 0;
-  if (!c.get(r.seq) || !c.get(r.appended_ms) || !c.get(ts) || !c.getString(topic) || !c.getString(body) ||
-      !c.getString(headers) || !c.getString(id) || !c.get(nmeta)) {
+  const bool fedmsg_record = out.type == kTypeFedmsg;
+  if (!c.get(r.seq) || !c.get(r.appended_ms) || !c.get(ts) || !c.getString(topic) ||
+      (fedmsg_record ? !c.getString(envelope)
+                     : (!c.getString(body) || !c.getString(headers) || !c.getString(id))) ||
+      !c.get(nmeta)) {
     why = "malformed message record";
     return false;
   }
   if (header_only) {
     return true;
   }
-  r.msg = Message(std::string(topic), std::string(body), std::string(headers), std::string(id), ts);
+  if (fedmsg_record) {
+    // Accepted once under the input's limits (which may be wider than the defaults): no
+    // limit here beyond the record's own size.
+    const fedmsg::Limits limits{.max_bytes = kMaxPayload, .max_depth = std::numeric_limits<std::size_t>::max()};
+    r.msg = Message();
+    if (auto res = fedmsg::decode(topic, envelope, r.msg, limits); !res.ok()) {
+      why = fmt::format("journaled fedmsg envelope does not decode ({}: {})", res.reason, res.detail);
+      return false;
+    }
+    r.msg.setTimestampMs(ts);
+  } else {
+    r.msg = Message(std::string(topic), std::string(body), std::string(headers), std::string(id), ts);
+  }
   r.msg.meta.clear();
   for (std::uint32_t i = 0; i < nmeta; ++i) {
     std::string_view k, v;

@@ -21,8 +21,16 @@ inline constexpr std::size_t kHeaderBytes = 8;          // u32 length | u32 CRC3
 inline constexpr std::uint32_t kMaxPayload = 256u << 20;  // a longer length is corruption
 inline constexpr std::uint8_t kTypeMessage = 1;
 inline constexpr std::uint8_t kTypeRelease = 2;
+/// A message that carries a decoded fedmsg envelope (what zmq-sub hands over): its topic,
+/// the envelope's byte-exact text, timestamp and meta; read back with fedmsg::decode(), so
+/// the replayed message has its envelope again (the verifier, the carry headers and
+/// amqp-publish's mapping need it) and is the message the fast path would have sent.
+inline constexpr std::uint8_t kTypeFedmsg = 3;
+[[nodiscard]] constexpr bool isMessageType(std::uint8_t t) noexcept { return t == kTypeMessage || t == kTypeFedmsg; }
 
 std::uint32_t crc32c(const void *data, std::size_t n);
+/// The portable (Boost.CRC) computation, for tests of the fast one.
+std::uint32_t crc32cReference(const void *data, std::size_t n);
 
 /// Appends the record (header and payload) of message @p seq to @p out.
 void encodeMessage(std::string &out, std::uint64_t seq, std::int64_t appended_ms, const Message &msg);
@@ -34,7 +42,7 @@ void encodeRelease(std::string &out, const std::vector<std::uint64_t> &seqs);
 /// One decoded payload.
 struct Payload {
   std::uint8_t type = 0;
-  Record record;  ///< kTypeMessage
+  Record record;  ///< kTypeMessage, kTypeFedmsg
   std::vector<std::pair<std::uint64_t, std::uint32_t>> ranges;  ///< kTypeRelease: first, count
 };
 /// Decodes @p p; false (with @p why) when it is malformed. With @p header_only, a message's
