@@ -80,6 +80,26 @@ class Cluster:
     def leader(self, queue):
         return int(self.run("leader", queue).stdout.strip())
 
+    def members(self, queue):
+        out = self.run("ctl", "1", "-q", "list_queues", "name", "members", "--no-table-headers").stdout
+        for line in out.splitlines():
+            f = line.split("\t")
+            if f[0] == queue:
+                return set(re.findall(r"[\w.-]+@[\w.-]+", f[1]))
+        raise AssertionError(f"queue {queue} not listed:\n{out}")
+
+    def replicate(self, queue):
+        """Makes sure quorum queue `queue` has a member on each of the 3 nodes: one declared
+        while a node was still coming up is placed on the others only, and would lose its
+        majority with the kill. Adds what is missing (rabbitmq-queues add_member)."""
+        nodes = set(re.findall(r"SWITCHYARD_RABBITMQ_NODE_\d+='([^']+)'", self.run("env").stdout))
+        missing = nodes - self.members(queue)
+        for node in sorted(missing):
+            log(f"queue {queue} has no member on {node}: adding one")
+            self.run("queues", "1", "add_member", queue, node)
+        if missing:
+            wait_for(lambda: self.members(queue) == nodes, 30, f"a member of {queue} on each node")
+
 
 def url_list(cluster, first):
     """The three URLs starting with node `first` (YAML flow list)."""
@@ -183,6 +203,8 @@ def main():
         ch.queue_declare(q, durable=True, arguments={"x-queue-type": "quorum"})
         ch.queue_bind(q, "amq.topic", t)
     admin.close()
+    for q in (qa, qz):
+        cluster.replicate(q)
     victim = cluster.leader(qa)
     if cluster.leader(qz) != victim:
         raise AssertionError(f"the two queues have different leaders: {victim} and {cluster.leader(qz)}")
@@ -381,7 +403,15 @@ pipelines:
         if cluster.own:
             cluster.run("stop", check=False)
         else:
+            # A cluster that was running is left as it was found: all nodes up, no test queues.
             cluster.run("restart", str(victim), check=False)
+            try:
+                c = cluster.connection(others[0])
+                for q in (qa, qz):
+                    c.channel().queue_delete(q)
+                c.close()
+            except pika.exceptions.AMQPError as e:
+                log(f"could not delete the test queues: {e!r}")
 
 
 if __name__ == "__main__":
