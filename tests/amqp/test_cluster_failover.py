@@ -382,6 +382,19 @@ pipelines:
             if len(lines) < 2 or victim_url in lines[-1] or victim_url not in lines[0]:
                 raise AssertionError("expected a first connection to the killed node and a later one elsewhere:\n"
                                      + "\n".join(lines))
+        # `check --connect` with the node still down: one line per node, the dead one FAILED.
+        cfg = zmqtest.write_config(tmp, f"""version: 1
+pipelines:
+  a2z:
+    input: {{type: amqp-consume, url: {url_list(cluster, 1)}, queue: {qa}, queue_type: quorum}}
+    outputs: [{{type: stdout}}]
+""", "check.yaml")
+        p = subprocess.run([zmqtest.BIN, "check", "--connect", cfg], capture_output=True, text=True, timeout=60)
+        lines = [line for line in p.stdout.splitlines() if "(amqp-consume): amqp://" in line]
+        want = [f"amqp://guest@127.0.0.1:{cluster.ports[n - 1]}/: " + ("FAILED" if n == victim else "ok")
+                for n in (1, 2, 3)]
+        if p.returncode != 1 or len(lines) != 3 or any(w not in line for w, line in zip(want, lines)):
+            raise AssertionError(f"check --connect with node {victim} down ({p.returncode}):\n{p.stdout}{p.stderr}")
         reader.stopping = True
         reader.join(10)
         for s in sinks:
