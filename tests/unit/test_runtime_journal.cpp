@@ -68,6 +68,7 @@ class GatedSource final : public Source {
 struct Switch {
   std::atomic<bool> active{true};
   std::atomic<bool> deliver{true};
+  std::atomic<bool> said{true};  ///< what the sink last told the runtime (ctx.setActive)
   std::mutex m;
   std::vector<std::string> ids;
   std::size_t count() {
@@ -82,6 +83,7 @@ class SwitchSink final : public Sink {
   Status start(SinkContext &ctx) noexcept override {
     said_ = s_.active.load();
     ctx.setActive(said_);
+    s_.said = said_;
     return Status::ok();
   }
   void send(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept override {
@@ -98,6 +100,7 @@ class SwitchSink final : public Sink {
     if (bool a = s_.active.load(); a != said_) {
       said_ = a;
       ctx.setActive(a);
+      s_.said = a;
     }
     return Sink::poll(ctx, std::min(timeout, std::chrono::milliseconds(10)));
   }
@@ -248,6 +251,9 @@ TEST_CASE("standby without a journal: the input is dropped, counted dropped{reas
   CHECK(f.engine.counter("p", "dropped", "standby") == 20);
   CHECK(f.sw.count() == 0);
   f.sw.active = true;
+  // Without a journal, what arrives before the output says it is active is dropped: wait
+  // for the sink to have said so.
+  REQUIRE(eventually([&] { return f.sw.said.load(); }));
   f.gate.allowed = 25;
   REQUIRE(eventually([&] { return f.sw.count() == 5; }));
   f.engine.requestStop();
