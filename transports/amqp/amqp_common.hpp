@@ -70,24 +70,17 @@ struct Node {
   std::string redacted_url;  // for logs
 };
 
-/// The common keys. host ... tls and redacted_url are those of the node in use (nodes[node]);
+/// The common keys. The Node part (host ... tls, redacted_url) is the node in use (nodes[node]);
 /// Connection::open() moves to the next node of a list before every attempt but the first
 /// (amqp_failover.cpp), and retryDelay() paces the attempts: the next node at once, the
 /// reconnect backoff only after a full round of failures.
-struct Settings {
-  std::string host;
-  int port = 5672;
-  std::string vhost = "/";
-  std::string user = "guest";
-  std::string password = "guest";  // secret: never logged
-  bool tls = false;
+struct Settings : Node {
   std::string ca_file, cert_file, key_file;
   bool external = false;
   int heartbeat = 30;
   double connect_timeout = 10;
   double max_delay = 5;
   std::string app = "switchyard";
-  std::string redacted_url;  // for logs
 
   std::vector<Node> nodes;           ///< every URL of `url`, in order (at least one when valid)
   std::size_t node = 0;              ///< the one in use

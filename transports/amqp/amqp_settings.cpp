@@ -117,14 +117,7 @@ void Settings::useNode(std::size_t i) {
     return;
   }
   node = i;
-  const Node &n = nodes[i];
-  host = n.host;
-  port = n.port;
-  vhost = n.vhost;
-  user = n.user;
-  password = n.password;
-  tls = n.tls;
-  redacted_url = n.redacted_url;
+  static_cast<Node &>(*this) = nodes[i];
 }
 
 Settings Settings::fromConfig(const sdk::Config &c) {
