@@ -96,6 +96,9 @@ pipelines:
         # one batch the output thread has taken (128) and the sink's confirm_window (256).
         queued = counter(sy, "amqp-publish", "queue_depth")
         assert held + queued <= 1000 + 128 + 256, f"{held} held + {queued} queued: unbounded"
+        # The channel had acks before the queue filled: a full queue is no reason to reconnect.
+        assert counter(sy, "amqp-publish", "nack_reconnects") == 0
+        assert counter(sy, "amqp-publish", "connects") == 1
         # Now a consumer makes room: everything must arrive, once.
         got = drain(broker.connection(), queue, total, timeout=120)
         bodies = [p.message_id for _, p, _ in got]
@@ -198,15 +201,77 @@ pipelines:
             sy.wait()
 
 
+def test_nack_new_channel(broker):
+    """A channel that has had nothing but nacks since it opened (as one opened while a
+    quorum queue's leader was being replaced can) is replaced after 2 s: amqp-publish
+    reconnects, counted nack_reconnects, and nothing is lost once the queue takes messages.
+    Played here by a queue that rejects everything (x-max-length 0, reject-publish) until
+    the test declares it again without the limit."""
+    conn = broker.connection()
+    ch = conn.channel()
+    exchange = unique("retry-x")
+    queue = unique("retry-q0")
+    ch.exchange_declare(exchange, "topic", auto_delete=False)
+    ch.queue_declare(queue, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    ch.queue_bind(queue, exchange, "#")
+    port = zmqtest.free_port()
+    pub = zmqtest.Publisher(f"tcp://127.0.0.1:{port}")
+    sy = run(f"""
+version: 1
+pipelines:
+  z2a:
+    input:
+      type: zmq-sub
+      endpoints: ["tcp://127.0.0.1:{port}"]
+    outputs:
+      - type: amqp-publish
+        url: "{broker.url}"
+        exchange: {exchange}
+        declare_exchange: false
+""")
+    try:
+        pub.wait_subscription(timeout=30)
+        total = 20
+        ids = [f"2026-{uuid.uuid4()}" for _ in range(total)]
+        for i, mid in enumerate(ids, 1):
+            pub.send([zmqtest.TOPIC.encode(),
+                      zmqtest.envelope(b'{"n":%d}' % i, msg_id=mid, i=i, username="retry-test")])
+        wait_for(lambda: counter(sy, "amqp-publish", "nacked") > 0, 30, "the broker's first nack")
+        wait_for(lambda: counter(sy, "amqp-publish", "nack_reconnects") >= 1, 30,
+                 "a reconnect after 2 s of nothing but nacks")
+        wait_for(lambda: counter(sy, "amqp-publish", "connects") >= 2, 30, "the new connection")
+        assert "every publish nacked for 2 s" in sy.stderr(), sy.stderr()[-3000:]
+        # Now the queue takes messages: everything arrives.
+        ch.queue_delete(queue)
+        ch.queue_declare(queue)
+        ch.queue_bind(queue, exchange, "#")
+        got = drain(broker.connection(), queue, total, timeout=60)
+        bodies = {p.message_id for _, p, _ in got}
+        assert bodies == set(ids), f"{len(set(ids) - bodies)} of {total} missing"
+        rc = sy.stop(60)
+        assert rc == 0, f"exit {rc}\n{sy.stderr()[-4000:]}"
+        assert counter(sy, "zmq-sub", "completed", "delivered") == total
+        log(f"nack-new-channel: {counter(sy, 'amqp-publish', 'nack_reconnects')} reconnect(s), "
+            f"{counter(sy, 'amqp-publish', 'nacked')} nacks, all {total} delivered")
+    finally:
+        if sy.proc.poll() is None:
+            sy.proc.kill()
+            sy.wait()
+        pub.close()
+        conn.close()
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else ""
     broker = Broker()
     if which == "nack":
         test_nack(broker)
+    elif which == "nack-new-channel":
+        test_nack_new_channel(broker)
     elif which == "fanout":
         test_fanout(broker)
     else:
-        sys.exit("usage: test_retry.py nack|fanout")
+        sys.exit("usage: test_retry.py nack|nack-new-channel|fanout")
     print(f"{which}: ok")
 
 

@@ -199,6 +199,7 @@ Status AmqpPublish::start(SinkContext &ctx) noexcept {
   returned_count_ = &ctx.counter("unroutable");
   forbidden_ = &ctx.counter("forbidden");
   republished_ = &ctx.counter("republished");
+  nack_reconnects_ = &ctx.counter("nack_reconnects");
   blocked_count_ = &ctx.counter("blocked_episodes");
   carried_ = &ctx.counter("envelopes_carried");
   not_carried_ = &ctx.counter("envelopes_not_carried");

@@ -163,6 +163,14 @@ class AmqpPublish final : public Sink {
   std::uint64_t max_size_ = 134217728;
   std::vector<std::regex> allowed_topics_;
   std::size_t probe_ = 0;  ///< suspects of a closure to publish one at a time
+  /// Since when every confirm on this channel was a nack, while it never had an ack. A
+  /// channel opened while a quorum queue's leader was being replaced can stay bound to the
+  /// old leader and nack every publish: past kNackReconnect the link reconnects. (A channel
+  /// that had acks and then nacks, e.g. a full queue under reject-publish, stays.)
+  std::optional<std::chrono::steady_clock::time_point> nacking_since_;
+  bool acked_on_channel_ = false;
+  static constexpr std::chrono::seconds kNackReconnect{2};
+  Counter *nack_reconnects_ = nullptr;
   DropLog drop_log_{5, std::chrono::seconds(10)};  // 5 lines per reason per 10 s
 
   std::optional<Lease> lease_;  // `lease:` configured

@@ -100,6 +100,8 @@ bool AmqpPublish::openChannel(SinkContext &ctx, bool fresh_connection, ConnectEr
   }
   next_seq_ = 1;
   channel_ok_ = true;
+  nacking_since_.reset();
+  acked_on_channel_ = false;
   (void)ctx;
   return true;
 }
@@ -180,12 +182,31 @@ void AmqpPublish::handleMethod(SinkContext &ctx, const amqp_frame_t &frame) noex
   switch (id) {
     case AMQP_BASIC_ACK_METHOD: {
       auto *a = static_cast<amqp_basic_ack_t *>(m);
+      nacking_since_.reset();
+      acked_on_channel_ = true;
       settleConfirms(ctx, a->delivery_tag, a->multiple != 0, true);
       break;
     }
     case AMQP_BASIC_NACK_METHOD: {
       auto *n = static_cast<amqp_basic_nack_t *>(m);
       settleConfirms(ctx, n->delivery_tag, n->multiple != 0, false);
+      const auto now = std::chrono::steady_clock::now();
+      if (acked_on_channel_) {
+        break;
+      }
+      if (!nacking_since_) {
+        nacking_since_ = now;
+      } else if (now - *nacking_since_ >= kNackReconnect) {
+        // Seen on a 3-node cluster: a channel opened while the leader of a quorum queue
+        // was being replaced nacked every publish for good, while a new channel on the
+        // same node was confirmed. The nacked messages are already handed back for retry.
+        nacking_since_.reset();
+        nack_reconnects_->add();
+        lostConnection(ctx, fmt::format("every publish nacked for {} s; reconnecting, as a new channel may reach "
+                                        "the queues' new leaders",
+                                        kNackReconnect.count()));
+        return;
+      }
       break;
     }
     case AMQP_BASIC_RETURN_METHOD: {
