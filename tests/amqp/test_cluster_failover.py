@@ -99,6 +99,23 @@ class Cluster:
             self.run("queues", "1", "add_member", queue, node)
         if missing:
             wait_for(lambda: self.members(queue) == nodes, 30, f"a member of {queue} on each node")
+        # A member is listed before its Raft server runs: wait until each of the three is
+        # leader or follower and has caught up, or the kill may leave fewer than a majority.
+        wait_for(lambda: self.in_sync(queue, nodes), 30, f"every member of {queue} running and caught up")
+
+    def in_sync(self, queue, nodes):
+        p = self.run("queues", "1", "quorum_status", queue, "--formatter", "json", "-q", check=False)
+        try:
+            rows = json.loads(p.stdout)
+        except ValueError:
+            return False
+        states = {r.get("Node Name"): r.get("Raft State") for r in rows}
+        commits = {r.get("Commit Index") for r in rows}
+        ok = (set(states) == nodes and all(s in ("leader", "follower") for s in states.values())
+              and len(commits) == 1)
+        if not ok:
+            log(f"queue {queue}: waiting for its members: {rows}")
+        return ok
 
 
 def url_list(cluster, first):
@@ -330,7 +347,24 @@ pipelines:
             log(f"missing A->Z: {len(want_a - set(a_ids()))} {sorted(want_a - set(a_ids()))[:5]}; "
                 f"missing Z->A: {len(want_z - set(z_ids()))} {sorted(want_z - set(z_ids()))[:5]}")
             for p in procs:
-                log("---- bridge stderr (last lines):\n" + "\n".join(p.stderr().splitlines()[-25:]))
+                # The repeated warnings (nacks, retries) last, once each kind, so the rest shows.
+                lines = p.stderr().splitlines()
+                rare = [ln for ln in lines if "similar line" not in ln and "nacked by the broker" not in ln]
+                log("---- bridge stderr (first 40 other lines, then the last 5):\n" + "\n".join(rare[:40] + lines[-5:]))
+            for n in others:  # whether a new channel on a surviving node is confirmed
+                try:
+                    dc = cluster.connection(n)
+                    dch = dc.channel()
+                    dch.confirm_delivery()
+                    dch.basic_publish("amq.topic", tz, b"{}", pika.BasicProperties(message_id=f"diag-{n}"), mandatory=True)
+                    log(f"a new channel on node {n}: confirmed")
+                    dc.close()
+                except Exception as e:  # noqa: BLE001
+                    log(f"a new channel on node {n}: {e!r}")
+            for q in (qa, qz):
+                for n in others:
+                    log(f"quorum_status {q} from node {n}: " +
+                        cluster.run("queues", str(n), "quorum_status", q, "--formatter", "json", "-q", check=False).stdout)
             raise
         # Duplicates still on their way are counted too: wait until nothing arrives for 2 s.
         last = [None]
