@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from damage import tear_and_flip  # noqa: E402
 BIN = os.environ["SWITCHYARD_BIN"]
 MAKE = sys.argv[1]
 
@@ -46,18 +48,7 @@ def main():
         assert rc == 0 and "msg-3" in text and "live: 5, released: 2, problems: 0" in text, (rc, text, err)
 
         sizes = {r["seq"]: r["size"] for r in j["records"]}
-        full = os.path.getsize(seg)
-        last_off = full - sizes[7]
-        # Tear the last record (m7): the file ends 20 bytes into it (past its header).
-        os.truncate(seg, last_off + 20)
-        # Flip a byte inside m4's payload: offset of m4 = size(m1) + size(m2) + size(m3);
-        # every record is the same size but for its digits (1-digit seqs here).
-        m4_off = 3 * sizes[3]
-        with open(seg, "r+b") as f:
-            f.seek(m4_off + 12)
-            b = f.read(1)
-            f.seek(m4_off + 12)
-            f.write(bytes([b[0] ^ 0x40]))
+        last_off, m4_off = tear_and_flip(seg, sizes)
 
         rc, out, err = run("check", d)
         assert rc == 1, (rc, out, err)

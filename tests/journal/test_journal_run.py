@@ -16,6 +16,8 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.environ["SWITCHYARD_SOURCE_ROOT"], "tests", "zmq"))
 from zmqtest import BIN, Switchyard, check, free_port, write_config  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from damage import tear_and_flip  # noqa: E402
 
 MAKE = sys.argv[1]
 
@@ -32,14 +34,7 @@ def main():
         seg = os.path.join(d, "%020d.seg" % 1)
         rc, out = journal("inspect", d, "--json")
         sizes = {r["seq"]: r["size"] for r in json.loads(out)["records"]}
-        last_off = os.path.getsize(seg) - sizes[7]
-        os.truncate(seg, last_off + 20)
-        m4_off = 3 * sizes[3]
-        with open(seg, "r+b") as f:
-            f.seek(m4_off + 12)
-            b = f.read(1)
-            f.seek(m4_off + 12)
-            f.write(bytes([b[0] ^ 0x40]))
+        last_off, m4_off = tear_and_flip(seg, sizes)
         check(journal("check", d)[0] == 1, "the journal is damaged before the run")
 
         cfg = write_config(tmp, f"""version: 1
