@@ -46,15 +46,16 @@ def counter_at(sy, place, name, reason=""):
     return value
 
 
-def test_nack(broker):
+def z2a_into(broker, queue_args, prefix):
+    """A queue declared with @p queue_args bound to a new exchange, a ZeroMQ publisher and a
+    zmq-sub -> amqp-publish bridge into that exchange: (channel, exchange, queue, pub, sy)."""
     conn = broker.connection()
     ch = conn.channel()
     exchange = unique("retry-x")
-    queue = unique("retry-q")
+    queue = unique(prefix)
     ch.exchange_declare(exchange, "topic", auto_delete=False)
-    ch.queue_declare(queue, arguments={"x-max-length": 1000, "x-overflow": "reject-publish"})
+    ch.queue_declare(queue, arguments=queue_args)
     ch.queue_bind(queue, exchange, "#")
-
     port = zmqtest.free_port()
     pub = zmqtest.Publisher(f"tcp://127.0.0.1:{port}")
     sy = run(f"""
@@ -70,6 +71,11 @@ pipelines:
         exchange: {exchange}
         declare_exchange: false
 """)
+    return ch, exchange, queue, pub, sy
+
+
+def test_nack(broker):
+    ch, exchange, queue, pub, sy = z2a_into(broker, {"x-max-length": 1000, "x-overflow": "reject-publish"}, "retry-q")
     try:
         pub.wait_subscription(timeout=30)
         total = 5000
@@ -207,28 +213,7 @@ def test_nack_new_channel(broker):
     reconnects, counted nack_reconnects, and nothing is lost once the queue takes messages.
     Played here by a queue that rejects everything (x-max-length 0, reject-publish) until
     the test declares it again without the limit."""
-    conn = broker.connection()
-    ch = conn.channel()
-    exchange = unique("retry-x")
-    queue = unique("retry-q0")
-    ch.exchange_declare(exchange, "topic", auto_delete=False)
-    ch.queue_declare(queue, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
-    ch.queue_bind(queue, exchange, "#")
-    port = zmqtest.free_port()
-    pub = zmqtest.Publisher(f"tcp://127.0.0.1:{port}")
-    sy = run(f"""
-version: 1
-pipelines:
-  z2a:
-    input:
-      type: zmq-sub
-      endpoints: ["tcp://127.0.0.1:{port}"]
-    outputs:
-      - type: amqp-publish
-        url: "{broker.url}"
-        exchange: {exchange}
-        declare_exchange: false
-""")
+    ch, exchange, queue, pub, sy = z2a_into(broker, {"x-max-length": 0, "x-overflow": "reject-publish"}, "retry-q0")
     try:
         pub.wait_subscription(timeout=30)
         total = 20
@@ -258,7 +243,7 @@ pipelines:
             sy.proc.kill()
             sy.wait()
         pub.close()
-        conn.close()
+        ch.connection.close()
 
 
 def main():
