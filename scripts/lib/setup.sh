@@ -20,6 +20,10 @@ SY_PACKAGES=(
   strace
   # tests/packaging: build the Debian package, lintian, its man pages and unit
   build-essential debhelper help2man lintian man-db systemd
+  # the rest of the fedmsg bus: SRV discovery (c-ares), the message store (SQLite,
+  # PostgreSQL's libpq), HTTPS ingest (cpp-httplib, above); their test peers: a private
+  # DNS server and a private PostgreSQL server on 127.0.0.1
+  libc-ares-dev libsqlite3-dev libpq-dev dnsmasq postgresql
 )
 
 sy_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
