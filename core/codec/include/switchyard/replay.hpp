@@ -80,6 +80,14 @@ class Store {
   virtual std::size_t bytes() = 0;
 };
 
+/// @p envelope (the text of a JSON object, e.g. a fedmsg envelope) numbered with
+/// `"seq_id":N`, as fedmsg's store numbers what it publishes, after any signature: every
+/// other byte is kept, the member goes where canonical JSON puts it (before the first
+/// top-level key that sorts after "seq_id", else last), with the separators the text
+/// already uses; an existing top-level `seq_id` gets the new value. nullopt when @p envelope
+/// is not a JSON object. (Additive to the protocol above.)
+std::optional<std::string> insertSeqId(std::string_view envelope, std::int64_t seq_id);
+
 /// A bounded in-memory store of the last @p max_messages records and at most @p max_bytes of
 /// envelope text (0 = no limit on that dimension; at least one of the two is set).
 std::unique_ptr<Store> makeMemoryStore(std::size_t max_messages, std::size_t max_bytes);
