@@ -22,6 +22,9 @@
 #include "cli_top.hpp"
 #include "http_endpoint.hpp"
 #include "verify_missing/cli.hpp"
+#ifdef SY_HAVE_STORE
+#include "store/query_cli.hpp"  // `switchyard query` (transports/store)
+#endif
 #include "cli_common.hpp"
 #include "cli_stats.hpp"
 #include "cli_systemd.hpp"
@@ -204,6 +207,10 @@ int main(int argc, char **argv) {
   auto *top = sy::cli::addTopCommand(app, top_opts);
   sy::cli::JournalOptions journal_opts;
   auto *journal = sy::cli::addJournalCommand(app, journal_opts);
+#ifdef SY_HAVE_STORE
+  sy::cli::QueryOptions query_opts;
+  auto *query = sy::cli::addQueryCommand(app, query_opts);
+#endif
 
   for (auto *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
     sub->footer("Global options, before or after the command: --log-level LEVEL, --log-format text|json, "
@@ -246,6 +253,11 @@ int main(int argc, char **argv) {
     if (*verify) {
       return sy::cli::runVerify(verify_opts, engineOptions(common));
     }
+#ifdef SY_HAVE_STORE
+    if (*query) {
+      return sy::cli::runQuery(query_opts);
+    }
+#endif
     if (*import_cmd) {
       return sy::cli::runImport(import_opts);
     }
