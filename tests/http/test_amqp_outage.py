@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""http-in -> amqp-publish against the private RabbitMQ (scripts/rabbitmq-local through
+tests/amqp/amqp_fixture.py), read back with python3-pika:
+
+  1. a valid POST is answered 202 only after the broker confirmed it: the message is in the
+     queue when the 202 arrives (basic_get right after it finds it, with its id);
+  2. a batch POST of JSON lines: 202, every line in the queue in order;
+  3. a sender posts message after message (sending a message again, same id, after every
+     503 and its Retry-After) while the broker is stopped (stop_app) for a few seconds:
+     503 with Retry-After while it is down, 202 again after start_app;
+  4. 0 accepted messages lost: every id ever answered 202 is in the queue (a message
+     answered 503 may be there too, or twice: the sender resends it, at least once)."""
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "amqp"))
+from amqp_fixture import Broker, drain, unique  # noqa: E402
+
+from httptest import TOKEN_CI, Client, Router, cleanup, expect, free_port, log, tmpdir, wait_for  # noqa: E402
+
+
+def main():
+    broker = Broker()
+    conn = broker.connection()
+    ch = conn.channel()
+    queue = unique("sy-http-in")
+    prefix = unique("org.example.http").replace("-", "_")
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, "amq.topic", prefix + ".#")
+    tmp = tmpdir("sy-http-amqp-")
+    port = free_port()
+    r = Router(f"""version: 1
+pipelines:
+  ingest:
+    input:
+      type: http-in
+      listen: 127.0.0.1:{port}
+      timeout: 2
+      retry_after: 1
+      senders:
+        - {{name: ci, token_env: SY_TEST_TOKEN_CI, topics: [{prefix}]}}
+    outputs:
+      - type: amqp-publish
+        url: "{broker.url}"
+        exchange: amq.topic
+        heartbeat: 2
+        reconnect_max_delay: 1
+        retry: {{max_backoff: 1, max_duration: 0}}
+""", tmp, env={"SY_TEST_TOKEN_CI": TOKEN_CI})
+    accepted = []          # ids answered 202, in order
+    refused_503 = []       # (id, error, Retry-After)
+    try:
+        c = Client(port, token=TOKEN_CI, timeout=20)
+        c.ready()
+        # 1. 202 after the confirm: the message is already in the queue
+        expect(c.post({"topic": f"{prefix}.one", "body": {"n": 0}, "id": "single-0"}), 202)
+        method, props, body = ch.basic_get(queue, auto_ack=False)
+        assert method is not None, "the message answered 202 is not in the queue"
+        assert props.message_id == "single-0" and json.loads(body) == {"n": 0}, (props, body)
+        ch.basic_nack(method.delivery_tag, requeue=True)
+        accepted.append("single-0")
+        # 2. a batch
+        lines = [{"topic": f"{prefix}.batch", "body": {"i": i}, "id": f"batch-{i}"} for i in range(20)]
+        doc = expect(c.post_lines(lines), 202)
+        assert doc["ids"] == [f"batch-{i}" for i in range(20)], doc
+        accepted += doc["ids"]
+
+        # 3. an outage while a sender keeps posting
+        stop = threading.Event()
+        after_recovery = []
+        recovered = threading.Event()
+
+        def sender():
+            i = 0
+            while not stop.is_set():
+                mid = f"seq-{i}"
+                st, hdrs, doc = c.post({"topic": f"{prefix}.seq", "body": {"i": i}, "id": mid})
+                if st == 202:
+                    accepted.append(mid)
+                    if recovered.is_set():
+                        after_recovery.append(mid)
+                    i += 1
+                elif st == 503:
+                    refused_503.append((mid, doc.get("error"), hdrs.get("Retry-After")))
+                    time.sleep(float(hdrs.get("Retry-After", "1")))
+                else:
+                    raise AssertionError(f"{mid}: unexpected {st} {doc}")
+        t = threading.Thread(target=sender)
+        t.start()
+        try:
+            wait_for(lambda: len(accepted) >= 40, 20, "messages accepted before the outage")
+            log(f"{len(accepted)} accepted; stopping the broker (stop_app)")
+            broker.ctl("stop_app")
+            t0 = time.monotonic()
+            wait_for(lambda: refused_503, 20, "a 503 while the broker is down")
+            log(f"first 503 {time.monotonic() - t0:.1f} s after stop_app: {refused_503[0]}")
+            time.sleep(2)  # a few more attempts while it is down
+            n_down = len(refused_503)
+            broker.ctl("start_app")
+            broker.ctl("await_startup")
+            recovered.set()
+            wait_for(lambda: len(after_recovery) >= 20, 40, "20 messages answered 202 after the recovery")
+        finally:
+            stop.set()
+            t.join(60)
+        assert not t.is_alive(), "the sender is stuck"
+        assert all(rr[2] == "1" for rr in refused_503), f"every 503 has Retry-After: 1: {refused_503[:5]}"
+        assert all(rr[1] in ("timeout", "retry") for rr in refused_503), refused_503[:5]
+        log(f"{n_down} 503 while down, {len(refused_503)} in all; {len(after_recovery)} accepted after recovery")
+    finally:
+        rc = r.stop()
+    err = r.stderr()
+    assert rc == 0, f"exit status {rc}\n{err[-3000:]}"
+    # 4. nothing accepted is lost
+    conn = broker.connection()
+    got = drain(conn, queue, expect=len(set(accepted)), timeout=30, idle=1.0)
+    ids = [p.message_id for _, p, _ in got]
+    missing = sorted(set(accepted) - set(ids), key=lambda x: (len(x), x))
+    dups = len(ids) - len(set(ids))
+    log(f"{len(set(accepted))} ids answered 202, {len(ids)} messages in the queue ({dups} duplicates), "
+        f"missing: {missing[:10]}")
+    assert not missing, f"accepted but not in the queue: {missing[:20]}"
+    seq = [x for x in ids if x.startswith("seq-")]
+    first = {}
+    for pos, x in enumerate(seq):
+        first.setdefault(x, pos)
+    order = sorted(first, key=lambda x: first[x])
+    assert order == sorted(order, key=lambda x: int(x[4:])), "first copies in the order posted"
+    counters = r.counters("ingest")
+    log(f"http-in counters: {counters}")
+    assert counters.get(("accepted_messages", "")) == len(accepted), (counters, len(accepted))
+    assert counters.get(("refused", "timeout"), 0) + counters.get(("refused", "retry"), 0) == len(refused_503), counters
+    ch = conn.channel()
+    ch.queue_delete(queue)
+    conn.close()
+    cleanup(tmp)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
