@@ -24,8 +24,9 @@
 // waits (backpressure); without it, slow_subscriber decides: skip (libzmq's way, counted
 // per episode) or drop (nobody gets it, counted per message: dropped{subscriber_full}).
 // Envelopes numbered by a parallel signer (meta "signer.i") leave in `i` order (a small
-// reorder buffer). A message counts as delivered once ZeroMQ accepted it. See
-// docs/plugins/zmq-pub.md.
+// reorder buffer). A message counts as delivered once ZeroMQ accepted it. With
+// replay_endpoint, each envelope is numbered with `seq_id` and kept for replay queries
+// (zmq_pub_replay.hpp). See docs/plugins/zmq-pub.md.
 #include <poll.h>
 
 #include <algorithm>
@@ -40,6 +41,7 @@
 
 #include "zmq_probe.hpp"
 #include "zmq_pub.hpp"
+#include "zmq_pub_replay.hpp"
 
 namespace switchyard::zmqt {
 namespace {
@@ -54,7 +56,11 @@ class ZmqPubSink final : public Sink {
   /// `switchyard check --connect`: each bind address bound and closed again, or each
   /// relay endpoint connected to (zmq_probe.hpp).
   Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept override {
-    return probeEndpoints(report, settings_.endpoints, settings_.bind, timeout);
+    Status s = probeEndpoints(report, settings_.endpoints, settings_.bind, timeout);
+    if (s.isOk() && !settings_.replay_endpoint.empty()) {  // the replay endpoint: bindable
+      s = probeEndpoints(report, {settings_.replay_endpoint}, true, timeout);
+    }
+    return s;
   }
 
   Status start(SinkContext &ctx) noexcept override {
@@ -119,6 +125,15 @@ class ZmqPubSink final : public Sink {
     subscriptions_gauge_ = &ctx.gauge("subscriptions");
     reorder_held_gauge_ = &ctx.gauge("reorder_held");
     retry_unsubscribed_ = settings_.retry_unsubscribed && ctx.inputCanRedeliver();
+    if (!settings_.replay_endpoint.empty()) {
+      replay_ = std::make_unique<PubReplay>(settings_, zctx_);
+      if (Status s = replay_->start(ctx); !s.isOk()) {
+        replay_.reset();
+        monitor_.reset();
+        sock_.reset();
+        return s;
+      }
+    }
     connected_gauge_->set(settings_.bind ? 1 : 0);  // bound; connect mode: see readMonitor()
     return Status::ok();
   }
@@ -175,6 +190,9 @@ class ZmqPubSink final : public Sink {
         }
       }
       expireReorder(ctx, Clock::now());
+      if (replay_) {
+        replay_->refreshGauges(false);
+      }
     } catch (const zmq::error_t &e) {
       if (e.num() != EINTR) {
         return Status::error(fmt::format("zmq: {}", e.what()));
@@ -196,6 +214,10 @@ class ZmqPubSink final : public Sink {
 
   void stop() noexcept override {
     try {
+      if (replay_) {
+        replay_->stop();  // its socket first: it lives in the same context
+        replay_.reset();
+      }
       // Closed: queued messages get `linger` ms to leave, in the I/O thread of the engine's
       // context, whose termination (when the engine is destroyed) waits for them.
       if (monitor_ && sock_) {
@@ -342,6 +364,7 @@ class ZmqPubSink final : public Sink {
   void deliver(SinkContext &ctx, Message &&msg, DeliveryId id) noexcept {
     try {
       std::string_view envelope;
+      bool built = false;
       if (const auto &env = msg.envelope()) {
         envelope = env->text;
         passed_->add();
@@ -353,7 +376,13 @@ class ZmqPubSink final : public Sink {
           return;
         }
         envelope = built_text_;
+        built = true;
         built_->add();
+      }
+      const bool subscribed = anySubscriberFor(msg.topic());
+      if (replay_ && envelope.size() <= settings_.limits.max_bytes && (subscribed || !retryUnsubscribed())) {
+        // Published (to the subscribers, or to nobody but the replay store): numbered now.
+        envelope = replay_->number(ctx, msg, envelope, built, settings_.limits.max_bytes);
       }
       if (envelope.size() > settings_.limits.max_bytes) {
         drop_log_.warn(ctx, "oversize", "dropped (oversize): envelope of {} bytes, limit {}", envelope.size(),
@@ -361,7 +390,7 @@ class ZmqPubSink final : public Sink {
         ctx.done(id, Outcome::Dropped, "oversize");
         return;
       }
-      if (!anySubscriberFor(msg.topic())) {
+      if (!subscribed) {
         if (retryUnsubscribed()) {
           // (At shutdown the runtime hands it straight back to the input, which redelivers
           // it to the next process, instead of scheduling a retry.)
@@ -528,6 +557,7 @@ class ZmqPubSink final : public Sink {
   const PubSettings settings_;
   // Before the socket: the context outlives it (see zmq_common.hpp).
   std::shared_ptr<zmq::context_t> zctx_;
+  std::unique_ptr<PubReplay> replay_;  ///< with replay_endpoint
   fedmsg::EnvelopeBuilder builder_;
   bool retry_unsubscribed_ = true;  ///< settings_.retry_unsubscribed, for an input that can redeliver
 

@@ -7,6 +7,8 @@
 //   zmq_pub_config.cpp  the schema, the settings, the factory (one per configured place,
 //                       holding the settings and the engine's ZeroMQ context)
 //   zmq_pub.cpp         the sink: the envelope, subscriptions, slow subscribers, `i` order
+//   zmq_pub_replay.cpp  replay (replay_endpoint): seq_id numbering, the replay store, and
+//                       the endpoint (zmq_replay_server.cpp)
 #pragma once
 
 #include <chrono>
@@ -36,10 +38,18 @@ struct PubSettings {
   SocketTuning tuning;
   fedmsg::Limits limits;
   std::string username;  ///< of the envelopes the sink builds; resolved, never empty
+  // Replay (zmq_pub_replay.hpp): on when replay_endpoint is set.
+  std::string replay_endpoint;
+  std::size_t replay_max_messages = 100000;
+  std::size_t replay_max_bytes = 256u << 20;
+  std::size_t replay_max_reply = 10000;
+  std::string replay_database;  ///< empty: the in-memory store
+  std::string replay_name;      ///< empty: the pipeline's name
 
   static PubSettings fromConfig(const sdk::Config &c);
   /// Sockets of one instance: the XPUB (connect mode: with libzmq's monitor PAIR and ours).
-  [[nodiscard]] int contextSockets() const { return bind ? 1 : 3; }
+  /// With replay_endpoint, one more: the replay endpoint's REP.
+  [[nodiscard]] int contextSockets() const { return (bind ? 1 : 3) + (replay_endpoint.empty() ? 0 : 1); }
 };
 
 /// A zmq-pub instance (zmq_pub.cpp) whose socket lives in @p zctx.

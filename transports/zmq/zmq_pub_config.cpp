@@ -50,9 +50,68 @@ const sy_config_key kOwnRows[] = {
     {"wait_for_subscriber", SY_CFG_FLOAT, 0, "0",
      "Before the first message, wait up to this many seconds for a subscription (avoids the "
      "slow-joiner loss); 0 = do not wait.", 0},
+    {"replay_endpoint", SY_CFG_STRING, 0, "\"\"",
+     "Address of fedmsg's replay endpoint (a REP socket bound there, e.g. tcp://*:9941); when set, every "
+     "envelope published is numbered with `seq_id` and kept to answer replay queries. Empty = no replay.", 0},
+    {"replay_max_messages", SY_CFG_INT, 0, "100000",
+     "Most envelopes the in-memory replay store keeps (the oldest are forgotten); 0 = no count limit.", 0},
+    {"replay_max_bytes", SY_CFG_INT, 0, "268435456",
+     "Most bytes of envelope text the in-memory replay store keeps; 0 = no byte limit.", 0},
+    {"replay_max_reply", SY_CFG_INT, 0, "10000",
+     "Most envelopes in one replay reply; a query matching more gets the first ones (lowest seq_id).", 0},
+    {"replay_database", SY_CFG_STRING, 0, "\"\"",
+     "Keep the replay records in the message store's database instead of memory: sqlite:PATH or "
+     "postgresql://...; numbering then continues across restarts.", 0},
+    {"replay_name", SY_CFG_STRING, 0, "\"\"",
+     "With replay_database: the publisher name its records are kept under; empty = the pipeline's name.", 0},
 };
 
 constexpr auto kSchema = joinSchema(kOwnRows, kSocketTuningRows);
+
+/// The replay keys (zmq_pub_replay.hpp).
+void replayFromConfig(const sdk::Config &c, PubSettings &s) {
+  s.replay_endpoint = strOr(c, "replay_endpoint", "");
+  s.replay_max_messages = static_cast<std::size_t>(nonNegative(c, "replay_max_messages", 100000));
+  s.replay_max_bytes = static_cast<std::size_t>(nonNegative(c, "replay_max_bytes", std::int64_t{256} << 20));
+  std::int64_t max_reply = intOr(c, "replay_max_reply", 10000);
+  s.replay_database = strOr(c, "replay_database", "");
+  s.replay_name = strOr(c, "replay_name", "");
+  if (max_reply < 1) {
+    c.problem("replay_max_reply", "'replay_max_reply' must be 1 or more, got " + std::to_string(max_reply));
+  } else {
+    s.replay_max_reply = static_cast<std::size_t>(max_reply);
+  }
+  if (s.replay_endpoint.empty()) {
+    if (!s.replay_database.empty()) {
+      c.problem("replay_database", "'replay_database' needs 'replay_endpoint' (the address replay queries come to)");
+    }
+    return;
+  }
+  if (auto problem = endpointProblem(s.replay_endpoint, true)) {
+    c.problem("replay_endpoint", fmt::format("'{}' is not a usable endpoint: {}", s.replay_endpoint, *problem));
+  }
+  for (const std::string &e : s.endpoints) {
+    if (e == s.replay_endpoint) {
+      c.problem("replay_endpoint", fmt::format("'{}' is also in endpoints: the replay endpoint needs an address of "
+                                               "its own, e.g. the next port", e));
+    }
+  }
+  if (s.replay_database.empty() && s.replay_max_messages == 0 && s.replay_max_bytes == 0) {
+    c.problem("replay_max_messages", "the in-memory replay store needs a bound: set replay_max_messages or "
+                                     "replay_max_bytes above 0");
+  }
+  if (!s.replay_database.empty()) {
+#ifdef SY_HAVE_STORE_DB
+    std::string_view db = s.replay_database;
+    if (db.rfind("sqlite:", 0) != 0 && db.rfind("postgresql://", 0) != 0 && db.rfind("postgres://", 0) != 0) {
+      c.problem("replay_database", "'replay_database' must be sqlite:PATH or postgresql://...");
+    }
+#else
+    c.problem("replay_database", "this build has no message store (built without libswitchyard-store-db): remove "
+                                 "replay_database to keep the replay records in memory");
+#endif
+  }
+}
 
 }  // namespace
 
@@ -86,6 +145,7 @@ PubSettings PubSettings::fromConfig(const sdk::Config &c) {
   if (s.subscriber_grace_s < 0) {
     c.problem("subscriber_grace", "'subscriber_grace' must not be negative");
   }
+  replayFromConfig(c, s);
   std::string slow = strOr(c, "slow_subscriber", "skip");
   if (slow == "drop") {
     s.drop_for_all = true;
