@@ -8,10 +8,15 @@ tests/amqp/amqp_fixture.py), read back with python3-pika:
   3. a sender posts message after message (sending a message again, same id, after every
      503 and its Retry-After) while the broker is stopped (stop_app) for a few seconds:
      503 with Retry-After while it is down, 202 again after start_app;
-  4. 0 accepted messages lost: every id ever answered 202 is in the queue (a message
+  4. shutdown: with the broker down again, a request waiting for its confirm (the pipeline's
+     in_flight is 1 on the operations endpoint) when SIGTERM comes is answered 503 when the
+     drain timeout passes (1 s), well before its own timeout, and the router exits 0;
+  5. 0 accepted messages lost: every id ever answered 202 is in the queue (a message
      answered 503 may be there too, or twice: the sender resends it, at least once)."""
 import json
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -20,6 +25,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from amqp_fixture import Broker, drain, unique  # noqa: E402
 
 from httptest import TOKEN_CI, Client, Router, cleanup, expect, free_port, log, tmpdir, wait_for  # noqa: E402
+from sytest import http_get  # noqa: E402
+
+
+def in_flight(ops_port):
+    status, _, text = http_get(f"http://127.0.0.1:{ops_port}/metrics")
+    m = re.search(r'^switchyard_in_flight\{[^}]*pipeline="ingest"[^}]*\} (\d+)', text or "", re.M)
+    return int(m.group(1)) if status == 200 and m else None
 
 
 def main():
@@ -31,14 +43,17 @@ def main():
     ch.queue_declare(queue, durable=True)
     ch.queue_bind(queue, "amq.topic", prefix + ".#")
     tmp = tmpdir("sy-http-amqp-")
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     r = Router(f"""version: 1
+settings:
+  drain_timeout: 1
+  http: {{listen: "127.0.0.1:{ops_port}"}}
 pipelines:
   ingest:
     input:
       type: http-in
       listen: 127.0.0.1:{port}
-      timeout: 2
+      timeout: 3
       retry_after: 1
       senders:
         - {{name: ci, token_env: SY_TEST_TOKEN_CI, topics: [{prefix}]}}
@@ -97,7 +112,7 @@ pipelines:
             t0 = time.monotonic()
             wait_for(lambda: refused_503, 20, "a 503 while the broker is down")
             log(f"first 503 {time.monotonic() - t0:.1f} s after stop_app: {refused_503[0]}")
-            time.sleep(2)  # a few more attempts while it is down
+            wait_for(lambda: len(refused_503) >= 2, 20, "a second 503 while the broker is down")
             n_down = len(refused_503)
             broker.ctl("start_app")
             broker.ctl("await_startup")
@@ -110,11 +125,31 @@ pipelines:
         assert all(rr[2] == "1" for rr in refused_503), f"every 503 has Retry-After: 1: {refused_503[:5]}"
         assert all(rr[1] in ("timeout", "retry") for rr in refused_503), refused_503[:5]
         log(f"{n_down} 503 while down, {len(refused_503)} in all; {len(after_recovery)} accepted after recovery")
+
+        # 4. shutdown while a request waits for its confirm
+        broker.ctl("stop_app")
+        answer = []
+        t = threading.Thread(target=lambda: answer.append(
+            c.post({"topic": f"{prefix}.last", "body": {}, "id": "last-0"})))
+        t.start()
+        wait_for(lambda: in_flight(ops_port) == 1, 10, "the last request in flight")
+        t0 = time.monotonic()
+        r.proc.send_signal(signal.SIGTERM)
+        t.join(20)
+        took = time.monotonic() - t0
+        st, hdrs, doc = answer[0]
+        log(f"request waiting at SIGTERM: {st} {doc.get('error')} after {took:.2f} s")
+        assert st == 503 and doc["error"] == "stopping" and hdrs.get("Retry-After") == "1", (st, doc)
+        assert took < 2.5, f"answered {took:.2f} s after SIGTERM: the drain timeout is 1 s, the request's 3 s"
+        refused_503.append(("last-0", "stopping", "1"))
+        r.proc.wait(30)  # (a second SIGTERM would stop it without draining)
     finally:
         rc = r.stop()
+        broker.ctl("start_app")
+        broker.ctl("await_startup")
     err = r.stderr()
     assert rc == 0, f"exit status {rc}\n{err[-3000:]}"
-    # 4. nothing accepted is lost
+    # 5. nothing accepted is lost
     conn = broker.connection()
     got = drain(conn, queue, expect=len(set(accepted)), timeout=30, idle=1.0)
     ids = [p.message_id for _, p, _ in got]
@@ -132,7 +167,8 @@ pipelines:
     counters = r.counters("ingest")
     log(f"http-in counters: {counters}")
     assert counters.get(("accepted_messages", "")) == len(accepted), (counters, len(accepted))
-    assert counters.get(("refused", "timeout"), 0) + counters.get(("refused", "retry"), 0) == len(refused_503), counters
+    assert sum(counters.get(("refused", k), 0) for k in ("timeout", "retry", "stopping")) == len(refused_503), \
+        (counters, refused_503)
     ch = conn.channel()
     ch.queue_delete(queue)
     conn.close()
