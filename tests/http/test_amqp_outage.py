@@ -8,9 +8,10 @@ tests/amqp/amqp_fixture.py), read back with python3-pika:
   3. a sender posts message after message (sending a message again, same id, after every
      503 and its Retry-After) while the broker is stopped (stop_app) for a few seconds:
      503 with Retry-After while it is down, 202 again after start_app;
-  4. shutdown: with the broker down again, a request waiting for its confirm (the pipeline's
-     in_flight is 1 on the operations endpoint) when SIGTERM comes is answered 503 when the
-     drain timeout passes (1 s), well before its own timeout, and the router exits 0;
+  4. with the broker down again, 20 requests wait for their confirms (the pipeline's
+     in_flight is 20 on the operations endpoint): one more is refused at once, 503 busy
+     (max_in_flight 20); at SIGTERM the 20 are answered 503 stopping when the drain
+     timeout passes (1 s), before their own timeout (3 s), and the router exits 0;
   5. 0 accepted messages lost: every id ever answered 202 is in the queue (a message
      answered 503 may be there too, or twice: the sender resends it, at least once)."""
 import json
@@ -55,6 +56,9 @@ pipelines:
       listen: 127.0.0.1:{port}
       timeout: 3
       retry_after: 1
+      max_in_flight: 20
+      max_batch: 20
+      threads: 32
       senders:
         - {{name: ci, token_env: SY_TEST_TOKEN_CI, topics: [{prefix}]}}
     outputs:
@@ -123,25 +127,36 @@ pipelines:
             t.join(60)
         assert not t.is_alive(), "the sender is stuck"
         assert all(rr[2] == "1" for rr in refused_503), f"every 503 has Retry-After: 1: {refused_503[:5]}"
-        assert all(rr[1] in ("timeout", "retry") for rr in refused_503), refused_503[:5]
+        assert all(rr[1] in ("timeout", "retry", "busy") for rr in refused_503), refused_503[:5]
         log(f"{n_down} 503 while down, {len(refused_503)} in all; {len(after_recovery)} accepted after recovery")
 
-        # 4. shutdown while a request waits for its confirm
+        # 4. max_in_flight, then shutdown while requests wait for their confirms
         broker.ctl("stop_app")
-        answer = []
-        t = threading.Thread(target=lambda: answer.append(
-            c.post({"topic": f"{prefix}.last", "body": {}, "id": "last-0"})))
-        t.start()
-        wait_for(lambda: in_flight(ops_port) == 1, 10, "the last request in flight")
+        answers = {}
+
+        def post_last(i):
+            answers[i] = c.post({"topic": f"{prefix}.last", "body": {}, "id": f"last-{i}"})
+        waiting = [threading.Thread(target=post_last, args=(i,)) for i in range(20)]
+        for w in waiting:
+            w.start()
+        wait_for(lambda: in_flight(ops_port) == 20, 10, "20 requests in flight")
+        t0 = time.monotonic()
+        st, hdrs, doc = c.post({"topic": f"{prefix}.last", "body": {}, "id": "last-busy"})
+        took = time.monotonic() - t0
+        assert st == 503 and doc["error"] == "busy" and hdrs.get("Retry-After") == "1", (st, doc)
+        assert took < 1, f"a request beyond max_in_flight took {took:.2f} s to be refused"
+        refused_503.append(("last-busy", "busy", "1"))
+        log(f"beyond max_in_flight: 503 busy in {took * 1000:.0f} ms")
         t0 = time.monotonic()
         r.proc.send_signal(signal.SIGTERM)
-        t.join(20)
+        for w in waiting:
+            w.join(20)
         took = time.monotonic() - t0
-        st, hdrs, doc = answer[0]
-        log(f"request waiting at SIGTERM: {st} {doc.get('error')} after {took:.2f} s")
-        assert st == 503 and doc["error"] == "stopping" and hdrs.get("Retry-After") == "1", (st, doc)
-        assert took < 2.5, f"answered {took:.2f} s after SIGTERM: the drain timeout is 1 s, the request's 3 s"
-        refused_503.append(("last-0", "stopping", "1"))
+        got = sorted({(a[0], a[2].get("error"), a[1].get("Retry-After")) for a in answers.values()})
+        log(f"20 requests waiting at SIGTERM: {got} within {took:.2f} s")
+        assert len(answers) == 20 and got == [(503, "stopping", "1")], answers
+        assert took < 2.5, f"answered {took:.2f} s after SIGTERM: the drain timeout is 1 s, the requests' 3 s"
+        refused_503 += [(f"last-{i}", "stopping", "1") for i in range(20)]
         r.proc.wait(30)  # (a second SIGTERM would stop it without draining)
     finally:
         rc = r.stop()
@@ -167,7 +182,7 @@ pipelines:
     counters = r.counters("ingest")
     log(f"http-in counters: {counters}")
     assert counters.get(("accepted_messages", "")) == len(accepted), (counters, len(accepted))
-    assert sum(counters.get(("refused", k), 0) for k in ("timeout", "retry", "stopping")) == len(refused_503), \
+    assert sum(counters.get(("refused", k), 0) for k in ("timeout", "retry", "stopping", "busy")) == len(refused_503), \
         (counters, refused_503)
     ch = conn.channel()
     ch.queue_delete(queue)
