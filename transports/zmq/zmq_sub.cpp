@@ -33,7 +33,7 @@ constexpr auto kDrainCountCap = std::chrono::seconds(1);
 }  // namespace
 
 ZmqSubSource::ZmqSubSource(const SubSettings &settings, std::shared_ptr<zmq::context_t> zctx)
-    : settings_(settings), zctx_(std::move(zctx)), seq_(settings.seq) {}
+    : settings_(settings), zctx_(std::move(zctx)), seq_(settings.seq), replay_(settings.replay, settings.limits) {}
 
 ZmqSubSource::~ZmqSubSource() {
   if (epoll_fd_ >= 0) {
@@ -42,7 +42,13 @@ ZmqSubSource::~ZmqSubSource() {
 }
 
 Status ZmqSubSource::probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept {
-  return probeEndpoints(report, settings_.endpoints, settings_.bind, timeout);
+  if (settings_.srv.empty()) {
+    return probeEndpoints(report, settings_.endpoints, settings_.bind, timeout);
+  }
+  // Half the time for the configured endpoints, the rest for the SRV names and their targets.
+  Status st = probeEndpoints(report, settings_.endpoints, settings_.bind, timeout / 2);
+  Status srv = probeSrv(report, timeout - timeout / 2);
+  return st.isOk() ? srv : st;
 }
 
 Status ZmqSubSource::start(SourceContext &ctx) noexcept {
@@ -67,6 +73,11 @@ Status ZmqSubSource::start(SourceContext &ctx) noexcept {
     sockets_.clear();
     return st;
   }
+  replay_.start(ctx, zctx_, epoll_fd_, kReplayBit);
+  if (Status st = startSrv(ctx); !st.isOk()) {
+    sockets_.clear();
+    return st;
+  }
   disconnects_ = &ctx.counter("disconnects");
   protocol_disconnects_ = &ctx.counter("protocol_disconnects");
   reconnects_ = &ctx.counter("reconnects");
@@ -88,9 +99,18 @@ Status ZmqSubSource::poll(SourceContext &ctx, std::chrono::milliseconds timeout)
     // ctx.wakeFd() is not in the set, as before: ZeroMQ cannot acknowledge, so waiting
     // completions need no prompt service (the runtime takes them between polls).
     // With sockets on the ready list there is work already: only collect new signals.
+    replay_.housekeeping(ctx);
+    serviceSrv(ctx);
+    submitReplayed(ctx);
     int wait_ms = ready_.empty() ? static_cast<int>(timeout.count()) : 0;
     if (wait_ms > 0 && lost_count_ > 0) {
       wait_ms = std::min(wait_ms, msUntilNextReconnect());
+    }
+    if (int r = replay_.msUntilDeadline(); wait_ms > 0 && r >= 0) {
+      wait_ms = std::min(wait_ms, r);
+    }
+    if (int r = srv_ ? srv_->msUntilDue() : -1; wait_ms > 0 && r >= 0) {
+      wait_ms = std::min(wait_ms, r);
     }
     std::array<epoll_event, kMaxEpollEvents> events{};
     int n = ::epoll_wait(epoll_fd_, events.data(), kMaxEpollEvents, wait_ms);
@@ -111,24 +131,36 @@ Status ZmqSubSource::poll(SourceContext &ctx, std::chrono::milliseconds timeout)
     }
     // Connection events first, so that a new connection is known before its messages.
     for (int k = 0; k < n; ++k) {
-      std::uint32_t data = events[static_cast<std::size_t>(k)].data.u32;
+      const epoll_event &ev = events[static_cast<std::size_t>(k)];
+      std::uint32_t data = ev.data.u32;
       if ((data & kMonitorBit) != 0 && (data & ~kMonitorBit) < sockets_.size()) {
-        serviceMonitor(ctx, sockets_[data & ~kMonitorBit]);
+        if (!sockets_[data & ~kMonitorBit].dead) {
+          serviceMonitor(ctx, sockets_[data & ~kMonitorBit]);
+        }
+      } else if ((data & kReplayBit) != 0) {
+        replay_.onReadable(ctx, data & ~kReplayBit);
+      } else if ((data & kSrvBit) != 0 && srv_) {
+        srv_->onFd(static_cast<int>(data & ~kSrvBit), ev.events);
       }
     }
+    if (srv_) {
+      srv_->processTimeouts();
+      serviceSrv(ctx);
+    }
+    submitReplayed(ctx);
     if (lost_count_ > 0) {
       reconnectLost(ctx);
     }
     for (int k = 0; k < n; ++k) {
       std::uint32_t data = events[static_cast<std::size_t>(k)].data.u32;
-      if ((data & kMonitorBit) != 0) {
+      if ((data & kKindBits) != 0) {
         continue;
       }
       std::size_t idx = data;
       // ZMQ_FD only says "something happened" (commands, not necessarily messages).
       // Reading ZMQ_EVENTS processes the socket's pending commands, which also resets
       // the fd, so the level-triggered epoll does not keep reporting it.
-      if (idx < sockets_.size() && !sockets_[idx].ready &&
+      if (idx < sockets_.size() && !sockets_[idx].ready && !sockets_[idx].dead &&
           (sockets_[idx].sock.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
         markReady(idx);
       }
@@ -141,6 +173,11 @@ Status ZmqSubSource::poll(SourceContext &ctx, std::chrono::milliseconds timeout)
     while (budget > 0 && !ready_.empty() && !stopped_intake_ && !ctx.stopping()) {
       // Popped only after the drain: if it throws, the socket stays on the list.
       std::size_t idx = ready_.front();
+      if (sockets_[idx].dead) {
+        sockets_[idx].ready = false;
+        ready_.pop_front();
+        continue;
+      }
       std::size_t turn = std::min(budget, kMaxPerSocketTurn);
       std::size_t got = 0;
       bool empty = drainSocket(ctx, sockets_[idx], turn, got);
@@ -176,11 +213,17 @@ void ZmqSubSource::stopIntake(SourceContext &ctx) noexcept {
   draining_ = true;
   try {
     for (auto &s : sockets_) {
+      if (s.dead) {
+        continue;
+      }
       for (const auto &t : settings_.topics) {
         sendSubscription(s.sock, false, t);
       }
     }
     drainAll(ctx);
+    // What waits for a replay answer goes now, without it.
+    replay_.abandonAll(ctx);
+    submitReplayed(ctx);
   } catch (const std::exception &e) {
     ctx.log().error("shutdown drain of the ZeroMQ sockets failed: {}", e.what());
   }
@@ -189,6 +232,8 @@ void ZmqSubSource::stopIntake(SourceContext &ctx) noexcept {
 
 void ZmqSubSource::stop() noexcept {
   seq_.stop();
+  replay_.close();
+  srv_.reset();
   closeSockets();
 }
 
@@ -213,6 +258,9 @@ void ZmqSubSource::drainAll(SourceContext &ctx) {
   while (Clock::now() - start < kDrainCap) {
     bool any = false;
     for (auto &s : sockets_) {
+      if (s.dead) {
+        continue;
+      }
       std::size_t got = 0;
       (void)drainSocket(ctx, s, kMaxPerSocketTurn, got);
       any = any || got > 0;
@@ -239,6 +287,9 @@ void ZmqSubSource::drainAll(SourceContext &ctx) {
     refused_ = true;
     auto until = Clock::now() + kDrainCountCap;
     for (auto &s : sockets_) {
+      if (s.dead) {
+        continue;
+      }
       std::size_t got = 0;
       while (Clock::now() < until && !drainSocket(ctx, s, kMaxPerPoll, got)) {
       }
@@ -313,17 +364,43 @@ void ZmqSubSource::handle(SourceContext &ctx, Socket &s, std::size_t count) {
     drop_log_.warn(ctx, r.reason, "dropped ({}): {} (from {})", r.reason, r.detail, where(s));
     return;
   }
-  if (seq_.tracking()) {
-    seq_.note(ctx, m, tag_ + 1, [&] { return (s.endpoint.empty() ? "bind|" + peerAddress() : s.endpoint) + '|'; });
+  if (replay_.active() && !s.name.empty()) {
+    auto verdict = replay_.onMessage(ctx, s.name, m, s.endpoint);
+    submitReplayed(ctx);  // before this one: what a given-up replay released
+    if (verdict != ReplayClient::Verdict::Pass) {
+      return;
+    }
   }
-  if (!s.endpoint.empty()) {
-    m.setMeta("zmq.endpoint", s.endpoint);
+  submitOne(ctx, std::move(m), s.endpoint, true);
+}
+
+void ZmqSubSource::submitReplayed(SourceContext &ctx) {
+  if (!replay_.hasReady()) {
+    return;
+  }
+  for (auto &item : replay_.takeReady()) {
+    submitOne(ctx, std::move(item.msg), item.endpoint, !item.backfilled);
+  }
+}
+
+void ZmqSubSource::submitOne(SourceContext &ctx, Message m, const std::string &endpoint, bool track_i) {
+  if (refused_) {
+    countShutdownDrop(ctx);
+    return;
+  }
+  if (track_i && seq_.tracking()) {
+    seq_.note(ctx, m, tag_ + 1, [&] { return (endpoint.empty() ? "bind|" + peerAddress() : endpoint) + '|'; });
+  }
+  if (!endpoint.empty()) {
+    m.setMeta("zmq.endpoint", endpoint);
   }
   if (ctx.submit(std::move(m), ++tag_) == SourceContext::SubmitResult::Stopping) {
     // Not taken: counted. While draining (stopIntake), the rest is read and counted too;
     // otherwise reading stops here.
     refused_ = true;
-    seq_.notTaken(tag_);
+    if (track_i && seq_.tracking()) {
+      seq_.notTaken(tag_);
+    }
     countShutdownDrop(ctx);
     if (!draining_) {
       stopped_intake_ = true;

@@ -27,18 +27,25 @@
 //   zmq_sub.cpp          the source: start, poll, reading and decoding, shutdown drain
 //   zmq_sub_sockets.cpp  sockets, epoll, monitors and the reconnect of protocol disconnects
 //   zmq_sub_seq.*        sequence tracking glue (SeqTracker, the state file, the verdicts)
+//   zmq_sub_replay.*     gap backfill over fedmsg's `seq_id` from the replay endpoints
+//   zmq_srv.*            DNS SRV resolution (c-ares, its sockets in the source's epoll set)
+//   zmq_sub_srv.cpp      the endpoints that SRV records give: added and removed at run time
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "zmq_common.hpp"
+#include "zmq_srv.hpp"
+#include "zmq_sub_replay.hpp"
 #include "zmq_sub_seq.hpp"
 
 namespace switchyard::zmqt {
@@ -46,6 +53,7 @@ namespace switchyard::zmqt {
 /// zmq-sub's validated configuration; immutable once the factory made it.
 struct SubSettings {
   std::vector<std::string> endpoints;
+  std::vector<std::string> names;  // each endpoint's publisher name (its address for a list)
   bool bind = false;
   std::vector<std::string> topics;  // never empty; "" = everything
   bool all_topics = true;           // "" among the topics: every message matches
@@ -54,11 +62,20 @@ struct SubSettings {
   SocketTuning tuning;
   fedmsg::Limits limits;
   SeqSettings seq;
+  ReplaySettings replay;
+  std::vector<std::string> srv;      // SRV names
+  std::int64_t srv_interval_s = 300;
+  std::vector<std::string> dns_servers;
 
   static SubSettings fromConfig(const sdk::Config &c);
   /// Sockets of one instance: an XSUB per endpoint (one in bind mode), each with libzmq's
-  /// monitor PAIR and ours.
-  [[nodiscard]] int contextSockets() const { return 3 * static_cast<int>(bind ? 1 : endpoints.size()); }
+  /// monitor PAIR and ours; a REQ per replay endpoint; room for kSrvSocketRoom endpoints
+  /// found by SRV (a raise of ZMQ_MAX_SOCKETS, not a limit).
+  static constexpr int kSrvSocketRoom = 64;
+  [[nodiscard]] int contextSockets() const {
+    return 3 * static_cast<int>(bind ? 1 : endpoints.size()) + static_cast<int>(replay.endpoints.size()) +
+           (srv.empty() ? 0 : 3 * kSrvSocketRoom);
+  }
 };
 
 class ZmqSubSource final : public Source {
@@ -89,6 +106,10 @@ class ZmqSubSource final : public Source {
   static constexpr int kMaxEpollEvents = 256;  // per epoll_wait(); level-triggered, the rest come next time
   // epoll data of a monitor socket: its socket's index with this bit set.
   static constexpr std::uint32_t kMonitorBit = 0x80000000U;
+  // epoll data of a replay REQ socket (its index in ReplayClient) and of a c-ares socket (its fd).
+  static constexpr std::uint32_t kReplayBit = 0x40000000U;
+  static constexpr std::uint32_t kSrvBit = 0x20000000U;
+  static constexpr std::uint32_t kKindBits = kMonitorBit | kReplayBit | kSrvBit;
 
   struct Socket {
     zmq::socket_t sock;
@@ -106,11 +127,19 @@ class ZmqSubSource final : public Source {
     bool expect_connect = true;
     bool up = false;  // connect mode: the endpoint's connection is established (handshake done)
     std::set<int> peers;  // bind mode: file descriptors of the publishers' live connections
+    std::string name;     // the publisher's name (replay_endpoints' key), connect mode
+    std::string srv;      // the SRV name that gave this endpoint; empty: a configured one
+    bool dead = false;    // closed (its SRV record went away); the slot may be reused
+    Clock::time_point opened_at;
   };
 
   // zmq_sub.cpp: reading and decoding.
   bool drainSocket(SourceContext &ctx, Socket &s, std::size_t limit, std::size_t &got);
   void handle(SourceContext &ctx, Socket &s, std::size_t count);
+  /// Submits a decoded message read on @p endpoint (empty: bind mode, the peer of frames_);
+  /// @p track_i: observed by the `i` tracker (not for backfilled messages).
+  void submitOne(SourceContext &ctx, Message m, const std::string &endpoint, bool track_i);
+  void submitReplayed(SourceContext &ctx);
   [[nodiscard]] bool subscribedTo(std::string_view topic) const;
   void countShutdownDrop(SourceContext &ctx);
   void drainAll(SourceContext &ctx);
@@ -119,6 +148,8 @@ class ZmqSubSource final : public Source {
 
   // zmq_sub_sockets.cpp: sockets, epoll, monitors, reconnects.
   void openSockets(SourceContext &ctx);
+  Socket openOne(SourceContext &ctx, const std::string &endpoint, std::size_t k);
+  Status watch(std::size_t idx);
   static void sendSubscription(zmq::socket_t &sock, bool on, const std::string &prefix);
   Status setUpEpoll();
   void sweepIdle(SourceContext &ctx);
@@ -137,6 +168,15 @@ class ZmqSubSource final : public Source {
   void onEndpointConnected(SourceContext &ctx, const std::string &key_prefix);
   void closeSockets() noexcept;
 
+  // zmq_sub_srv.cpp: endpoints from SRV records.
+  Status startSrv(SourceContext &ctx);
+  void serviceSrv(SourceContext &ctx);
+  void applySrv(SourceContext &ctx, const std::string &name);
+  void addSrvEndpoint(SourceContext &ctx, const std::string &endpoint, const std::string &name);
+  void removeSocket(SourceContext &ctx, std::size_t idx);
+  void srvFallback(SourceContext &ctx);
+  [[nodiscard]] Status probeSrv(ProbeReport &report, std::chrono::milliseconds timeout) noexcept;
+
   const SubSettings settings_;
   // Before the sockets: the context outlives them (see zmq_common.hpp).
   std::shared_ptr<zmq::context_t> zctx_;
@@ -153,6 +193,16 @@ class ZmqSubSource final : public Source {
   DropLog drop_log_;
   std::uint64_t tag_ = 0;
   SeqGlue seq_;
+  ReplayClient replay_;
+  std::unique_ptr<SrvResolver> srv_;
+  struct SrvState {
+    std::vector<SrvTarget> targets;  // the last resolved set, best first
+    std::size_t levels = 1;          // priority levels in use (more after a fallback)
+  };
+  std::map<std::string, SrvState> srv_state_;
+  Counter *srv_added_ = nullptr;
+  Counter *srv_removed_ = nullptr;
+  Gauge *srv_endpoints_ = nullptr;
 
   Counter *received_ = nullptr;
   Counter *disconnects_ = nullptr;

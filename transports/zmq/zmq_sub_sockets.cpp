@@ -71,43 +71,54 @@ std::string peerIp(int fd) {
 /// start(): one XSUB per endpoint (one bound to all of them in bind mode), each with its
 /// monitor. Throws zmq::error_t, or EndpointError naming the endpoint that failed.
 void ZmqSubSource::openSockets(SourceContext &ctx) {
-  const auto &endpoints = settings_.endpoints;
-  std::size_t count = settings_.bind ? 1 : endpoints.size();
+  std::size_t count = settings_.bind ? 1 : settings_.endpoints.size();
   for (std::size_t k = 0; k < count; ++k) {
-    Socket s{zmq::socket_t(*zctx_, zmq::socket_type::xsub), settings_.bind ? std::string() : endpoints[k]};
-    s.sock.set(zmq::sockopt::rcvhwm, settings_.hwm);
-    s.sock.set(zmq::sockopt::maxmsgsize, settings_.socket_max);
-    s.sock.set(zmq::sockopt::linger, 0);
-    settings_.tuning.apply(s.sock);
-    // XSUB: a subscription is a message (0x01 + prefix), kept by the socket and sent to
-    // every peer that connects.
-    for (const auto &t : settings_.topics) {
-      sendSubscription(s.sock, true, t);
-    }
-    // The monitor first, so that no event of the first connection is missed.
-    std::string mon_addr = monitorAddress();
-    if (zmq_socket_monitor(s.sock.handle(), mon_addr.c_str(), kMonitorEvents) != 0) {
-      throw zmq::error_t();
-    }
-    s.monitor = zmq::socket_t(*zctx_, zmq::socket_type::pair);
-    s.monitor.set(zmq::sockopt::linger, 0);
-    s.monitor.connect(mon_addr);
-    std::size_t at = k;  // the endpoint being bound or connected, for the error
-    try {
-      if (settings_.bind) {
-        for (at = 0; at < endpoints.size(); ++at) {
-          s.sock.bind(endpoints[at]);
-          ctx.log().info("bound {}", s.sock.get(zmq::sockopt::last_endpoint));
-        }
-      } else {
-        s.sock.connect(endpoints[k]);
-        ctx.log().info("connecting to {}", endpoints[k]);
-      }
-    } catch (const std::exception &e) {
-      throw EndpointError(endpointFailure(settings_.bind, endpoints[at], at, e));
+    Socket s = openOne(ctx, settings_.bind ? std::string() : settings_.endpoints[k], k);
+    if (!settings_.bind && k < settings_.names.size()) {
+      s.name = settings_.names[k];
     }
     sockets_.push_back(std::move(s));
   }
+}
+
+/// One XSUB with its monitor, connected to @p endpoint (bind mode: bound to every
+/// endpoint; @p k is the endpoint's place in the configuration, for the error).
+ZmqSubSource::Socket ZmqSubSource::openOne(SourceContext &ctx, const std::string &endpoint, std::size_t k) {
+  const auto &endpoints = settings_.endpoints;
+  Socket s{zmq::socket_t(*zctx_, zmq::socket_type::xsub), endpoint};
+  s.opened_at = Clock::now();
+  s.sock.set(zmq::sockopt::rcvhwm, settings_.hwm);
+  s.sock.set(zmq::sockopt::maxmsgsize, settings_.socket_max);
+  s.sock.set(zmq::sockopt::linger, 0);
+  settings_.tuning.apply(s.sock);
+  // XSUB: a subscription is a message (0x01 + prefix), kept by the socket and sent to
+  // every peer that connects.
+  for (const auto &t : settings_.topics) {
+    sendSubscription(s.sock, true, t);
+  }
+  // The monitor first, so that no event of the first connection is missed.
+  std::string mon_addr = monitorAddress();
+  if (zmq_socket_monitor(s.sock.handle(), mon_addr.c_str(), kMonitorEvents) != 0) {
+    throw zmq::error_t();
+  }
+  s.monitor = zmq::socket_t(*zctx_, zmq::socket_type::pair);
+  s.monitor.set(zmq::sockopt::linger, 0);
+  s.monitor.connect(mon_addr);
+  std::size_t at = k;  // the endpoint being bound or connected, for the error
+  try {
+    if (settings_.bind) {
+      for (at = 0; at < endpoints.size(); ++at) {
+        s.sock.bind(endpoints[at]);
+        ctx.log().info("bound {}", s.sock.get(zmq::sockopt::last_endpoint));
+      }
+    } else {
+      s.sock.connect(endpoint);
+      ctx.log().info("connecting to {}", endpoint);
+    }
+  } catch (const std::exception &e) {
+    throw EndpointError(endpointFailure(settings_.bind, settings_.bind ? endpoints[at] : endpoint, at, e));
+  }
+  return s;
 }
 
 /// stop(): the monitors first, then the sockets (linger 0: nothing to flush on a SUB
@@ -258,7 +269,7 @@ int ZmqSubSource::msUntilNextReconnect() const {
   auto now = Clock::now();
   auto next = Clock::duration::max();
   for (const auto &s : sockets_) {
-    if (s.lost) {
+    if (s.lost && !s.dead) {
       next = std::min(next, s.lost_at + reconnectDelay(s) - now);
     }
   }
@@ -273,7 +284,7 @@ int ZmqSubSource::msUntilNextReconnect() const {
 void ZmqSubSource::reconnectLost(SourceContext &ctx) {
   auto now = Clock::now();
   for (auto &s : sockets_) {
-    if (!s.lost || now < s.lost_at + reconnectDelay(s) || draining_ || stopped_intake_ || ctx.stopping()) {
+    if (!s.lost || s.dead || now < s.lost_at + reconnectDelay(s) || draining_ || stopped_intake_ || ctx.stopping()) {
       continue;
     }
     clearLost(s);
@@ -316,39 +327,50 @@ Status ZmqSubSource::setUpEpoll() {
     return Status::fatal(fmt::format("epoll_create1: {}", std::strerror(errno)));
   }
   for (std::size_t k = 0; k < sockets_.size(); ++k) {
-    int fd = -1;
-    try {
-      fd = sockets_[k].sock.get(zmq::sockopt::fd);
-    } catch (const zmq::error_t &e) {
-      return Status::fatal(fmt::format("cannot get ZMQ_FD: {}", e.what()));
+    if (Status st = watch(k); !st.isOk()) {
+      return st;
     }
-    // Level-triggered on purpose: a spurious report costs one ZMQ_EVENTS call, while a
-    // missed edge would leave a socket's messages waiting until the next one arrives.
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u32 = static_cast<std::uint32_t>(k);
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
-    }
-    // The monitor's fd as well; its events are all read at every report, which resets it.
-    try {
-      fd = sockets_[k].monitor.get(zmq::sockopt::fd);
-    } catch (const zmq::error_t &e) {
-      return Status::fatal(fmt::format("cannot get the monitor's ZMQ_FD: {}", e.what()));
-    }
-    ev.data.u32 = static_cast<std::uint32_t>(k) | kMonitorBit;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
-    }
-    // Nothing has been read yet, so nothing guarantees a signal for what is already
-    // queued: start with every socket on the ready list (each leaves it at its EAGAIN).
-    markReady(k);
   }
+  return Status::ok();
+}
+
+/// Socket @p k and its monitor into the epoll set, and the socket onto the ready list.
+Status ZmqSubSource::watch(std::size_t k) {
+  int fd = -1;
+  try {
+    fd = sockets_[k].sock.get(zmq::sockopt::fd);
+  } catch (const zmq::error_t &e) {
+    return Status::fatal(fmt::format("cannot get ZMQ_FD: {}", e.what()));
+  }
+  // Level-triggered on purpose: a spurious report costs one ZMQ_EVENTS call, while a
+  // missed edge would leave a socket's messages waiting until the next one arrives.
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = static_cast<std::uint32_t>(k);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
+  }
+  // The monitor's fd as well; its events are all read at every report, which resets it.
+  try {
+    fd = sockets_[k].monitor.get(zmq::sockopt::fd);
+  } catch (const zmq::error_t &e) {
+    return Status::fatal(fmt::format("cannot get the monitor's ZMQ_FD: {}", e.what()));
+  }
+  ev.data.u32 = static_cast<std::uint32_t>(k) | kMonitorBit;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return Status::fatal(fmt::format("epoll_ctl: {}", std::strerror(errno)));
+  }
+  // Nothing has been read yet, so nothing guarantees a signal for what is already
+  // queued: start with every socket on the ready list (each leaves it at its EAGAIN).
+  markReady(k);
   return Status::ok();
 }
 
 void ZmqSubSource::sweepIdle(SourceContext &ctx) {
   for (std::size_t k = 0; k < sockets_.size(); ++k) {
+    if (sockets_[k].dead) {
+      continue;
+    }
     // The monitors too: cheap insurance against a missed signal, which would delay the
     // detection of a protocol disconnect.
     serviceMonitor(ctx, sockets_[k]);
