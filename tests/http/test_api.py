@@ -10,7 +10,9 @@ sink writing to a file (Delivered once written), so a 202 can be checked against
     than max_batch: 413;
   - refusals with their JSON reason: 403 topic not allowed for the sender, 400 bad bodies
     (which field, what is wrong), 413 oversize (Content-Length and chunked), 415, 401 (no
-    token, bad token), 404; a filter's drop: 422 "dropped";
+    token, bad token), 404; a filter's drop: 422 "dropped"; with Expect: 100-continue a
+    refusal comes instead of "100 Continue" (the body is never sent), a good request gets
+    100 then 202;
   - a flood of bad requests (bad tokens, oversize, bad JSON from 8 threads) never costs a
     good one: every good request interleaved with it is answered 202 within 2 s;
   - HTTPS: a client certificate from client_ca_file with the sender's CN: 202; no
@@ -20,6 +22,7 @@ sink writing to a file (Delivered once written), so a 202 can be checked against
 import json
 import os
 import re
+import socket
 import threading
 import time
 
@@ -147,6 +150,30 @@ def main():
         count("bad_token")
         expect(ci.request("GET", "/nowhere", ctype=None), 404, "not_found")
         count("not_found")
+        # Expect: 100-continue: a refusal comes instead of "100 Continue", before any body
+        def expect_continue(token, body):
+            head = (f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+                    f"Authorization: Bearer {token}\r\n\r\n").encode()
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(head)
+                first = s.recv(65536)
+                if first.startswith(b"HTTP/1.1 100"):
+                    s.sendall(body)
+                data = first
+                while True:
+                    more = s.recv(65536)
+                    if not more:
+                        return data
+                    data += more
+        body = json.dumps({"topic": "org.example.ci", "body": {"pad": "e" * 2000}, "id": "expect-1"}).encode()
+        got = expect_continue("y" * 40, body)
+        assert got.startswith(b"HTTP/1.1 401") and b'"bad_token"' in got, got
+        count("bad_token")
+        got = expect_continue(TOKEN_CI, body)
+        assert got.startswith(b"HTTP/1.1 100 Continue") and b"HTTP/1.1 202" in got, got
+        accepted += 1
+        assert written(plain_out)[-1]["id"] == "expect-1"
         # a filter's drop: 422 with the filter's reason, not written
         expect(ci.post({"topic": "org.example.ci", "body": {}, "headers": {"x-switchyard-bridged": "1"}}), 422,
                "dropped", "loop_header")

@@ -100,8 +100,16 @@ bool HttpIn::buildServer(std::string &key, std::string &err) {
 
 void HttpIn::routes() {
   server_->set_pre_routing_handler([this](const httplib::Request &req, httplib::Response &res) {
+    if (req.get_header_value("Expect") == "100-continue") {
+      return httplib::Server::HandlerResponse::Unhandled;  // checked already, below
+    }
     return refuseEarly(req, res) ? httplib::Server::HandlerResponse::Handled
                                  : httplib::Server::HandlerResponse::Unhandled;
+  });
+  // A client that asks before sending its body (curl does above 1 KiB) hears a refusal
+  // instead of "100 Continue", and does not send the body at all.
+  server_->set_expect_100_continue_handler([this](const httplib::Request &req, httplib::Response &res) {
+    return refuseEarly(req, res) ? res.status : 100;
   });
   // The body is read here, chunk by chunk, up to max_body: httplib 0.11 checks
   // payload_max_length against Content-Length only, not while it reads a chunked body.
@@ -118,7 +126,6 @@ void HttpIn::routes() {
       return true;
     });
     if (over) {
-      res.set_header("Connection", "close");
       refuse(res, 413, "oversize", fmt::format("the body is larger than max_body ({} bytes)", s_.max_body));
       return;
     }
@@ -251,9 +258,8 @@ bool HttpIn::refuseEarly(const httplib::Request &req, httplib::Response &res) {
     return false;  // the routes or the error handler answer
   }
   requests_->add();
-  // The body has not been read: the connection cannot carry another request.
+  // The body is not read: the connection ends with this answer (one request per connection).
   auto early = [&](int status, std::string_view error, std::string_view detail) {
-    res.set_header("Connection", "close");
     refuse(res, status, error, detail);
     return true;
   };
