@@ -68,6 +68,11 @@ Status HttpIn::start(SourceContext &ctx) noexcept {
     }
     accepting_ = true;
     listener_ = std::thread([this] { server_->listen_after_bind(); });
+    // httplib's stop() does nothing before the loop runs: wait for it (a stop right after
+    // the start would otherwise leave the listener running for good).
+    for (int i = 0; i < 5000 && !server_->is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     ctx.log().info("listening on {}://{} ({} sender{})", s_.tls.on ? "https" : "http", s_.listen, s_.senders.size(),
                    s_.senders.size() == 1 ? "" : "s");
     return Status::ok();
@@ -147,10 +152,21 @@ void HttpIn::stopIntake(SourceContext &ctx) noexcept {
   }
   accepting_ = false;
   // What the workers already queued is still taken (submit accepts it during this call) and
-  // answered when it settles; new requests are answered 503 at once.
+  // answered when it settles; a request arriving meanwhile is answered 503 at once.
   try {
     submitQueued(ctx);
   } catch (...) {
+  }
+  // Stop listening now: at a reload the new version (bound to the same port, cpp-httplib
+  // sets SO_REUSEPORT) takes every new connection while this one drains. The workers finish
+  // the requests they hold; stop() joins them.
+  stopListening();
+}
+
+void HttpIn::stopListening() noexcept {
+  if (server_ && listener_.joinable() && !listening_stopped_) {
+    listening_stopped_ = true;
+    server_->stop();
   }
 }
 
@@ -174,9 +190,7 @@ void HttpIn::stop() noexcept {
     queue_.clear();
   } catch (...) {
   }
-  if (server_) {
-    server_->stop();
-  }
+  stopListening();
   if (listener_.joinable()) {
     listener_.join();
   }

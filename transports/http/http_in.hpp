@@ -73,10 +73,13 @@ class HttpIn final : public Source {
   // http_in.cpp: the input thread.
   void submitQueued(SourceContext &ctx);
   void settle(Batch &b, std::size_t i, Outcome o, std::string_view reason);
+  /// Closes the listening socket (once: httplib's stop() must not run twice).
+  void stopListening() noexcept;
 
   Settings s_;
   std::unique_ptr<httplib::Server> server_;
   std::thread listener_;
+  bool listening_stopped_ = false;  ///< input thread (stopIntake, stop)
   int efd_ = -1;
 
   std::mutex q_m_;
