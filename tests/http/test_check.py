@@ -10,7 +10,8 @@
   4. --connect: a good TLS configuration (made here with openssl) gives one ok line per
      check; a port another socket holds, a key that does not match the certificate and a
      missing token file each give a FAILED line naming the file or address;
-  5. `switchyard run` with a missing token file exits 3 naming the file and the key."""
+  5. `switchyard run` with a missing token variable exits 3 naming the variable;
+  6. two pipelines listening on one port: exit 1, the second names the address in use."""
 import os
 import re
 import socket
@@ -135,6 +136,16 @@ pipelines:
         assert rc == 3, f"exit {rc}\n{err}"
         has(err, r"environment variable SY_TEST_MISSING_TOKEN is not set")
         log("run without the token: exit 3")
+
+        # 6. two pipelines listening on one port: the second cannot start (no SO_REUSEPORT)
+        two = loop + loop.replace("  p:", "  q:").replace("version: 1\npipelines:\n", "")
+        r = Router(two, tmp, env={"SY_TEST_MISSING_TOKEN": "a-token-of-enough-length-1234"})
+        rc = r.proc.wait(30)
+        err = r.stderr()
+        r.stop()
+        assert rc == 1, f"exit {rc}\n{err}"
+        has(err, rf"cannot bind 127\.0\.0\.1:{port}: Address already in use; free the port or choose another")
+        log("two listeners on one port: exit 1")
     finally:
         cleanup(tmp)
     print("ok")

@@ -157,9 +157,9 @@ void HttpIn::stopIntake(SourceContext &ctx) noexcept {
     submitQueued(ctx);
   } catch (...) {
   }
-  // Stop listening now: at a reload the new version (bound to the same port, cpp-httplib
-  // sets SO_REUSEPORT) takes every new connection while this one drains. The workers finish
-  // the requests they hold; stop() joins them.
+  // Stop listening now: nothing new is taken (a client is refused at once, and at a reload
+  // the port is free for the new version sooner). The workers finish the requests they
+  // hold; stop() joins them.
   stopListening();
 }
 

@@ -87,6 +87,13 @@ bool HttpIn::buildServer(std::string &key, std::string &err) {
   }
   const auto threads = static_cast<std::size_t>(s_.threads);
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // SO_REUSEADDR only: httplib's default is SO_REUSEPORT, which would let a second
+  // listener on the same port (another pipeline, another switchyard) share the connections
+  // silently instead of failing to start.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    (void)::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server_->set_payload_max_length(s_.max_body);
   server_->set_read_timeout(s_.read_timeout);
   server_->set_write_timeout(s_.read_timeout);
