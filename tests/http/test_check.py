@@ -10,7 +10,8 @@
   4. --connect: a good TLS configuration (made here with openssl) gives one ok line per
      check; a port another socket holds, a key that does not match the certificate and a
      missing token file each give a FAILED line naming the file or address;
-  5. `switchyard run` with a missing token variable exits 3 naming the variable;
+  5. `switchyard run` with a missing token variable, or a key that does not match the
+     certificate, exits 3 naming the variable or the files;
   6. two pipelines listening on one port: exit 1, the second names the address in use."""
 import os
 import re
@@ -136,6 +137,14 @@ pipelines:
         assert rc == 3, f"exit {rc}\n{err}"
         has(err, r"environment variable SY_TEST_MISSING_TOKEN is not set")
         log("run without the token: exit 3")
+        r = Router(good.replace("KEY", "client.key").replace("TOKEN", "tok"), tmp)
+        rc = r.proc.wait(30)
+        err = r.stderr()
+        r.stop()
+        assert rc == 3, f"exit {rc}\n{err}"
+        has(err, r"tls\.key_file.*the key '.*client\.key' does not match the certificate|"
+                 r"the key '.*client\.key' does not match the certificate .*")
+        log("run with a key that does not match: exit 3")
 
         # 6. two pipelines listening on one port: the second cannot start (no SO_REUSEPORT)
         two = loop + loop.replace("  p:", "  q:").replace("version: 1\npipelines:\n", "")
