@@ -57,7 +57,7 @@ struct Row {
 
 /// The row a message is stored as (docs/plugins/store.md): id = the message's id, or a
 /// UUID version 5 of its topic and body when it has none; timestamp = the message's time,
-/// or @p now_s when it has none; username = the fedmsg envelope's `username`, else the
+/// else the headers' `sent-at` (ISO 8601, as fedora-messaging sets it), else @p now_s; username = the fedmsg envelope's `username`, else the
 /// headers' `sent-by`, else `agent` (strings only), else null.
 Row rowFromMessage(const Message &msg, double now_s);
 /// The id given to a message without one: "uuid5-" + UUID v5(topic NUL body).
@@ -103,6 +103,10 @@ class Database {
   virtual std::vector<replay::Record> replayQuery(std::string_view publisher, const replay::Query &q,
                                                   std::size_t limit) = 0;
 };
+
+/// A time given as epoch seconds ("1733450000", "1733450000.25") or ISO 8601 ("2026-12-06",
+/// "2026-12-06T01:02:03", with ".fff" and "Z" or "+HH:MM"; no zone = UTC); nullopt otherwise.
+std::optional<double> parseTime(const std::string &s);
 
 /// @p url with any password replaced by "***".
 std::string redactUrl(std::string_view url);

@@ -70,6 +70,24 @@ std::string derivedId(std::string_view topic, std::string_view body) {
 
 namespace {
 
+double headerTime(const std::string &headers, double now_s) {
+  auto at = headers.find("\"sent-at\"");
+  if (at == std::string::npos) {
+    return now_s;
+  }
+  rapidjson::Document d;
+  d.Parse(headers.data(), headers.size());
+  if (d.HasParseError() || !d.IsObject()) {
+    return now_s;
+  }
+  auto it = d.FindMember("sent-at");
+  if (it == d.MemberEnd() || !it->value.IsString()) {
+    return now_s;
+  }
+  auto t = parseTime(std::string(it->value.GetString(), it->value.GetStringLength()));
+  return t ? *t : now_s;
+}
+
 std::optional<std::string> headerUser(const std::string &headers) {
   if (headers.size() < 3) {
     return std::nullopt;
@@ -96,7 +114,7 @@ Row rowFromMessage(const Message &msg, double now_s) {
   r.body = msg.body();
   r.headers = msg.headers().empty() ? std::string("{}") : msg.headers();
   r.id = msg.id().empty() ? derivedId(r.topic, r.body) : msg.id();
-  r.timestamp = msg.timestampMs() > 0 ? static_cast<double>(msg.timestampMs()) / 1000.0 : now_s;
+  r.timestamp = msg.timestampMs() > 0 ? static_cast<double>(msg.timestampMs()) / 1000.0 : headerTime(r.headers, now_s);
   const auto &env = msg.envelope();
   if (env && env->fields.has_username && !env->fields.username.empty()) {
     r.username = env->fields.username;

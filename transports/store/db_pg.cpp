@@ -192,6 +192,7 @@ class PgDb final : public Database {
                                 "name of the URL, and that the server accepts this client)",
                                 name_, why));
     }
+    PQsetNoticeProcessor(conn_, [](void *, const char *) {}, nullptr);  // "already exists, skipping"
     prepared_ = false;
   }
   /// Reconnects a connection that broke, and prepares the insert.
@@ -214,7 +215,13 @@ class PgDb final : public Database {
   }
   void check(PGresult *r, ExecStatusType want) {
     if (PQresultStatus(r) != want) {
-      std::string why = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+      std::string why = r != nullptr ? PQresultErrorMessage(r) : "";
+      if (why.empty()) {
+        why = PQerrorMessage(conn_);
+      }
+      if (why.empty()) {
+        why = std::string("unexpected result ") + PQresStatus(PQresultStatus(r));
+      }
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
         why.pop_back();
       }
@@ -226,7 +233,7 @@ class PgDb final : public Database {
   }
   void exec(const std::string &text) {
     Result r(PQexec(conn_, text.c_str()));
-    check(r.r, PGRES_COMMAND_OK);
+    check(r.r, PQresultStatus(r.r) == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
   }
   template <typename F>
   void run(const sql::Statement &st, F &&row) {

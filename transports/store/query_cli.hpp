@@ -26,8 +26,4 @@ struct QueryOptions {
 CLI::App *addQueryCommand(CLI::App &app, QueryOptions &opts);
 int runQuery(const QueryOptions &opts);
 
-/// Parses a time given as epoch seconds ("1733450000", "1733450000.25") or ISO 8601
-/// ("2026-12-06", "2026-12-06T01:02:03", with ".fff" and "Z" or "+HH:MM"; no zone = UTC).
-std::optional<double> parseTime(const std::string &s);
-
 }  // namespace switchyard::cli
