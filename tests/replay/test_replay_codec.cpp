@@ -288,3 +288,39 @@ TEST_CASE("memory store: queries while adding (two threads)") {
   CHECK(s->size() == 500);
   CHECK(seqs(s->query(q(R"({"seq_id_range":[19999,30000]})"), 1000)) == std::vector<std::int64_t>{19999, 20000});
 }
+
+TEST_CASE("parseQuery and insertSeqId on mutated bytes: an answer or a reason, never a crash") {
+  const std::vector<std::string> seeds = {
+      R"({"seq_id":7})", R"({"seq_ids":[1,2,3]})", R"({"seq_id_range":[4,9]})", R"({"msg_id":"2026-a\u00e9"})",
+      R"({"msg_ids":["a","b"]})", R"({"time":[1.5,2e3]})", R"({"seq_id": 1, "msg_id": "x", "time": [1, 2]})"};
+  std::uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  std::size_t accepted = 0;
+  for (int round = 0; round < 30000; ++round) {
+    std::string s = seeds[next() % seeds.size()];
+    for (int k = 0, n = static_cast<int>(next() % 4) + 1; k < n; ++k) {
+      std::size_t at = next() % (s.size() + 1);
+      switch (next() % 3) {
+        case 0: s.insert(s.begin() + static_cast<std::ptrdiff_t>(at), static_cast<char>(next() & 0xff)); break;
+        case 1: if (at < s.size()) s.erase(at, 1); break;
+        default: if (at < s.size()) s[at] = "{}[],:\"\\0-1e.x "[next() % 16]; break;
+      }
+    }
+    std::string error;
+    auto parsed = rp::parseQuery(s, error);
+    if (parsed) {
+      CHECK_FALSE(parsed->empty());
+      ++accepted;
+      // What was accepted encodes to a query that reads back the same.
+      std::string again_error;
+      CHECK(rp::parseQuery(rp::encodeQuery(*parsed), again_error).has_value());
+    } else {
+      CHECK_FALSE(error.empty());
+    }
+    (void)rp::insertSeqId(s, 1);
+  }
+  CHECK(accepted > 0);
+}
