@@ -90,8 +90,8 @@ void readEndpoints(const sdk::Config &c, SubSettings &s) {
     s.endpoints.push_back(addr);
     s.names.push_back(name.empty() ? addr : name);
   };
-  if (v.IsString()) {
-    add(v, "endpoints", {});
+  if (v.IsString()) {  // a single scalar is a list of one, as for any list key
+    add(v, "endpoints[0]", {});
   } else if (v.IsArray()) {
     for (rapidjson::SizeType k = 0; k < v.Size(); ++k) {
       add(v[k], fmt::format("endpoints[{}]", k), {});
