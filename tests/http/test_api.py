@@ -131,7 +131,9 @@ def main():
                              ({"topic": "org.example.ci", "body": {}, "headers": 3}, '"headers" must be a JSON object'),
                              ({"topic": "org.example.ci", "body": {}, "id": 7}, '"id" must be a non-empty string'),
                              ({"topic": "org.example.ci", "body": {}, "extra": 1}, 'unknown field "extra"'),
-                             (b'{"topic":"org.example.ci","body":{"s":"\xff"}}', "Invalid encoding")):
+                             (b'{"topic":"org.example.ci","body":{"s":"\xff"}}', "Invalid encoding"),
+                             (b'{"topic":"org.example.ci","body":{"d":' + b"[" * 1500 + b"]" * 1500 + b"}}",
+                              "nested deeper than 512 levels")):
             expect(ci.post(body), 400, "bad_body", detail)
             count("bad_body")
         big = {"topic": "org.example.ci", "body": {"pad": "x" * 5000}}

@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -32,9 +33,39 @@ bool plainText(std::string_view s) {
   return true;
 }
 
+/// The deepest nesting of objects and arrays in @p text (strings skipped). Checked before
+/// parsing: the parser is iterative, but serialising the body again (Accept) recurses.
+constexpr int kMaxDepth = 512;
+int nesting(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        in_string = false;
+      }
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '{' || ch == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (ch == '}' || ch == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace
 
 bool parseMessage(std::string_view text, Message &out, std::string &err) {
+  if (nesting(text) > kMaxDepth) {
+    err = fmt::format("nested deeper than {} levels", kMaxDepth);
+    return false;
+  }
   rapidjson::Document d;
   // Iterative: a deeply nested body cannot exhaust the stack. Validated: UTF-8 only.
   d.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
