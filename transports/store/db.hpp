@@ -56,8 +56,9 @@ struct Row {
 };
 
 /// The row a message is stored as (docs/plugins/store.md): id = the message's id, or a
-/// UUID version 5 of its topic and body when it has none; timestamp = the message's time,
-/// else the headers' `sent-at` (ISO 8601, as fedora-messaging sets it), else @p now_s; username = the fedmsg envelope's `username`, else the
+/// UUID version 5 of its topic and body when it has none; timestamp = the fedmsg envelope's
+/// `timestamp`, else the headers' `sent-at` (ISO 8601, as fedora-messaging sets it), else
+/// the message's time as its input set it, else @p now_s; username = the fedmsg envelope's `username`, else the
 /// headers' `sent-by`, else `agent` (strings only), else null.
 Row rowFromMessage(const Message &msg, double now_s);
 /// The id given to a message without one: "uuid5-" + UUID v5(topic NUL body).

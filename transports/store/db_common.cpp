@@ -114,8 +114,12 @@ Row rowFromMessage(const Message &msg, double now_s) {
   r.body = msg.body();
   r.headers = msg.headers().empty() ? std::string("{}") : msg.headers();
   r.id = msg.id().empty() ? derivedId(r.topic, r.body) : msg.id();
-  r.timestamp = msg.timestampMs() > 0 ? static_cast<double>(msg.timestampMs()) / 1000.0 : headerTime(r.headers, now_s);
+  // The publisher's time: the fedmsg envelope's, else fedora-messaging's sent-at header,
+  // else the time the input gave the message (its reception, for some), else now.
   const auto &env = msg.envelope();
+  double input_time = msg.timestampMs() > 0 ? static_cast<double>(msg.timestampMs()) / 1000.0 : now_s;
+  r.timestamp = env && env->fields.timestamp_ms > 0 ? static_cast<double>(env->fields.timestamp_ms) / 1000.0
+                                                    : headerTime(r.headers, input_time);
   if (env && env->fields.has_username && !env->fields.username.empty()) {
     r.username = env->fields.username;
   } else {

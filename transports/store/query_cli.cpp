@@ -58,7 +58,9 @@ int runQuery(const QueryOptions &opts) {
     db = store::Database::open(opts.database);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "switchyard query: %s\n", e.what());
-    return opts.database.find("://") == std::string::npos && opts.database.rfind("sqlite:", 0) != 0 ? 2 : 1;
+    const auto &u = opts.database;
+    bool known = u.rfind("sqlite:", 0) == 0 || u.rfind("postgresql://", 0) == 0 || u.rfind("postgres://", 0) == 0;
+    return known ? 1 : 2;  // 2: a bad argument
   }
   try {
     rapidjson::StringBuffer buf;
