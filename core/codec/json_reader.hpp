@@ -124,7 +124,12 @@ Refusal readJson(std::string_view text, Handler &handler) {
     rapidjson::MemoryStream ms(text.data(), text.size());
     return readJsonFrom<ExtraFlags>(text, ms, handler);
   }
-  const std::string copy(text);  // NUL-terminated, with no NUL inside
+  // NUL-terminated, with no NUL inside; 3 more NULs because RapidJSON's UTF-8 validation
+  // reads all of a multi-byte sequence's continuation bytes, even past the terminator, when
+  // the text ends inside one (seen with valgrind on a truncated sequence).
+  std::string copy;
+  copy.reserve(text.size() + 4);
+  copy.append(text).append(3, '\0');
   rapidjson::StringStream ss(copy.c_str());
   return readJsonFrom<ExtraFlags>(text, ss, handler, false);
 }
