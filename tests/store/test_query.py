@@ -122,8 +122,35 @@ def check(url, tmp):
     e = query(url, "--order", "up", rc=2)
 
 
+def check_configs(tmp):
+    """The example pipeline passes `switchyard check` (and --connect on SQLite); bad keys are
+    reported with their file:line:column and the fix."""
+    root = os.environ.get("SWITCHYARD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+    example = os.path.join(root, "examples", "pipelines", "store.yaml")
+    env = dict(os.environ, STORE_DATABASE="sqlite:" + os.path.join(tmp, "example.db"))
+    p = subprocess.run([BIN, "check", example], capture_output=True, text=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    bad = os.path.join(tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write('version: 1\npipelines:\n  p:\n    input: {type: stdin}\n'
+                '    outputs: [{type: store, database: "mysql://x", batch_size: 0}]\n')
+    p = subprocess.run([BIN, "check", bad], capture_output=True, text=True, timeout=30)
+    out = p.stdout + p.stderr
+    assert p.returncode == 2, out
+    assert "bad.yaml:5:39: pipelines.p.outputs[0].database: 'mysql://x' is not a database URL" in out, out
+    assert "pipelines.p.outputs[0].batch_size: must be between 1 and 100000" in out, out
+    good = os.path.join(tmp, "good.yaml")
+    with open(good, "w") as f:
+        f.write('version: 1\npipelines:\n  p:\n    input: {type: stdin}\n'
+                f'    outputs: [{{type: store, database: "sqlite:{tmp}/no/such/dir/x.db"}}]\n')
+    p = subprocess.run([BIN, "check", "--connect", good], capture_output=True, text=True, timeout=30)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1 and "no/such/dir/x.db" in out and "FAILED" in out, out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="sy-store-query-")
+    check_configs(tmp)
     check("sqlite:" + os.path.join(tmp, "messages.db"), tmp)
     log("sqlite: ok")
     pg = Postgres()
