@@ -27,7 +27,7 @@ constexpr const char *kReasons[] = {
     "no_credentials", "bad_token",      "bad_client_certificate", "unknown_client", "forbidden_topic",
     "bad_body",       "oversize",       "too_many_messages",      "wrong_content_type", "not_found",
     "bad_request",    "busy",           "stopping",               "timeout",          "retry",
-    "dropped",        "rejected",       "internal_error",
+    "dropped",        "rejected",       "internal_error",         "stalled",
 };
 }  // namespace
 
@@ -126,6 +126,7 @@ void HttpIn::settle(Batch &b, std::size_t i, Outcome o, std::string_view reason)
     --b.remaining;
   }
   b.cv.notify_all();
+  stalled_.store(false, std::memory_order_relaxed);
   in_flight_.fetch_sub(1);
   if (in_flight_gauge_ != nullptr) {
     in_flight_gauge_->add(-1);

@@ -87,6 +87,9 @@ class HttpIn final : public Source {
   bool intake_open_ = false;  ///< under q_m_
   std::atomic<bool> accepting_{false};
   std::atomic<std::size_t> in_flight_{0};
+  /// A request timed out and no message settled since: the outputs are stuck (a broker
+  /// down), so new requests are answered 503 at once instead of holding a worker each.
+  std::atomic<bool> stalled_{false};
 
   // input thread only
   std::uint64_t next_tag_ = 0;

@@ -290,6 +290,12 @@ bool HttpIn::refuseEarly(const httplib::Request &req, httplib::Response &res) {
       return early(413, "oversize", fmt::format("the body ({} bytes) is larger than max_body ({} bytes)", cl, s_.max_body));
     }
   }
+  if (stalled_.load() && in_flight_.load() > 0) {
+    return early(503, "stalled",
+                 fmt::format("the outputs have confirmed nothing since a request timed out (timeout {} ms): the "
+                             "next hop is probably down; send again later",
+                             s_.timeout.count()));
+  }
   if (in_flight_.load() >= s_.max_in_flight) {
     return early(503, "busy", fmt::format("{} messages are waiting for their outputs (max_in_flight); send again later",
                                           s_.max_in_flight));
@@ -376,6 +382,9 @@ void HttpIn::handlePost(const httplib::Request &req, const std::string &body, ht
     std::unique_lock lk(b->m);
     bool finished = b->cv.wait_for(lk, s_.timeout, [&] { return b->remaining == 0; });
     lk.unlock();
+    if (!finished) {
+      stalled_ = true;
+    }
     answer(res, *b, single, finished);
   } catch (const std::exception &e) {
     log_->error("{} {}: {}", req.method, req.path, e.what());
