@@ -18,15 +18,18 @@ sink writing to a file (Delivered once written), so a 202 can be checked against
   - HTTPS: a client certificate from client_ca_file with the sender's CN: 202; no
     certificate and no token: 401; a certificate (same CN) from another CA: 401
     bad_client_certificate; a token over TLS: 202;
+  - reload (SIGHUP) of the changed plain pipeline: it listens again and takes messages;
   - counters: requests = accepted + sum of refused{reason}, each reason as counted here."""
 import json
 import os
 import re
+import signal
 import socket
 import threading
 import time
 
-from httptest import (TOKEN_CI, TOKEN_OPS, Client, Router, cleanup, expect, free_port, log, make_pki, tmpdir)
+from httptest import (TOKEN_CI, TOKEN_OPS, Client, Router, cleanup, expect, free_port, log, make_pki, tmpdir,
+                      wait_for)
 
 YEAR_UUID = re.compile(r"^\d{4}-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -238,6 +241,19 @@ def main():
         expect(Client(tls_port, pki=pki, token=TOKEN_OPS).post({"topic": "org.other", "body": {}, "id": "tls-2"}), 202)
         assert [m["id"] for m in written(tls_out)] == ["tls-1", "tls-2"]
         tls_refused = 3
+
+        # --- reload (SIGHUP) with a changed plain pipeline: it listens again on its port and
+        # takes messages (the old version stopped listening and drained first)
+        with open(r.cfg) as f:
+            text = f.read()
+        with open(r.cfg, "w") as f:
+            f.write(text.replace("timeout: 10", "timeout: 9"))
+        r.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload: 1 unchanged (tls), 1 changed (plain)" in r.stderr(), 20, "the reload")
+        ci.ready()
+        expect(ci.post({"topic": "org.example.ci", "body": {}, "id": "after-reload"}), 202)
+        assert written(plain_out)[-1]["id"] == "after-reload"
+        accepted += 1
     finally:
         rc = r.stop()
     err = r.stderr()
