@@ -69,8 +69,9 @@ inline int resolve(const std::string &host, const std::string &port, Clock::time
     std::vector<socklen_t> lens;
   };
   auto sh = std::make_shared<Shared>();
+  std::thread t;
   try {
-    std::thread([sh, host, port] {
+    t = std::thread([sh, host, port] {
       addrinfo hints{};
       hints.ai_family = AF_UNSPEC;
       hints.ai_socktype = SOCK_STREAM;
@@ -89,16 +90,23 @@ inline int resolve(const std::string &host, const std::string &port, Clock::time
       }
       sh->done = true;
       sh->cv.notify_all();
-    }).detach();
+    });
   } catch (const std::exception &e) {
     why = std::string("cannot start the resolver: ") + e.what();
     return -1;
   }
   std::unique_lock<std::mutex> lock(sh->mu);
   if (!sh->cv.wait_until(lock, deadline, [&] { return sh->done; })) {
+    lock.unlock();
+    t.detach();
     why = "cannot resolve host '" + host + "' in time: check the name and the DNS servers";
     return -1;
   }
+  // Joined when it finished in time: a thread still running this plugin's code (the
+  // lambda's destructors) when the plugin is unloaded after the probe crashes the process.
+  lock.unlock();
+  t.join();
+  lock.lock();
   if (sh->rc != 0) {
     why = "cannot resolve host '" + host + "': " + ::gai_strerror(sh->rc) + "; check the name";
     return -1;
