@@ -5,7 +5,9 @@
    `switchyard check --connect` resolves the name and reports it and its target.
 2. The DNS server goes away: the failed resolutions are counted and logged, and A stays
    connected (its messages still arrive).
-3. The records change (dnsmasq back on the same port with B instead of A): without a restart
+3. The records change (dnsmasq back on the same port with B instead of A): with
+   srv_interval 300 s, the records' TTL (1 s) and the retry after a failure (10 s at most)
+   make zmq-sub resolve again; without a restart
    zmq-sub connects to B and drops A (A sees the unsubscription of a closed connection;
    what A sends then never arrives, B's messages do); the log and the counters say so."""
 import json
@@ -53,7 +55,7 @@ pipelines:
     input:
       type: zmq-sub
       srv: [{NAME}]
-      srv_interval: 1
+      srv_interval: 300   # the records' TTL (1 s, dnsmasq --local-ttl) is what makes the change seen
       dns_servers: ["127.0.0.1:{dns_port}"]
     outputs:
       - type: stdout
@@ -69,6 +71,7 @@ pipelines:
         try:
             a.wait_subscription()
             sy.wait_log(rf"SRV {NAME}: added endpoint tcp://localhost:{pa}")
+            sy.wait_log(rf"SRV {NAME}: tcp://localhost:{pa} \(priority 0, weight 10\) \(TTL 1 s\)")
             send(a, "a-1", 1)
             check([json.loads(l)["id"] for l in sy.read_lines(1, 20)] == ["a-1"], "A's message arrives")
 
