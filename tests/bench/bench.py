@@ -30,6 +30,7 @@ import tempfile
 import time
 
 import bench_instructions
+import bench_store
 
 ROOT = os.environ.get('SWITCHYARD_SOURCE_ROOT') or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
@@ -643,7 +644,8 @@ class Bench:
         self.a2z_count_on = self.a.a2z_signed_messages
         phases = [('ceilings', self.ceilings), ('z2a', self.z2a), ('a2z', self.a2z),
                   ('latency', self.latency), ('idle', self.idle_rss), ('scaling', self.scaling),
-                  ('instructions', lambda: bench_instructions.run(self, sys.modules[__name__]))]
+                  ('instructions', lambda: bench_instructions.run(self, sys.modules[__name__])),
+                  ('store', lambda: bench_store.run(self, sys.modules[__name__]))]
         for rep in range(self.a.reps):
             for name, fn in phases:
                 if self.a.only and name not in self.a.only:
@@ -787,6 +789,7 @@ def build_table(b):
         row(f'loss, latency {name} raw relay', f'latency.{d}.raw.loss', 'msgs', goal='0', goal_ok=zero)
         row(f'loss, latency {name} raw relay 2', f'latency.{d}.raw2.loss', 'msgs', goal='0', goal_ok=zero)
 
+    bench_store.rows(row, med, ok08)
     row('RSS idle (both bridges, connected, verifier+signer)', 'cost.rss_idle', 'MiB', goal='<= 20 MiB',
         goal_ok=lambda r, s: s['max'] <= 20)
     peak_keys = [k for k in S if k.endswith('.hwm') and (k.startswith('z2a.') or k.startswith('a2z.'))]
@@ -897,7 +900,7 @@ def main():
     ap.add_argument('--instr-signed-messages', type=int, default=300,
                     help='the same with the signer (RSA under valgrind is slow)')
     ap.add_argument('--only', nargs='*',
-                    help='phases to run: ceilings z2a a2z latency idle scaling instructions')
+                    help='phases to run: ceilings z2a a2z latency idle scaling instructions store')
     ap.add_argument('--profile', nargs='*', help='perf-record the switchyard process of these runs, e.g. '
                     'z2a-verify-1024 z2a-plain-10240 a2z-plain-p10 a2z-plain-p1000 a2z-sign pubs1000 '
                     '(reports in --profile-dir)')

@@ -70,40 +70,36 @@ std::string derivedId(std::string_view topic, std::string_view body) {
 
 namespace {
 
-double headerTime(const std::string &headers, double now_s) {
-  auto at = headers.find("\"sent-at\"");
-  if (at == std::string::npos) {
-    return now_s;
-  }
-  rapidjson::Document d;
-  d.Parse(headers.data(), headers.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return now_s;
-  }
-  auto it = d.FindMember("sent-at");
-  if (it == d.MemberEnd() || !it->value.IsString()) {
-    return now_s;
-  }
-  auto t = parseTime(std::string(it->value.GetString(), it->value.GetStringLength()));
-  return t ? *t : now_s;
-}
+/// What the headers say about the sender and the time (one parse, and only when they
+/// mention one of the keys).
+struct HeaderFacts {
+  std::optional<std::string> user;
+  std::optional<double> sent_at;
+};
 
-std::optional<std::string> headerUser(const std::string &headers) {
-  if (headers.size() < 3) {
-    return std::nullopt;
+HeaderFacts headerFacts(const std::string &headers) {
+  HeaderFacts f;
+  if (headers.size() < 3 || (headers.find("\"sent-") == std::string::npos &&
+                             headers.find("\"agent\"") == std::string::npos)) {
+    return f;
   }
   rapidjson::Document d;
   d.Parse(headers.data(), headers.size());
   if (d.HasParseError() || !d.IsObject()) {
-    return std::nullopt;
+    return f;
   }
   for (const char *key : {"sent-by", "agent"}) {
     auto it = d.FindMember(key);
     if (it != d.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0) {
-      return std::string(it->value.GetString(), it->value.GetStringLength());
+      f.user = std::string(it->value.GetString(), it->value.GetStringLength());
+      break;
     }
   }
-  return std::nullopt;
+  auto it = d.FindMember("sent-at");
+  if (it != d.MemberEnd() && it->value.IsString()) {
+    f.sent_at = parseTime(std::string(it->value.GetString(), it->value.GetStringLength()));
+  }
+  return f;
 }
 
 }  // namespace
@@ -117,13 +113,23 @@ Row rowFromMessage(const Message &msg, double now_s) {
   // The publisher's time: the fedmsg envelope's, else fedora-messaging's sent-at header,
   // else the time the input gave the message (its reception, for some), else now.
   const auto &env = msg.envelope();
-  double input_time = msg.timestampMs() > 0 ? static_cast<double>(msg.timestampMs()) / 1000.0 : now_s;
-  r.timestamp = env && env->fields.timestamp_ms > 0 ? static_cast<double>(env->fields.timestamp_ms) / 1000.0
-                                                    : headerTime(r.headers, input_time);
-  if (env && env->fields.has_username && !env->fields.username.empty()) {
+  const bool env_user = env && env->fields.has_username && !env->fields.username.empty();
+  const bool env_time = env && env->fields.timestamp_ms > 0;
+  HeaderFacts facts;
+  if (!env_user || !env_time) {
+    facts = headerFacts(r.headers);
+  }
+  if (env_time) {
+    r.timestamp = static_cast<double>(env->fields.timestamp_ms) / 1000.0;
+  } else if (facts.sent_at) {
+    r.timestamp = *facts.sent_at;
+  } else {
+    r.timestamp = msg.timestampMs() > 0 ? static_cast<double>(msg.timestampMs()) / 1000.0 : now_s;
+  }
+  if (env_user) {
     r.username = env->fields.username;
   } else {
-    r.username = headerUser(r.headers);
+    r.username = std::move(facts.user);
   }
   return r;
 }

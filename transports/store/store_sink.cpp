@@ -96,7 +96,9 @@ class StoreSink final : public Sink {
       if (batch_.empty()) {
         first_at_ = Clock::now();
       }
-      batch_.push_back({id, std::move(msg)});
+      // The row now: the message itself is not needed any more (a failed batch is kept
+      // and committed again, never handed back).
+      batch_.push_back({id, store::rowFromMessage(msg, wallNow())});
     } catch (...) {
       ctx.done(id, Outcome::Retry, "out_of_memory");
       return;
@@ -152,7 +154,7 @@ class StoreSink final : public Sink {
  private:
   struct Pending {
     DeliveryId id;
-    Message msg;
+    store::Row row;
   };
 
   void waitUntil(SinkContext &ctx, Clock::time_point t, bool wake) noexcept {
@@ -205,28 +207,30 @@ class StoreSink final : public Sink {
       return;
     }
     try {
-      std::vector<store::Row> rows;
-      rows.reserve(batch_.size());
-      double now = wallNow();
-      for (const auto &p : batch_) {
-        rows.push_back(store::rowFromMessage(p.msg, now));
+      rows_.clear();
+      rows_.reserve(batch_.size());
+      for (auto &p : batch_) {
+        rows_.push_back(std::move(p.row));
       }
       std::size_t added = 0;
       try {
-        added = db_->insert(rows);
+        added = db_->insert(rows_);
       } catch (const store::DbError &e) {
         if (!e.dataError()) {
           throw;
         }
-        added = commitOneByOne(ctx, rows, e.what());
+        restoreRows();
+        commitOneByOne(ctx, e.what());
         return;
       }
       settle(ctx, added, batch_.size());
       batch_.clear();
+      rows_.clear();
       held_->set(0);
       failed_ = false;
       backoff_.reset();
     } catch (const std::exception &e) {
+      restoreRows();
       commit_errors_->add();
       failed_ = true;
       held_->set(static_cast<std::int64_t>(batch_.size()));
@@ -241,14 +245,15 @@ class StoreSink final : public Sink {
 
   /// A batch the database refused for its data: each row in its own transaction, so that
   /// only the rows it refuses are rejected (failed{reason=invalid_row}).
-  std::size_t commitOneByOne(SinkContext &ctx, const std::vector<store::Row> &rows, const std::string &why) {
+  std::size_t commitOneByOne(SinkContext &ctx, const std::string &why) {
     ctx.log().warn("store: the database refused a batch ({}); storing its {} message(s) one by one", why,
-                   rows.size());
+                   batch_.size());
+    const auto &rows = batch_;
     std::size_t added = 0;
     std::vector<Pending> left;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       try {
-        std::size_t n = db_->insert({rows[i]});
+        std::size_t n = db_->insert({rows[i].row});
         added += n;
         stored_->add(n);
         duplicates_->add(1 - n);
@@ -261,8 +266,8 @@ class StoreSink final : public Sink {
           batch_ = std::move(left);
           throw;
         }
-        ctx.log().error("store: message '{}' on '{}' refused by the database: {}", rows[i].id, rows[i].topic,
-                        e.what());
+        ctx.log().error("store: message '{}' on '{}' refused by the database: {}", rows[i].row.id,
+                        rows[i].row.topic, e.what());
         ctx.counter("failed", "invalid_row").add();
         ctx.done(batch_[i].id, Outcome::Reject, "invalid_row");
       }
@@ -271,6 +276,16 @@ class StoreSink final : public Sink {
     held_->set(0);
     failed_ = false;
     return added;
+  }
+
+  /// Gives the rows back to the batch after a failed insert (they were moved out).
+  void restoreRows() noexcept {
+    if (rows_.size() == batch_.size()) {
+      for (std::size_t i = 0; i < rows_.size(); ++i) {
+        batch_[i].row = std::move(rows_[i]);
+      }
+    }
+    rows_.clear();
   }
 
   void settle(SinkContext &ctx, std::size_t added, std::size_t total) noexcept {
@@ -287,6 +302,7 @@ class StoreSink final : public Sink {
   sdk::Backoff backoff_;
   std::unique_ptr<store::Database> db_;
   std::vector<Pending> batch_;
+  std::vector<store::Row> rows_;  ///< the batch's rows during an insert
   Clock::time_point first_at_{};
   Clock::time_point next_try_{};
   bool failed_ = false;
