@@ -4,7 +4,9 @@ wire format), one case per run (argument): `gap` (a gap in seq_id is asked for e
 backfilled in order, before the held messages), `error` (an error reply: unrecoverable),
 `timeout` (no answer: unrecoverable after replay_timeout while another publisher flows on;
 the next gap is asked for on a new REQ socket and backfilled), `duplicate` (late
-duplicates dropped and counted)."""
+duplicates dropped and counted), `hold` (more newer messages than replay_hold while the
+answer is outstanding: the replay is given up at once and the held messages go on)."""
+import json
 import os
 import sys
 import tempfile
@@ -19,8 +21,11 @@ T = TOPIC.encode()
 def run(case):
     pub_ep, other_ep, rep_ep = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
     store = {k: envelope(k) for k in range(1, 20)}
+    # One replayed envelope as a relay that re-serializes would send it (not canonical).
+    store[5] = json.dumps(json.loads(store[5])).encode()
+    check(b": " in store[5], "a non-canonical envelope")
     answers = {"gap": range_answer(store), "error": lambda q: [b"error: 'no match'"],
-               "duplicate": range_answer(store)}
+               "duplicate": range_answer(store), "hold": lambda q: None}
     if case == "timeout":
         first = []
 
@@ -33,7 +38,7 @@ def run(case):
     server = ReplayServer(rep_ep, answers[case])
     alpha = Publisher(pub_ep)
     other = Publisher(other_ep)
-    timeout_ms = 2500 if case == "timeout" else 10000
+    timeout_ms = 2500 if case == "timeout" else 30000
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(tmp, f"""version: 1
 pipelines:
@@ -46,6 +51,7 @@ pipelines:
       replay_endpoints:
         alpha: "{rep_ep}"
       replay_timeout: {timeout_ms}
+      replay_hold: {3 if case == "hold" else 10000}
       reorder_window: 0
     outputs:
       - type: stdout
@@ -85,6 +91,13 @@ pipelines:
                       f"queries {server.queries}")
                 check("within replay_timeout=2500 ms" in sy.stderr(), "the timeout is logged")
                 want = {"backfilled": 2, "unrecoverable": 2, "replay_timeouts": 1, "replay_queries": 2}
+            elif case == "hold":
+                for k in (1, 5, 6, 7, 8):  # 5, 6, 7 held; 8 is one too many: given up, well before the timeout
+                    send(k)
+                lines = sy.read_lines(5, timeout=20)
+                check(ids(lines) == ["alpha-1", "alpha-5", "alpha-6", "alpha-7", "alpha-8"], f"{ids(lines)}")
+                check("more than replay_hold=3 newer messages arrived meanwhile" in sy.stderr(), "logged")
+                want = {"backfilled": 0, "unrecoverable": 3, "replay_timeouts": 0, "replay_queries": 1}
             else:  # duplicate
                 for k in (1, 2, 3, 2, 3, 4):
                     send(k)
