@@ -5,7 +5,9 @@ backfilled in order, before the held messages), `error` (an error reply: unrecov
 `timeout` (no answer: unrecoverable after replay_timeout while another publisher flows on;
 the next gap is asked for on a new REQ socket and backfilled), `duplicate` (late
 duplicates dropped and counted), `hold` (more newer messages than replay_hold while the
-answer is outstanding: the replay is given up at once and the held messages go on)."""
+answer is outstanding: the replay is given up at once and the held messages go on),
+`restart` (the publisher restarts with its numbering from 1: on the new connection that is a
+restart, not 3 duplicates; on one connection a lower seq_id stays a duplicate)."""
 import json
 import os
 import sys
@@ -25,7 +27,8 @@ def run(case):
     store[5] = json.dumps(json.loads(store[5])).encode()
     check(b": " in store[5], "a non-canonical envelope")
     answers = {"gap": range_answer(store), "error": lambda q: [b"error: 'no match'"],
-               "duplicate": range_answer(store), "hold": lambda q: None}
+               "duplicate": range_answer(store), "hold": lambda q: None,
+               "restart": range_answer(store)}
     if case == "timeout":
         first = []
 
@@ -99,6 +102,21 @@ pipelines:
                 check(ids(lines) == ["alpha-1", "alpha-5", "alpha-6", "alpha-7", "alpha-8"], f"{ids(lines)}")
                 check("more than replay_hold=3 newer messages arrived meanwhile" in sy.stderr(), "logged")
                 want = {"backfilled": 0, "unrecoverable": 3, "replay_timeouts": 0, "replay_queries": 1}
+            elif case == "restart":
+                for k in (1, 2, 3):
+                    send(k)
+                check(ids(sy.read_lines(3, timeout=20)) == ["alpha-1", "alpha-2", "alpha-3"], "before")
+                alpha.close()
+                alpha = Publisher(pub_ep)  # a new process on the same endpoint
+                alpha.wait_subscription()
+                for k in (1, 2, 1):
+                    send(k)
+                send(3)
+                lines = sy.read_lines(3, timeout=20)
+                check(ids(lines) == ["alpha-1", "alpha-2", "alpha-3"], f"after the restart: {ids(lines)}")
+                check("its numbering started again (a restart)" in sy.stderr(), "the restart is logged")
+                want = {"replay_restarts": 1, "replay_duplicates": 1, "backfilled": 0, "unrecoverable": 0,
+                        "replay_queries": 0}
             else:  # duplicate
                 for k in (1, 2, 3, 2, 3, 4):
                     send(k)

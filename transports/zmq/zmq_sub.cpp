@@ -365,7 +365,7 @@ void ZmqSubSource::handle(SourceContext &ctx, Socket &s, std::size_t count) {
     return;
   }
   if (replay_.active() && !s.name.empty()) {
-    auto verdict = replay_.onMessage(ctx, s.name, m, s.endpoint);
+    auto verdict = replay_.onMessage(ctx, s.name, m, s.endpoint, s.generation);
     submitReplayed(ctx);  // before this one: what a given-up replay released
     if (verdict != ReplayClient::Verdict::Pass) {
       return;

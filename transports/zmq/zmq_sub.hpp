@@ -130,6 +130,7 @@ class ZmqSubSource final : public Source {
     std::string name;     // the publisher's name (replay_endpoints' key), connect mode
     std::string srv;      // the SRV name that gave this endpoint; empty: a configured one
     bool dead = false;    // closed (its SRV record went away); the slot may be reused
+    std::uint64_t generation = 0;  // connect mode: connections established so far
     Clock::time_point opened_at;
   };
 

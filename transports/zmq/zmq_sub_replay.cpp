@@ -75,6 +75,7 @@ void ReplayClient::start(SourceContext &ctx, std::shared_ptr<zmq::context_t> zct
   backfilled_ = &ctx.counter("backfilled");
   unrecoverable_ = &ctx.counter("unrecoverable");
   duplicates_ = &ctx.counter("replay_duplicates");
+  restarts_ = &ctx.counter("replay_restarts");
   queries_ = &ctx.counter("replay_queries");
   timeouts_ = &ctx.counter("replay_timeouts");
   errors_ = &ctx.counter("replay_errors");
@@ -85,7 +86,7 @@ void ReplayClient::start(SourceContext &ctx, std::shared_ptr<zmq::context_t> zct
 }
 
 ReplayClient::Verdict ReplayClient::onMessage(SourceContext &ctx, const std::string &name, Message &m,
-                                              const std::string &endpoint) {
+                                              const std::string &endpoint, std::uint64_t generation) {
   auto found = by_name_.find(name);
   if (found == by_name_.end()) {
     return Verdict::Pass;
@@ -93,6 +94,9 @@ ReplayClient::Verdict ReplayClient::onMessage(SourceContext &ctx, const std::str
   std::uint32_t idx = found->second;
   Pub &p = pubs_[idx];
   auto seq = seqIdOf(m);
+  auto gen = p.generation.find(endpoint);
+  const bool first_of_conn = gen == p.generation.end() || gen->second != generation;
+  p.generation[endpoint] = generation;
   auto hold = [&](std::int64_t at) {
     if (p.held.size() >= settings_.hold) {
       closeReq(p);  // an answer coming later would be for ranges given up
@@ -110,6 +114,17 @@ ReplayClient::Verdict ReplayClient::onMessage(SourceContext &ctx, const std::str
     return p.waiting ? hold(p.last.value_or(0)) : Verdict::Pass;
   }
   if (!p.last) {
+    p.last = *seq;
+    return Verdict::Pass;
+  }
+  // The first message of a new connection: a seq_id at or below the last one is the
+  // publisher's numbering starting again (a restarted publisher with an in-memory store),
+  // not a duplicate (on one connection, messages cannot come back).
+  if (*seq <= *p.last && first_of_conn && !p.waiting) {
+    restarts_->add();
+    ctx.log().warn("publisher '{}': seq_id {} at or below the last one, {}, on a new connection to {}: its "
+                   "numbering started again (a restart); tracking from it",
+                   p.name, *seq, *p.last, endpoint);
     p.last = *seq;
     return Verdict::Pass;
   }

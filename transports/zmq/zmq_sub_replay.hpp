@@ -62,9 +62,11 @@ class ReplayClient {
   /// with epoll data @p bit | their index.
   void start(SourceContext &ctx, std::shared_ptr<zmq::context_t> zctx, int epoll_fd, std::uint32_t bit);
 
-  /// A message of publisher @p name read on @p endpoint: Pass (submit it now, after what
-  /// takeReady() gives), Drop (a late duplicate, counted) or Held (taken).
-  Verdict onMessage(SourceContext &ctx, const std::string &name, Message &m, const std::string &endpoint);
+  /// A message of publisher @p name read on @p endpoint, in its connection number
+  /// @p generation: Pass (submit it now, after what takeReady() gives), Drop (a late
+  /// duplicate, counted) or Held (taken).
+  Verdict onMessage(SourceContext &ctx, const std::string &name, Message &m, const std::string &endpoint,
+                    std::uint64_t generation);
   /// The REQ socket @p idx signalled.
   void onReadable(SourceContext &ctx, std::uint32_t idx);
   /// Timeouts. Call every poll.
@@ -91,6 +93,7 @@ class ReplayClient {
     std::string sub_endpoint;  // where the gap was seen (for the backfilled messages' metadata)
     std::vector<Item> held;
     std::vector<Item> recovered;
+    std::map<std::string, std::uint64_t> generation;  // SUB endpoint -> connection of its last message
   };
 
   void ask(SourceContext &ctx, std::uint32_t idx);
@@ -113,6 +116,7 @@ class ReplayClient {
   Counter *backfilled_ = nullptr;
   Counter *unrecoverable_ = nullptr;
   Counter *duplicates_ = nullptr;
+  Counter *restarts_ = nullptr;
   Counter *queries_ = nullptr;
   Counter *timeouts_ = nullptr;
   Counter *errors_ = nullptr;

@@ -198,6 +198,7 @@ void ZmqSubSource::onMonitorEvent(SourceContext &ctx, Socket &s, std::uint16_t e
           ctx.log().info("connected to {}", s.endpoint);
         }
         s.ever_connected = true;
+        ++s.generation;  // a new connection (replay: a seq_id going down here is a restart)
         s.expect_connect = false;
         if (!s.up) {
           s.up = true;
