@@ -5,8 +5,10 @@ not commit) -> store on the private PostgreSQL; the server is stopped for 3 s wh
 messages flow, then started again. Oracles: the router exits 0 after stdin ends; the table
 holds the N ids once each; the sink counted the failed commit(s) and the reconnect, stored
 exactly N, and its `connected` gauge is 1 again."""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ def main():
     pg = Postgres()
     url, name = pg.new_database("outage")
     tmp = tempfile.mkdtemp(prefix="sy-store-outage-")
+    atexit.register(shutil.rmtree, tmp, True)
     cfg = os.path.join(tmp, "store.yaml")
     with open(cfg, "w") as f:
         f.write(f'version: 1\npipelines:\n  keep:\n    input: {{type: stdin}}\n'

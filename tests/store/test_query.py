@@ -3,8 +3,10 @@
 messages from stdin (topic, sent-by, sent-at headers) -> store; then queries by topic
 pattern, time, user, limit and order return exactly the right rows, as JSON lines; bad
 arguments get a clear error and exit 2."""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -150,6 +152,7 @@ def check_configs(tmp):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="sy-store-query-")
+    atexit.register(shutil.rmtree, tmp, True)
     check_configs(tmp)
     check("sqlite:" + os.path.join(tmp, "messages.db"), tmp)
     log("sqlite: ok")

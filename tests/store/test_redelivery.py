@@ -8,7 +8,9 @@ whose acks never left are redelivered), then started again on the same queue. Or
 queue ends empty with nothing unacknowledged; the table holds exactly the 10,000 ids, each
 once; the second run counted duplicates (redeliveries and the deliberate copies) and
 delivered them (acked), and stored + duplicates add up to what it received."""
+import atexit
 import os
+import shutil
 import signal
 import sqlite3
 import sys
@@ -28,6 +30,7 @@ DUP_EVERY = 20  # 500 deliberate duplicates
 def main():
     backend = sys.argv[1]
     tmp = tempfile.mkdtemp(prefix="sy-store-redeliver-")
+    atexit.register(shutil.rmtree, tmp, True)
     if backend == "sqlite":
         path = os.path.join(tmp, "messages.db")
         url = "sqlite:" + path

@@ -30,9 +30,13 @@ namespace {
 std::vector<std::string> databases() {
   static std::vector<std::string> urls = [] {
     std::vector<std::string> v;
-    auto dir = std::filesystem::temp_directory_path() / ("sy-store-db-" + std::to_string(::getpid()));
+    static const auto dir = std::filesystem::temp_directory_path() / ("sy-store-db-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    });
     v.push_back("sqlite:" + (dir / "store.db").string());
     if (const char *pg = std::getenv("SWITCHYARD_TEST_POSTGRES_URL"); pg != nullptr && *pg != 0) {
       v.clear();  // the PostgreSQL run checks PostgreSQL only
