@@ -78,8 +78,9 @@ struct Filter {
 class Database {
  public:
   /// Opens @p url (`sqlite:PATH`, `sqlite://PATH`, `postgresql://...` or `postgres://...`)
-  /// and creates the schema when missing. Throws DbError saying what to fix.
-  static std::unique_ptr<Database> open(std::string_view url);
+  /// and creates the schema when missing, waiting at most @p connect_timeout_s seconds for
+  /// a PostgreSQL server to answer. Throws DbError saying what to fix.
+  static std::unique_ptr<Database> open(std::string_view url, int connect_timeout_s = 10);
 
   virtual ~Database() = default;
   /// The URL without its password, for messages.

@@ -6,7 +6,7 @@
 
 namespace switchyard::store {
 
-std::unique_ptr<Database> Database::open(std::string_view url) {
+std::unique_ptr<Database> Database::open(std::string_view url, int connect_timeout_s) {
   std::string u(url);
   if (u.rfind("sqlite://", 0) == 0) {
     return openSqlite(u.substr(9), u);
@@ -16,7 +16,7 @@ std::unique_ptr<Database> Database::open(std::string_view url) {
   }
   if (u.rfind("postgresql://", 0) == 0 || u.rfind("postgres://", 0) == 0) {
 #ifdef SY_STORE_HAVE_PQ
-    return openPostgres(u);
+    return openPostgres(u, connect_timeout_s);
 #else
     throw DbError(fmt::format("{}: this switchyard was built without PostgreSQL support (libpq); rebuild with "
                               "libpq-dev installed, or use sqlite:PATH",

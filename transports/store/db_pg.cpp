@@ -5,6 +5,8 @@
 // with each column sent as an array: one round trip per batch, whatever its size.
 #include <libpq-fe.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "db_impl.hpp"
@@ -36,7 +38,8 @@ constexpr const char *kInsert = "sy_store_insert";
 
 class PgDb final : public Database {
  public:
-  explicit PgDb(const std::string &url) : url_(url), name_(redactUrl(url)) {
+  PgDb(const std::string &url, int connect_timeout_s)
+      : url_(url), name_(redactUrl(url)), timeout_(std::to_string(std::max(1, connect_timeout_s))) {
     connect();
     exec("BEGIN");
     try {
@@ -179,7 +182,7 @@ class PgDb final : public Database {
  private:
   void connect() {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-    const char *vals[] = {url_.c_str(), "10", "switchyard", nullptr};
+    const char *vals[] = {url_.c_str(), timeout_.c_str(), "switchyard", nullptr};
     conn_ = PQconnectdbParams(keys, vals, 1);
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
       std::string why = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
@@ -263,12 +266,15 @@ class PgDb final : public Database {
 
   std::string url_;
   std::string name_;
+  std::string timeout_;  ///< connect_timeout, seconds
   PGconn *conn_ = nullptr;
   bool prepared_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Database> openPostgres(const std::string &url) { return std::make_unique<PgDb>(url); }
+std::unique_ptr<Database> openPostgres(const std::string &url, int connect_timeout_s) {
+  return std::make_unique<PgDb>(url, connect_timeout_s);
+}
 
 }  // namespace switchyard::store

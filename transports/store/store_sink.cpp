@@ -12,6 +12,7 @@
 // meanwhile send() blocks (backpressure: the input stops taking messages).
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -64,9 +65,9 @@ class StoreSink final : public Sink {
     }
   }
 
-  Status probe(ProbeReport &report, std::chrono::milliseconds) noexcept override {
+  Status probe(ProbeReport &report, std::chrono::milliseconds timeout) noexcept override {
     try {
-      auto db = store::Database::open(url_);
+      auto db = store::Database::open(url_, static_cast<int>(std::max<std::int64_t>(1, timeout.count() / 1000)));
       report.result(db->name(), Status::ok());
     } catch (const std::exception &e) {
       report.result(store::redactUrl(url_), Status::fatal(e.what()));
