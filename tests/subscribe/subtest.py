@@ -1,6 +1,7 @@
 """Shared pieces of zmq-sub's replay and SRV tests: canonical fedmsg envelopes with a
 `seq_id`, and a python3-zmq replay endpoint written to fedmsg's wire format (one JSON
 query frame in; one envelope per frame out, or a single `error: '...'` frame)."""
+import atexit
 import json
 import os
 import socket
@@ -98,6 +99,7 @@ class Dnsmasq:
         deadline = time.monotonic() + 10
         while True:
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            atexit.register(self.stop)  # never left running by a failed test
             if self._answers(deadline):
                 return
             err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
