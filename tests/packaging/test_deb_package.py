@@ -32,7 +32,7 @@ WORK = Path(os.environ["SWITCHYARD_BUILD_ROOT"]) / "tests" / "packaging" / "work
 # machine may need more: SWITCHYARD_PACKAGING_BUILD_TIMEOUT.
 BUILD_TIMEOUT = float(os.environ.get("SWITCHYARD_PACKAGING_BUILD_TIMEOUT", "480"))
 PLUGINS = {"zmq-sub", "zmq-pub", "amqp-consume", "amqp-publish", "stdin", "stdout",
-           "signer", "verifier", "loop-guard", "verify-missing", "store"}
+           "signer", "verifier", "loop-guard", "verify-missing", "store", "http-in"}
 
 
 def log(msg):
