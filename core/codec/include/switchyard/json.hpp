@@ -42,7 +42,7 @@ struct Value {
   std::vector<Value> items;     ///< Array
   std::vector<Member> members;  ///< Object, sorted by key, unique keys
 
-  static Value null() { return {}; }
+  static Value null();
   static Value fromBool(bool b);
   static Value fromString(std::string s);
   /// @p digits must be a valid JSON integer token ("-12"); it is normalised ("-0" -> "0").
@@ -72,6 +72,9 @@ struct Member {
   std::string key;
   Value value;
 };
+
+// Out of the class: clang needs Member complete before a Value is returned by value.
+inline Value Value::null() { return {}; }
 
 /// Bounds applied while parsing untrusted input.
 struct ParseLimits {
