@@ -135,20 +135,27 @@ inline std::vector<std::string> endpointsFrom(const sdk::Config &c, bool bind) {
   return e;
 }
 
+/// How to fix a failed bind or connect, from libzmq's error ("; another socket is bound
+/// there: ..."); empty when there is nothing to add to the error's own text.
+inline std::string bindFailureHint(const std::exception &err) {
+  const auto *z = dynamic_cast<const zmq::error_t *>(&err);
+  if (z != nullptr && z->num() == EADDRINUSE) {
+    return "; another socket is bound there: stop what holds it or choose another port";
+  }
+  if (z != nullptr && z->num() == EADDRNOTAVAIL) {
+    return "; this machine has no such address: bind * or one of its own addresses";
+  }
+  if (z != nullptr && z->num() == EACCES) {
+    return "; ports below 1024 need privileges: choose a port from 1024 up";
+  }
+  return {};
+}
+
 /// start()'s answer when endpoint @p k, @p e, cannot be bound (@p bind) or connected:
 /// "cannot bind tcp://*:9940 (endpoints[0]): Address already in use; ...", at `endpoints`.
 inline Status endpointFailure(bool bind, const std::string &e, std::size_t k, const std::exception &err) {
-  const auto *z = dynamic_cast<const zmq::error_t *>(&err);
-  std::string fix;
-  if (z != nullptr && z->num() == EADDRINUSE) {
-    fix = "; another socket is bound there: stop what holds it or choose another port";
-  } else if (z != nullptr && z->num() == EADDRNOTAVAIL) {
-    fix = "; this machine has no such address: bind * or one of its own addresses";
-  } else if (z != nullptr && z->num() == EACCES) {
-    fix = "; ports below 1024 need privileges: choose a port from 1024 up";
-  }
   return Status::fatal(fmt::format("cannot {} {} (endpoints[{}]): {}{}", bind ? "bind" : "connect to", e, k,
-                                   err.what(), fix),
+                                   err.what(), bindFailureHint(err)),
                        "endpoints");
 }
 

@@ -2,6 +2,8 @@
 // zmq-pub's replay endpoint: the REP socket and its thread (see zmq_replay_server.hpp).
 #include "zmq_replay_server.hpp"
 
+#include "zmq_common.hpp"
+
 #include <fmt/format.h>
 
 #include <string>
@@ -38,17 +40,8 @@ Status ReplayServer::start(const std::string &endpoint) noexcept {
     log_.info("replay endpoint bound {}", sock_->get(zmq::sockopt::last_endpoint));
   } catch (const std::exception &err) {
     sock_.reset();
-    const auto *z = dynamic_cast<const zmq::error_t *>(&err);
-    std::string fix;
-    if (z != nullptr && z->num() == EADDRINUSE) {
-      fix = "; another socket is bound there: stop what holds it or choose another port";
-    } else if (z != nullptr && z->num() == EADDRNOTAVAIL) {
-      fix = "; this machine has no such address: bind * or one of its own addresses";
-    } else if (z != nullptr && z->num() == EACCES) {
-      fix = "; ports below 1024 need privileges: choose a port from 1024 up";
-    }
     return Status::fatal(fmt::format("cannot bind the replay endpoint {} (replay_endpoint): {}{}", endpoint,
-                                     err.what(), fix),
+                                     err.what(), bindFailureHint(err)),
                          "replay_endpoint");
   }
   try {
