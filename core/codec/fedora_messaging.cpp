@@ -161,7 +161,9 @@ void toMessage(Delivery d, std::string_view prefix, Message &msg) {
   if (d.message_id && !d.message_id->empty() && fedmsg::isValidUtf8(*d.message_id)) {
     msg.setId(std::string(*d.message_id));
   }
-  if (d.timestamp_s) {
+  // A timestamp whose milliseconds do not fit an int64 (any 64-bit value a publisher sends)
+  // is no time at all: left unknown (0).
+  if (d.timestamp_s && *d.timestamp_s <= static_cast<std::uint64_t>(INT64_MAX / 1000)) {
     msg.setTimestampMs(static_cast<std::int64_t>(*d.timestamp_s) * 1000);
   }
 }

@@ -5,6 +5,8 @@
 // properties they announce), decoded by rabbitmq-c's own decoder as amqp-consume receives
 // it; then what our code does with it (transports/amqp/amqp_table.cpp and the codec's
 // fedora_messaging.cpp and fedmsg_carry.cpp):
+//  - any timestamp property gives the message its milliseconds, or none when they would
+//    not fit (regressions/amqp/timestamp-ms-overflow);
 //  - headers table -> JSON tree (tableToJson) -> text (jsonText): the text is JSON and reads
 //    back as the same tree; toMessage() takes the delivery;
 //  - and back: tree -> field table (TableArena::fromJson) -> AMQP wire bytes
@@ -150,10 +152,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   }
   const std::string headers_text = d.headers_text.empty() ? "{}" : d.headers_text;
   const std::string message_id(d.message_id.value_or(""));
+  const std::optional<std::uint64_t> timestamp_s = d.timestamp_s;
   sy::Message msg;
   fm::toMessage(std::move(d), "fuzz", msg);
   FUZZ_CHECK(msg.topic() == fm::topicOf(routing_key, "fuzz"));
   FUZZ_CHECK(json::parse(msg.headers(), nullptr, kDeep).has_value());
+  // Any 64-bit timestamp: its milliseconds when they fit, else unknown (no overflow).
+  if (timestamp_s && *timestamp_s <= static_cast<std::uint64_t>(INT64_MAX / 1000)) {
+    FUZZ_CHECK(msg.timestampMs() == static_cast<std::int64_t>(*timestamp_s) * 1000);
+  } else {
+    FUZZ_CHECK(msg.timestampMs() == 0);
+  }
   checkCarry(headers_text, msg.topic(), message_id);
   empty_amqp_pool(&pool);
   return 0;
