@@ -20,7 +20,9 @@ namespace json = switchyard::json;
 
 namespace {
 
-bool blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }
+// Blank as http-in means it: spaces and tabs only (the lines come without their one
+// trailing CR; another CR is content, and the line is then refused as a message).
+bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::string_view::npos; }
 
 void checkAnswer(const std::string &text) {
   auto v = json::parse(text);
