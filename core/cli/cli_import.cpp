@@ -15,6 +15,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -240,26 +241,79 @@ std::string fragmentsFromConfig(const std::string &merged_json, const std::strin
   // Endpoints: a subscriber connects to every address of every service (fedmsg's
   // tail_messages), except the relay's inbound side, where publishers connect.
   std::vector<std::string> endpoints;
+  std::vector<std::pair<std::string, std::vector<std::string>>> named;  // service key -> its addresses
   if (const json::Value *eps = cfg.find("endpoints"); eps != nullptr && eps->isObject()) {
     for (const auto &m : eps->members) {
       if (m.key == "relay_inbound") {
         continue;
       }
+      std::vector<std::string> own;
       for (auto &addr : stringList(&m.value)) {
         if (std::find(endpoints.begin(), endpoints.end(), addr) == endpoints.end()) {
           endpoints.push_back(addr);
+          own.push_back(addr);
         }
+      }
+      if (!own.empty()) {
+        named.emplace_back(m.key, std::move(own));
       }
     }
   }
-  if (endpoints.empty()) {
+  // replay_endpoints (service key -> its replay address) needs the endpoints by service
+  // key, which zmq-sub takes as fedmsg writes them; srv_endpoints (domains) become `srv:`
+  // names, whose endpoints zmq-sub names after the SRV name.
+  std::vector<std::string> srv;
+  for (const auto &domain : stringList(cfg.find("srv_endpoints"))) {
+    srv.push_back("_fedmsg._tcp." + domain);
+  }
+  std::vector<std::pair<std::string, std::string>> replay;
+  if (const json::Value *r = cfg.find("replay_endpoints"); r != nullptr && r->isObject()) {
+    for (const auto &m : r->members) {
+      auto addr = stringList(&m.value);
+      if (addr.empty()) {
+        continue;
+      }
+      const bool known = std::any_of(named.begin(), named.end(), [&](const auto &n) { return n.first == m.key; });
+      const std::string srv_name = "_fedmsg._tcp." + m.key;
+      if (known) {
+        replay.emplace_back(m.key, addr.front());
+      } else if (std::find(srv.begin(), srv.end(), srv_name) != srv.end()) {
+        replay.emplace_back(srv_name, addr.front());
+      } else {
+        warnings.push_back(fmt::format("replay_endpoints: '{}' names no service of `endpoints` nor a domain of "
+                                       "`srv_endpoints`; left out",
+                                       m.key));
+      }
+    }
+  }
+  if (endpoints.empty() && srv.empty()) {
     warnings.push_back("no `endpoints`: the zmq-sub entry is left out");
   } else {
     y << YAML::Newline << YAML::Comment("zmq-sub input: every address of fedmsg's `endpoints` (what fedmsg subscribers connect to)");
     y << YAML::Key << "zmq_sub" << YAML::Value << YAML::BeginMap;
     y << YAML::Key << "type" << YAML::Value << "zmq-sub";
-    y << YAML::Key << "endpoints" << YAML::Value;
-    emitList(y, endpoints);
+    if (replay.empty() && !endpoints.empty()) {
+      y << YAML::Key << "endpoints" << YAML::Value;
+      emitList(y, endpoints);
+    } else if (!endpoints.empty()) {
+      y << YAML::Key << "endpoints" << YAML::Value << YAML::BeginMap;
+      for (const auto &[name, addrs] : named) {
+        y << YAML::Key << name << YAML::Value;
+        emitList(y, addrs);
+      }
+      y << YAML::EndMap;
+    }
+    if (!srv.empty()) {
+      y << YAML::Key << "srv" << YAML::Value;
+      emitList(y, srv);
+    }
+    if (!replay.empty()) {
+      y << YAML::Key << "replay_endpoints" << YAML::Value << YAML::BeginMap;
+      for (const auto &[name, addr] : replay) {
+        y << YAML::Key << name << YAML::Value << addr;
+      }
+      y << YAML::EndMap;
+    }
     y << YAML::EndMap;
   }
   if (auto inbound = stringList(cfg.find("relay_inbound")); !inbound.empty()) {

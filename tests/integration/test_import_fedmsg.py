@@ -164,10 +164,44 @@ def test_errors():
     print("ok: a failing file is named with its line; a missing python3 says what to install")
 
 
+def test_replay_and_srv():
+    """fedmsg's replay_endpoints and srv_endpoints carry over: the endpoints keep their
+    service keys (what replay_endpoints names), each SRV domain becomes _fedmsg._tcp.DOMAIN,
+    a replay endpoint of a domain follows it, one that names nothing is left out with a
+    warning; `switchyard check` accepts the zmq-sub entry."""
+    with tempfile.TemporaryDirectory(prefix="sy-import-") as conf:
+        with open(os.path.join(conf, "a.py"), "w") as f:
+            f.write("config = {'endpoints': {'bodhi.app01': ['tcp://a:3000', 'tcp://a:3001'],\n"
+                    "                        'relay_outbound': 'tcp://r:4001',\n"
+                    "                        'relay_inbound': 'tcp://127.0.0.1:2003'},\n"
+                    "          'replay_endpoints': {'bodhi.app01': 'tcp://a:3002', 'example.org': 'tcp://hub:9941',\n"
+                    "                               'gone.host': 'tcp://g:1'},\n"
+                    "          'srv_endpoints': ['example.org'], 'ca_cert_location': '/etc/pki/fedmsg/ca.crt'}\n")
+        p = run("import-fedmsg-config", conf)
+        check(p.returncode == 0, p.stderr)
+        frags = yaml.safe_load(p.stdout)
+        check(frags["zmq_sub"] == {
+            "type": "zmq-sub",
+            "endpoints": {"bodhi.app01": ["tcp://a:3000", "tcp://a:3001"], "relay_outbound": ["tcp://r:4001"]},
+            "srv": ["_fedmsg._tcp.example.org"],
+            "replay_endpoints": {"bodhi.app01": "tcp://a:3002", "_fedmsg._tcp.example.org": "tcp://hub:9941"},
+        }, frags["zmq_sub"])
+        check("switchyard import-fedmsg-config: warning: replay_endpoints: 'gone.host' names no service" in p.stderr,
+              p.stderr)
+        cfg = os.path.join(conf, "pipeline.yaml")
+        with open(cfg, "w") as f:
+            yaml.safe_dump({"version": 1, "pipelines": {"p": {"input": frags["zmq_sub"],
+                                                               "outputs": [{"type": "stdout"}]}}}, f)
+        p = run("check", cfg)
+        check(p.returncode == 0, f"check exit {p.returncode}\n{p.stdout}{p.stderr}")
+    print("ok: replay_endpoints and srv_endpoints carry over to zmq-sub")
+
+
 def main():
     test_exact_yaml()
     test_warnings()
     test_errors()
+    test_replay_and_srv()
     test_check_accepts_a_pipeline_from_the_fragments()
 
 
