@@ -124,12 +124,14 @@ Refusal readJson(std::string_view text, Handler &handler) {
     rapidjson::MemoryStream ms(text.data(), text.size());
     return readJsonFrom<ExtraFlags>(text, ms, handler);
   }
-  // NUL-terminated, with no NUL inside; 3 more NULs because RapidJSON's UTF-8 validation
-  // reads all of a multi-byte sequence's continuation bytes, even past the terminator, when
-  // the text ends inside one (seen with valgrind on a truncated sequence).
+  // NUL-terminated, with no NUL inside; 15 more NULs: RapidJSON's UTF-8 validation reads
+  // all of a multi-byte sequence's continuation bytes, even past the terminator, when the
+  // text ends inside one (seen with valgrind on a truncated sequence), and its SSE2 string
+  // scan loads the whole aligned 16-byte block that holds the terminator (up to 15 bytes
+  // after it; seen with AddressSanitizer). 16 bytes and more are on the heap, 16-aligned.
   std::string copy;
-  copy.reserve(text.size() + 4);
-  copy.append(text).append(3, '\0');
+  copy.reserve(text.size() + 16);
+  copy.append(text).append(15, '\0');
   rapidjson::StringStream ss(copy.c_str());
   return readJsonFrom<ExtraFlags>(text, ss, handler, false);
 }
