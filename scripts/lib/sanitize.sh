@@ -4,7 +4,9 @@
 # The build: meson's own b_sanitize=address,undefined with g++ (Debian's g++ 12 ships
 # libasan and libubsan), -fno-sanitize-recover=undefined so that undefined behaviour ends
 # the process (a failed test, not a line in a log), at -O1 (the sanitizers' usual level:
-# stack traces stay readable, compiling is quicker than -O2).
+# stack traces stay readable, compiling is quicker than -O2). Without werror: g++ 12 warns
+# falsely under the sanitizers' instrumentation (-Wmaybe-uninitialized inside std::regex),
+# and the normal build enforces the warnings already.
 
 SY_SANITIZE_BUILD=${SWITCHYARD_SANITIZE_BUILD_DIR:-$SY_BUILD-sanitize}
 
@@ -13,23 +15,19 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_erro
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:print_summary=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-print_suppressions=0}
 
-# Every test of these suites (unit: the codec, the configuration loader and its corpus, the
-# replay and HTTP parsers, every fuzz corpus replayed, the differential test; crypto: the
-# verifier and signer on hostile envelopes) ...
-SY_SANITIZE_SUITES=(unit crypto)
-# ... and these end to end tests of code that reads bytes from the network or from files.
+# The tests of the code that reads untrusted bytes that fit CI's time budget with their
+# cold sanitizer build (docs/testing.md: what, why, and the measured cost): the codec
+# (envelope decode, one-pass scanner, canonical JSON and the differential test, UTF-8,
+# fedmsg <-> AMQP mapping), the replay query codec, the HTTP ingest request parser, and
+# the fuzz corpora replayed through their targets. SY_SANITIZE_SUITES takes whole suites.
+SY_SANITIZE_SUITES=()
 SY_SANITIZE_TESTS=(
-  config-check-cli integration-stdio integration-cli integration-import-fedmsg-config
-  journal-cli journal-corrupt-tail
-  zmq-sub-python-publisher zmq-sub-malformed-flood zmq-sub-seq-forged-envelopes
-  zmq-pub-envelopes-and-pass-through zmq-sub-protocol-disconnect zmq-tail-and-logger
-  replay-endpoint-get-replay replay-signed-verified zmq-sub-replay-gap zmq-sub-replay-error
-  http-in-api http-in-check
-  amqp-poison-message amqp-no-message-id bridges-bad-input
+  utf8 envelope-scan fedmsg-codec canonical-json differential-json bridges-envelope-carry
+  replay-codec http-in-unit fuzz-corpus-envelope fuzz-corpus-replay
 )
 
 sy_sanitize_configure() {
-  local opts=(-Dwerror=true -Db_sanitize=address,undefined -Doptimization=1
+  local opts=(-Dwerror=false -Db_sanitize=address,undefined -Doptimization=1
     -Dcpp_args=-fno-sanitize-recover=undefined -Dc_args=-fno-sanitize-recover=undefined)
   if [ -f "$SY_SANITIZE_BUILD/meson-info/intro-buildoptions.json" ]; then
     meson configure "$SY_SANITIZE_BUILD" "${opts[@]}" >/dev/null
