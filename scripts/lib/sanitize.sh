@@ -18,12 +18,13 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-print_suppressions=0}
 # The tests of the code that reads untrusted bytes that fit CI's time budget with their
 # cold sanitizer build (docs/testing.md: what, why, and the measured cost): the codec
 # (envelope decode, one-pass scanner, canonical JSON and the differential test, UTF-8,
-# fedmsg <-> AMQP mapping), the replay query codec, the HTTP ingest request parser, and
-# the fuzz corpora replayed through their targets. SY_SANITIZE_SUITES takes whole suites.
+# fedmsg <-> AMQP mapping), the replay query codec, the HTTP ingest request parser, the
+# AMQP frame mapping, and the fuzz corpora replayed through their targets. SY_SANITIZE_SUITES takes whole suites.
 SY_SANITIZE_SUITES=()
 SY_SANITIZE_TESTS=(
   utf8 envelope-scan fedmsg-codec canonical-json differential-json bridges-envelope-carry
-  replay-codec http-in-unit fuzz-corpus-envelope fuzz-corpus-replay
+  replay-codec http-in-unit amqp-publish-frames
+  fuzz-corpus-envelope fuzz-corpus-replay fuzz-corpus-http fuzz-corpus-amqp
 )
 
 sy_sanitize_configure() {
