@@ -24,7 +24,7 @@ SY_SANITIZE_SUITES=()
 SY_SANITIZE_TESTS=(
   utf8 envelope-scan fedmsg-codec canonical-json differential-json bridges-envelope-carry
   replay-codec http-in-unit amqp-publish-frames
-  fuzz-corpus-envelope fuzz-corpus-replay fuzz-corpus-http fuzz-corpus-amqp
+  fuzz-corpus-envelope fuzz-corpus-replay fuzz-corpus-http fuzz-corpus-amqp fuzz-corpus-config
 )
 
 sy_sanitize_configure() {
