@@ -8,12 +8,13 @@
 #include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <fmt/format.h>
-#include <rapidjson/document.h>
 
 #include "db.hpp"
 #include "sql.hpp"
 #include "switchyard/fedmsg.hpp"
+#include "switchyard/json.hpp"
 #include "switchyard/message.hpp"
+#include "switchyard/parsed.hpp"
 
 namespace switchyard::store {
 
@@ -77,27 +78,26 @@ struct HeaderFacts {
   std::optional<double> sent_at;
 };
 
-HeaderFacts headerFacts(const std::string &headers) {
+HeaderFacts headerFacts(const Message &msg) {
   HeaderFacts f;
+  const std::string &headers = msg.headers();
   if (headers.size() < 3 || (headers.find("\"sent-") == std::string::npos &&
                              headers.find("\"agent\"") == std::string::npos)) {
     return f;
   }
-  rapidjson::Document d;
-  d.Parse(headers.data(), headers.size());
-  if (d.HasParseError() || !d.IsObject()) {
+  // The message's cached tree: an input or filter that read the headers parsed them already.
+  const json::Value *h = codec::parsedHeaders(msg);
+  if (h == nullptr) {
     return f;
   }
   for (const char *key : {"sent-by", "agent"}) {
-    auto it = d.FindMember(key);
-    if (it != d.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0) {
-      f.user = std::string(it->value.GetString(), it->value.GetStringLength());
+    if (auto v = h->findString(key); v && !v->empty()) {
+      f.user = std::string(*v);
       break;
     }
   }
-  auto it = d.FindMember("sent-at");
-  if (it != d.MemberEnd() && it->value.IsString()) {
-    f.sent_at = parseTime(std::string(it->value.GetString(), it->value.GetStringLength()));
+  if (auto v = h->findString("sent-at")) {
+    f.sent_at = parseTime(std::string(*v));
   }
   return f;
 }
@@ -117,7 +117,7 @@ Row rowFromMessage(const Message &msg, double now_s) {
   const bool env_time = env && env->fields.timestamp_ms > 0;
   HeaderFacts facts;
   if (!env_user || !env_time) {
-    facts = headerFacts(r.headers);
+    facts = headerFacts(msg);
   }
   if (env_time) {
     r.timestamp = static_cast<double>(env->fields.timestamp_ms) / 1000.0;
