@@ -56,16 +56,6 @@ std::string peerCn(X509 *cert) {
   return cn;
 }
 
-const char *outcomeWord(Outcome o) {
-  switch (o) {
-    case Outcome::Delivered: return "delivered";
-    case Outcome::Dropped: return "dropped";
-    case Outcome::Retry: return "retry";
-    case Outcome::Reject: return "reject";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 bool HttpIn::buildServer(std::string &key, std::string &err) {
@@ -406,7 +396,7 @@ void HttpIn::answer(httplib::Response &res, Batch &b, bool single, bool finished
       if (!b.settled[i]) {
         r.outcome = "pending";
       } else {
-        r.outcome = outcomeWord(b.outcomes[i]);
+        r.outcome = outcomeName(b.outcomes[i]);
         r.reason = b.reasons[i];
         if (b.outcomes[i] == Outcome::Retry) {
           any_retry = true;
