@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "http"))
 from replaytest import (Publisher, Subscriber, Switchyard, check, envelope, free_port,  # noqa: E402
                         get_replay, http_get, wait_for)
 from httptest import Client, make_pki  # noqa: E402
+from sytest import run_check  # noqa: E402
 
 BIN = os.environ["SWITCHYARD_BIN"]
 EXAMPLE = os.path.join(os.environ["SWITCHYARD_SOURCE_ROOT"], "examples", "pipelines", "fedmsg-hub.yaml")
@@ -81,8 +82,8 @@ def main():
         os.environ.pop(k, None)
     os.environ.update(env)
 
-    c = subprocess.run([BIN, "check", EXAMPLE], capture_output=True, text=True, timeout=60)
-    check(c.returncode == 0, f"switchyard check failed:\n{c.stderr}")
+    rc, out = run_check(EXAMPLE)
+    check(rc == 0, f"switchyard check failed:\n{out}")
 
     hub = Switchyard(["run", "--stats-interval", "1000", "--http", f"127.0.0.1:{p_http}", EXAMPLE])
     consumer = None

@@ -16,9 +16,9 @@
 import os
 import re
 import socket
-import subprocess
 
-from httptest import BIN, Router, cleanup, free_port, log, make_pki, tmpdir
+from httptest import Router, cleanup, free_port, log, make_pki, tmpdir
+from sytest import run_check
 
 SRC = os.environ["SWITCHYARD_SOURCE_ROOT"]
 
@@ -27,8 +27,7 @@ def check(tmp, name, text, *args):
     path = os.path.join(tmp, name)
     with open(path, "w") as f:
         f.write(text)
-    p = subprocess.run([BIN, "check", *args, path], capture_output=True, text=True, timeout=50)
-    return p.returncode, p.stdout + p.stderr
+    return run_check(*args, path)
 
 
 def has(out, pattern):
@@ -39,9 +38,8 @@ def main():
     tmp = tmpdir("sy-http-check-")
     try:
         # 1. the example
-        p = subprocess.run([BIN, "check", os.path.join(SRC, "examples", "pipelines", "https-ingest.yaml")],
-                           capture_output=True, text=True, timeout=50)
-        assert p.returncode == 0, f"example: exit {p.returncode}\n{p.stdout}{p.stderr}"
+        rc, out = run_check(os.path.join(SRC, "examples", "pipelines", "https-ingest.yaml"))
+        assert rc == 0, f"example: exit {rc}\n{out}"
         log("example pipeline: check ok")
 
         # 2. every problem at its key, in one run

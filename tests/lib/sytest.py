@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Helpers shared by the Python tests (one copy each): polling a condition with a deadline,
-a free TCP port, GET of the operations endpoint, and the `stats:` lines of `switchyard run`.
+a free TCP port, GET of the operations endpoint, `switchyard check`, and the `stats:` lines of
+`switchyard run`.
 
 The tests put this directory on sys.path themselves:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))"""
+import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -43,6 +46,13 @@ def http_get(url, timeout=10):
         return e.code, e.headers.get("Content-Type"), e.read().decode()
     except (urllib.error.URLError, ConnectionError):
         return None, None, ""
+
+
+def run_check(*args, env=None, timeout=60):
+    """`switchyard check ARGS...` (the binary in $SWITCHYARD_BIN): (exit status, stdout + stderr)."""
+    p = subprocess.run([os.environ["SWITCHYARD_BIN"], "check", *args], capture_output=True, text=True,
+                       env=env, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
 
 
 def read_output(proc, line=lambda raw: raw.decode("utf-8", "replace")):

@@ -18,6 +18,7 @@ import zmq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from replaytest import (Subscriber, Switchyard, check, free_port, get_replay, http_get, metric,  # noqa: E402
                         replay_error, wait_for, write_config)
+from sytest import run_check  # noqa: E402
 
 BIN = os.environ["SWITCHYARD_BIN"]
 
@@ -78,7 +79,7 @@ pipelines:
     check(st[("zmq-pub", "replay_served", "")] == 6, "served count")
 
 
-def run_check(tmp):
+def check_configs(tmp):
     port = free_port()
     bad = write_config(tmp, f"""version: 1
 pipelines:
@@ -90,9 +91,8 @@ pipelines:
         replay_endpoint: "tcp://127.0.0.1:{port}"
         replay_max_reply: 0
 """, "bad.yaml")
-    r = subprocess.run([BIN, "check", bad], capture_output=True, text=True, timeout=30)
-    out = r.stdout + r.stderr
-    check(r.returncode != 0, f"check accepted a bad replay configuration\n{out}")
+    rc, out = run_check(bad)
+    check(rc != 0, f"check accepted a bad replay configuration\n{out}")
     check("replay_endpoint" in out and "also in endpoints" in out, f"no replay_endpoint problem\n{out}")
     check("replay_max_reply" in out and "must be 1 or more" in out, f"no replay_max_reply problem\n{out}")
     nodb = write_config(tmp, f"""version: 1
@@ -104,9 +104,8 @@ pipelines:
         endpoints: ["tcp://127.0.0.1:{port}"]
         replay_database: "sqlite:{tmp}/r.db"
 """, "nodb.yaml")
-    r = subprocess.run([BIN, "check", nodb], capture_output=True, text=True, timeout=30)
-    out = r.stdout + r.stderr
-    check(r.returncode != 0 and "replay_database" in out and "needs 'replay_endpoint'" in out,
+    rc, out = run_check(nodb)
+    check(rc != 0 and "replay_database" in out and "needs 'replay_endpoint'" in out,
           f"replay_database without replay_endpoint\n{out}")
     # check --connect: the replay endpoint bindable, then held by another socket.
     p_replay = free_port()
@@ -119,28 +118,26 @@ pipelines:
         endpoints: ["tcp://127.0.0.1:{port}"]
         replay_endpoint: "tcp://127.0.0.1:{p_replay}"
 """, "good.yaml")
-    r = subprocess.run([BIN, "check", "--connect", good], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0 and f"tcp://127.0.0.1:{p_replay}" in r.stdout + r.stderr,
-          f"check --connect\n{r.stdout}{r.stderr}")
+    rc, out = run_check("--connect", good)
+    check(rc == 0 and f"tcp://127.0.0.1:{p_replay}" in out, f"check --connect\n{out}")
     holder = zmq.Context.instance().socket(zmq.REP)
     holder.setsockopt(zmq.LINGER, 0)
     holder.bind(f"tcp://127.0.0.1:{p_replay}")
     try:
-        r = subprocess.run([BIN, "check", "--connect", good], capture_output=True, text=True, timeout=30)
+        rc, out = run_check("--connect", good)
     finally:
         holder.close()
-    out = r.stdout + r.stderr
-    check(r.returncode != 0 and f"tcp://127.0.0.1:{p_replay}" in out and "in use" in out,
+    check(rc != 0 and f"tcp://127.0.0.1:{p_replay}" in out and "in use" in out,
           f"check --connect with the replay port taken\n{out}")
     example = os.path.join(os.environ["SWITCHYARD_SOURCE_ROOT"], "examples", "pipelines", "zmq-pub-replay.yaml")
-    r = subprocess.run([BIN, "check", example], capture_output=True, text=True, timeout=30)
-    check(r.returncode == 0, f"check {example}\n{r.stdout}{r.stderr}")
+    rc, out = run_check(example)
+    check(rc == 0, f"check {example}\n{out}")
 
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         run_bounds(tmp)
-        run_check(tmp)
+        check_configs(tmp)
     print("ok")
 
 

@@ -13,6 +13,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from pg_fixture import Postgres, log  # noqa: E402
+from sytest import run_check  # noqa: E402
 
 BIN = os.environ["SWITCHYARD_BIN"]
 TOPICS = ["org.fedoraproject.prod.git.receive", "org.fedoraproject.prod.bodhi.update",
@@ -130,24 +131,22 @@ def check_configs(tmp):
     root = os.environ.get("SWITCHYARD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
     example = os.path.join(root, "examples", "pipelines", "store.yaml")
     env = dict(os.environ, STORE_DATABASE="sqlite:" + os.path.join(tmp, "example.db"))
-    p = subprocess.run([BIN, "check", example], capture_output=True, text=True, env=env, timeout=30)
-    assert p.returncode == 0, p.stdout + p.stderr
+    rc, out = run_check(example, env=env)
+    assert rc == 0, out
     bad = os.path.join(tmp, "bad.yaml")
     with open(bad, "w") as f:
         f.write('version: 1\npipelines:\n  p:\n    input: {type: stdin}\n'
                 '    outputs: [{type: store, database: "mysql://x", batch_size: 0}]\n')
-    p = subprocess.run([BIN, "check", bad], capture_output=True, text=True, timeout=30)
-    out = p.stdout + p.stderr
-    assert p.returncode == 2, out
+    rc, out = run_check(bad)
+    assert rc == 2, out
     assert "bad.yaml:5:39: pipelines.p.outputs[0].database: 'mysql://x' is not a database URL" in out, out
     assert "pipelines.p.outputs[0].batch_size: must be between 1 and 100000" in out, out
     good = os.path.join(tmp, "good.yaml")
     with open(good, "w") as f:
         f.write('version: 1\npipelines:\n  p:\n    input: {type: stdin}\n'
                 f'    outputs: [{{type: store, database: "sqlite:{tmp}/no/such/dir/x.db"}}]\n')
-    p = subprocess.run([BIN, "check", "--connect", good], capture_output=True, text=True, timeout=30)
-    out = p.stdout + p.stderr
-    assert p.returncode == 1 and "no/such/dir/x.db" in out and "FAILED" in out, out
+    rc, out = run_check("--connect", good)
+    assert rc == 1 and "no/such/dir/x.db" in out and "FAILED" in out, out
 
 
 def main():

@@ -12,14 +12,13 @@
    what A sends then never arrives, B's messages do); the log and the counters say so."""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from subtest import TOPIC, Dnsmasq, Publisher, Switchyard, check, free_port, wait_for, write_config  # noqa: E402
-from zmqtest import BIN, envelope  # noqa: E402
-from sytest import http_get  # noqa: E402
+from zmqtest import envelope  # noqa: E402
+from sytest import http_get, run_check  # noqa: E402
 
 T = TOPIC.encode()
 NAME = "_fedmsg._tcp.switchyard.test"
@@ -60,10 +59,8 @@ pipelines:
     outputs:
       - type: stdout
 """)
-        p = subprocess.run([BIN, "check", "--connect", "--timeout", "10", cfg], capture_output=True, text=True,
-                           timeout=60)
-        out = p.stdout + p.stderr
-        check(p.returncode == 0, f"check --connect exit {p.returncode}\n{out}")
+        rc, out = run_check("--connect", "--timeout", "10", cfg)
+        check(rc == 0, f"check --connect exit {rc}\n{out}")
         check(f"SRV {NAME} -> tcp://localhost:{pa}: ok" in out, f"the SRV name is reported\n{out}")
         check(f"tcp://localhost:{pa}: ok" in out.replace(f"SRV {NAME} -> ", ""), f"its target is connected\n{out}")
 
