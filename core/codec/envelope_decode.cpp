@@ -307,15 +307,20 @@ Result parseEnvelope(std::string_view json, Envelope &out, const Limits &limits,
   return {};
 }
 
-Result decode(std::string_view frame_topic, std::string_view frame_json, Message &out,
-              const Limits &limits) {
-  if (auto r = checkSize(frame_topic, limits, "frame 0 (the topic)"); !r.ok()) {
-    return r;
+namespace {
+
+/// decode() and decodeEnvelope(): @p frame_topic null when there is no topic frame.
+Result decodeWire(const std::string_view *frame_topic, std::string_view frame_json, Message &out,
+                  const Limits &limits) {
+  if (frame_topic != nullptr) {
+    if (auto r = checkSize(*frame_topic, limits, "frame 0 (the topic)"); !r.ok()) {
+      return r;
+    }
   }
   if (auto r = checkSize(frame_json, limits, "frame 1 (the envelope)"); !r.ok()) {
     return r;
   }
-  if (!isValidUtf8(frame_topic)) {
+  if (frame_topic != nullptr && !isValidUtf8(*frame_topic)) {
     return Result::fail("invalid_utf8", "frame 0 (the topic) is not valid UTF-8");
   }
   Result r;
@@ -324,9 +329,9 @@ Result decode(std::string_view frame_topic, std::string_view frame_json, Message
     return r;
   }
   const Envelope &env = wire->fields;
-  if (env.topic != frame_topic) {
+  if (frame_topic != nullptr && env.topic != *frame_topic) {
     return Result::fail("topic_mismatch", fmt::format("frame 0 \"{}\" differs from the envelope topic \"{}\"",
-                                                      frame_topic, env.topic));
+                                                      *frame_topic, env.topic));
   }
   Message m(env.topic, std::string(env.msg), env.headers.empty() ? std::string("{}") : std::string(env.headers),
             env.msg_id, env.timestamp_ms);
@@ -341,6 +346,17 @@ Result decode(std::string_view frame_topic, std::string_view frame_json, Message
   attach(m, std::move(wire));
   out = std::move(m);
   return {};
+}
+
+}  // namespace
+
+Result decode(std::string_view frame_topic, std::string_view frame_json, Message &out,
+              const Limits &limits) {
+  return decodeWire(&frame_topic, frame_json, out, limits);
+}
+
+Result decodeEnvelope(std::string_view frame_json, Message &out, const Limits &limits) {
+  return decodeWire(nullptr, frame_json, out, limits);
 }
 
 std::size_t WireEnvelope::bytes() const noexcept {

@@ -72,6 +72,36 @@ TEST_CASE("decode: a plain envelope becomes a message") {
   CHECK(envSeq(m) == std::optional<std::string_view>("7"));
 }
 
+TEST_CASE("decodeEnvelope: an envelope without its topic frame (a replay reply) decodes in one parse") {
+  namespace cd = switchyard::codec;
+  auto parses = [] {
+    const auto &p = cd::parseStats().parses;
+    return p[static_cast<std::size_t>(cd::ParseKind::Envelope)].count +
+           p[static_cast<std::size_t>(cd::ParseKind::CanonicalScan)].count;
+  };
+  std::string env = envelope(R"({"k":1})", R"(,"seq_id":12)");
+  Message m;
+  Message via_topic;
+  REQUIRE(fm::decode(kTopic, env, via_topic).ok());
+  auto before = parses();
+  REQUIRE(fm::decodeEnvelope(env, m).ok());
+  CHECK(parses() == before + 1);
+  CHECK(m.topic() == kTopic);
+  CHECK(m.body() == via_topic.body());
+  CHECK(m.id() == via_topic.id());
+  CHECK(m.timestampMs() == via_topic.timestampMs());
+  CHECK(envText(m) == std::optional<std::string_view>(env));
+  for (std::string_view bad : {R"({"msg":{},"topic":"t"})", "[1]", R"({"msg":{},"msg_id":"x","topic":7})"}) {
+    CAPTURE(bad);
+    auto reason = fm::decodeEnvelope(bad, m).reason;
+    CHECK(!reason.empty());
+    CHECK(reason == fm::decode("t", bad, m).reason);
+  }
+  fm::Limits small;
+  small.max_bytes = 8;
+  CHECK(fm::decodeEnvelope(env, m, small).reason == "oversize");
+}
+
 TEST_CASE("decode: body, headers and envelope keep their exact bytes") {
   const std::vector<std::string> bodies = {
       R"({"big": 123456789012345678901234567890, "neg": -98765432109876543210})",

@@ -235,12 +235,8 @@ void ReplayClient::answered(SourceContext &ctx, Pub &p, std::vector<zmq::message
   }
   std::set<std::int64_t> got;
   for (auto &f : frames) {
-    fedmsg::Envelope env;
     Message m;
-    fedmsg::Result r = fedmsg::parseEnvelope(f.to_string_view(), env, limits_);
-    if (r.ok()) {
-      r = fedmsg::decode(env.topic, f.to_string_view(), m, limits_);
-    }
+    fedmsg::Result r = fedmsg::decodeEnvelope(f.to_string_view(), m, limits_);
     if (!r.ok()) {
       ctx.countDrop(r.reason);
       log_.warn(ctx, r.reason, "dropped ({}): {} (replayed by {})", r.reason, r.detail, p.endpoint);

@@ -130,6 +130,10 @@ void attach(Message &msg, std::shared_ptr<const WireEnvelope> wire);
 Result decode(std::string_view frame_topic, std::string_view frame_json, Message &out,
               const Limits &limits = {});
 
+/// As decode(), for an envelope that comes without its topic frame (a frame of a replay
+/// reply): the topic is the envelope's own.
+Result decodeEnvelope(std::string_view frame_json, Message &out, const Limits &limits = {});
+
 /// As decode(), for a multipart message of any frame count (wrong_frame_count unless 2).
 Result decodeFrames(std::span<const std::string_view> frames, Message &out, const Limits &limits = {});
 
