@@ -9,14 +9,18 @@ that names no topic. amqp-publish cannot tell which of its unconfirmed messages 
 refused, so it republishes them one at a time; each closure then has one candidate. All 20
 messages end as Reject `forbidden`, exactly once each, with one channel per message (plus
 at most the first, ambiguous one), on one connection: no reconnect, no republish loop, and
-the pipeline ends as soon as stdin does."""
+the pipeline ends as soon as stdin does.
+
+The input comes in two writes, the second after the broker closed the first channel: the
+messages that arrive while (or after) the suspects are probed go one at a time as well,
+so they cost no second ambiguous closure."""
 import re
 import secrets
 import subprocess
 import json
 import time
 
-from amqp_fixture import Broker, Switchyard, log, unique
+from amqp_fixture import Broker, Switchyard, log, unique, wait_for
 
 N = 20
 
@@ -38,7 +42,12 @@ pipelines:
         lines = [json.dumps({"topic": f"org.example.probe.{i}", "body": {"n": i}, "id": f"p-{i:02d}"})
                  for i in range(N)]
         t0 = time.monotonic()
-        sy.proc.stdin.write(("\n".join(lines) + "\n").encode())
+        half = N // 2
+        sy.proc.stdin.write(("\n".join(lines[:half]) + "\n").encode())
+        sy.proc.stdin.flush()
+        wait_for(lambda: "closed by the broker" in sy.stderr() or "refused by the broker" in sy.stderr(), 10,
+                 "the broker's first channel closure")
+        sy.proc.stdin.write(("\n".join(lines[half:]) + "\n").encode())
         sy.proc.stdin.close()
         rc = sy.wait(30)
         elapsed = time.monotonic() - t0

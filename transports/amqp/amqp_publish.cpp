@@ -21,7 +21,8 @@
 // `precondition_failed`) -> Reject of that message only, never republished; the others on
 // that channel are republished on a new channel. When the broker's text does not say which
 // message it was, the suspects are republished one at a time until the next closure names
-// it. Anything else -> reconnect with backoff and republish.
+// it, and publishing stays one at a time until the broker confirms one. Anything else ->
+// reconnect with backoff and republish.
 // Start-up: a first connection attempt of at most 5 s; refused credentials, a missing vhost,
 // an inequivalent exchange and unusable TLS files are permanent (Status::permanent, exit 3);
 // a broker that is down is not (poll() keeps retrying).

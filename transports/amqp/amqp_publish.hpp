@@ -162,7 +162,9 @@ class AmqpPublish final : public Sink {
   Outcome unroutable_ = Outcome::Dropped;
   std::uint64_t max_size_ = 134217728;
   std::vector<std::regex> allowed_topics_;
-  std::size_t probe_ = 0;  ///< suspects of a closure to publish one at a time
+  /// Messages still to publish one at a time after an ambiguous closure: its suspects; a
+  /// confirm counts it down, a refusal leaves at least 1 (only a confirm ends the probe).
+  std::size_t probe_ = 0;
   /// Since when every confirm on this channel was a nack, while it never had an ack. A
   /// channel opened while a quorum queue's leader was being replaced can stay bound to the
   /// old leader and nack every publish: past kNackReconnect the link reconnects. (A channel

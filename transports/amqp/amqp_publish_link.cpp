@@ -357,7 +357,10 @@ void AmqpPublish::channelClosed(SinkContext &ctx, int code, const std::string &t
       ctx.log().warn("message {} refused by the broker: {} {}", victim->second.message_id, code, text);
       ctx.done(victim->second.id, Outcome::Reject, reason);
       unconfirmed_.erase(victim);
-      if (probe_ > 0) {
+      // While probing, a refusal keeps the next message alone as well: only a confirm ends
+      // the probe. Messages that came in meanwhile (a second read of the input) are likely
+      // refused too; sent as a batch they would cost another ambiguous closure.
+      if (probe_ > 1) {
         --probe_;
       }
     } else {
